@@ -1,0 +1,3 @@
+from collectionflow.cli import main
+
+main()
