@@ -1,0 +1,1 @@
+"""The CollectionFlow API types and the CRD generated from them."""

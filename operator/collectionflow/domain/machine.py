@@ -1,0 +1,538 @@
+"""The flow state machine: from what the operator observes to what it should do next.
+
+`decide` is a pure function. It takes the flow as read from the API (spec, status, the
+annotations that carry user requests) and the observed state of the current attempt's Job,
+and returns a `Decision`: the new status, the Job to start, the phase run to record, the
+failure to journal and the Events to post. The handlers carry a decision out; they never
+decide anything themselves, so every transition is covered by unit tests here.
+
+States: Pending -> Running <-> WaitingForInput / Suspended -> Succeeded | Failed.
+A flow is Succeeded only when a phase finishes and neither its result nor the registry
+names a next phase.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any, Literal
+
+from collectionflow.api.models import (
+    CollectionFlowSpec,
+    CollectionFlowStatus,
+    FlowState,
+    PhaseHistoryEntry,
+    PhaseRunState,
+)
+from collectionflow.domain.conditions import conditions_for
+from collectionflow.domain.plan import FlowPlan, InvalidSpec, plan_for
+from collectionflow.domain.progress import progress_after, progress_succeeded
+from collectionflow.domain.records import ChildSnapshot
+from collectionflow.domain.registry import FlowDefinition, UnknownPhase
+from collectionflow.domain.results import PhaseOutcome, PhaseResult
+from collectionflow.specs.names import job_name
+
+HISTORY_LIMIT = 50
+
+
+@dataclass(frozen=True)
+class FlowView:
+    """A CollectionFlow as the state machine needs it."""
+
+    namespace: str
+    name: str
+    uid: str
+    generation: int
+    spec: CollectionFlowSpec
+    status: CollectionFlowStatus
+    input_complete: bool = False
+    manual_input: dict[str, Any] | None = None
+    retry_request: str | None = None
+
+
+class JobState(StrEnum):
+    MISSING = "Missing"
+    ACTIVE = "Active"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+@dataclass(frozen=True)
+class JobObservation:
+    """The current attempt's Job and the last of its containers to terminate."""
+
+    name: str
+    state: JobState
+    result: PhaseResult | None = None
+    result_error: str | None = None
+    exit_code: int | None = None
+    reason: str | None = None
+    termination_message: str | None = None
+    job_reason: str | None = None
+    job_message: str | None = None
+
+
+@dataclass(frozen=True)
+class StartPhase:
+    phase: str
+    attempt: int
+    manual_input: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class PhaseFinished:
+    phase: str
+    attempt: int
+    job_name: str
+    succeeded: bool
+    result: PhaseResult | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A failure for the journal: what failed, and everything needed to diagnose it."""
+
+    operation: str
+    phase: str | None
+    attempt: int
+    error_message: str
+    next_phase: str | None = None
+    agent_decision: str | None = None
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FlowEvent:
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    status: CollectionFlowStatus | None = None
+    start: StartPhase | None = None
+    finished: PhaseFinished | None = None
+    failure: Failure | None = None
+    events: tuple[FlowEvent, ...] = ()
+    consume_input: bool = False
+
+    @property
+    def changes_anything(self) -> bool:
+        return self.status is not None or self.start is not None or bool(self.events)
+
+
+NOTHING = Decision()
+
+
+def decide(flow: FlowView, job: JobObservation | None, now: dt.datetime) -> Decision:
+    """What to do about `flow`, given the observed Job of its current attempt."""
+    status = flow.status
+    if status.state is FlowState.SUCCEEDED:
+        return NOTHING
+    if status.state is FlowState.FAILED:
+        if flow.retry_request and flow.retry_request != status.retry_token:
+            return _retry_in_place(flow, now)
+        return NOTHING
+    try:
+        plan = plan_for(flow.spec)
+    except InvalidSpec as error:
+        return _fail(flow, None, now, "InvalidSpec", f"invalid spec: {error}", "invalid_spec")
+
+    match status.state:
+        case FlowState.PENDING:
+            return _enter_phase(
+                flow, plan, plan.definition.first_phase, 1, now, _started(flow, now)
+            )
+        case FlowState.SUSPENDED:
+            if flow.spec.suspend or status.phase is None:
+                return NOTHING
+            resumed = _enter_phase(flow, plan, status.phase, max(status.attempt, 1), now, status)
+            return replace(
+                resumed,
+                events=(
+                    FlowEvent("Normal", "FlowResumed", f"resumed at phase {status.phase}"),
+                    *resumed.events,
+                ),
+            )
+        case FlowState.WAITING_FOR_INPUT:
+            if status.phase is None:
+                return NOTHING
+            return _enter_phase(flow, plan, status.phase, max(status.attempt, 1), now, status)
+        case FlowState.RUNNING:
+            return _running(flow, plan, job, now)
+    return NOTHING
+
+
+def _running(
+    flow: FlowView, plan: FlowPlan, job: JobObservation | None, now: dt.datetime
+) -> Decision:
+    if job is None or job.state in (JobState.ACTIVE, JobState.MISSING):
+        return NOTHING
+    result = job.result
+    if job.state is JobState.SUCCEEDED and (
+        result is None or result.state is PhaseOutcome.SUCCEEDED
+    ):
+        return _phase_succeeded(flow, plan, job, now)
+    return _phase_failed(flow, plan, job, now)
+
+
+def _phase_succeeded(
+    flow: FlowView, plan: FlowPlan, job: JobObservation, now: dt.datetime
+) -> Decision:
+    status = flow.status
+    phase = status.phase or plan.definition.first_phase
+    result = job.result
+    finished = PhaseFinished(phase, status.attempt, job.name, True, result, None)
+    try:
+        next_phase = next_phase_for(plan.definition, phase, result)
+    except UnknownPhase as error:
+        message = f"phase {phase} named an unknown next phase: {error}"
+        return replace(
+            _fail(flow, result, now, "UnknownPhase", message, "resolve_next_phase"),
+            finished=finished,
+        )
+
+    history = _close_history(status, phase, status.attempt, PhaseRunState.SUCCEEDED, now, None)
+    succeeded_event = FlowEvent(
+        "Normal",
+        "PhaseSucceeded",
+        f"phase {phase} attempt {status.attempt} succeeded"
+        + (f"; next phase {next_phase}" if next_phase else ""),
+    )
+    if next_phase is None:
+        done = progress_succeeded(plan.definition)
+        message = f"all phases completed ({done.text})"
+        new_status = status.model_copy(
+            update={
+                "state": FlowState.SUCCEEDED,
+                "next_phase": None,
+                "progress_percentage": done.percentage,
+                "progress": done.text,
+                "current_job": None,
+                "completed_at": now,
+                "last_progress_time": now,
+                "message": message,
+                "observed_generation": flow.generation,
+                "phase_history": history,
+                "conditions": conditions_for(
+                    status.conditions,
+                    FlowState.SUCCEEDED,
+                    "Succeeded",
+                    message,
+                    now,
+                    flow.generation,
+                ),
+            }
+        )
+        return Decision(
+            status=new_status,
+            finished=finished,
+            events=(succeeded_event, FlowEvent("Normal", "FlowSucceeded", message)),
+        )
+
+    progress = progress_after(plan.definition, phase)
+    base = status.model_copy(
+        update={
+            "progress_percentage": progress.percentage,
+            "progress": progress.text,
+            "phase_history": history,
+            "last_progress_time": now,
+        }
+    )
+    entered = _enter_phase(flow, plan, next_phase, 1, now, base)
+    return replace(entered, finished=finished, events=(succeeded_event, *entered.events))
+
+
+def _phase_failed(
+    flow: FlowView, plan: FlowPlan, job: JobObservation, now: dt.datetime
+) -> Decision:
+    status = flow.status
+    phase = status.phase or plan.definition.first_phase
+    retries = plan.phase(phase).retries
+    result = job.result
+    cause = (
+        (result.error if result and result.error else None)
+        or job.termination_message
+        or job.job_message
+        or job.result_error
+        or "no message"
+    )
+    exit_part = f", exit code {job.exit_code}" if job.exit_code is not None else ""
+    reason = job.reason or job.job_reason or "Error"
+    message = (
+        f"phase {phase} attempt {status.attempt} failed after {retries} "
+        f"{'retry' if retries == 1 else 'retries'} ({reason}{exit_part}): {cause}"
+    )
+    failed = _fail(flow, result, now, "PhaseFailed", message, "run_phase", job=job)
+    finished = PhaseFinished(phase, status.attempt, job.name, False, result, message)
+    return replace(
+        failed,
+        finished=finished,
+        events=(FlowEvent("Warning", "PhaseFailed", message), *failed.events),
+    )
+
+
+def _fail(
+    flow: FlowView,
+    result: PhaseResult | None,
+    now: dt.datetime,
+    reason: str,
+    message: str,
+    operation: str,
+    job: JobObservation | None = None,
+) -> Decision:
+    status = flow.status
+    history = status.phase_history
+    if status.phase and status.state is FlowState.RUNNING:
+        history = _close_history(
+            status, status.phase, status.attempt, PhaseRunState.FAILED, now, message
+        )
+    new_status = status.model_copy(
+        update={
+            "state": FlowState.FAILED,
+            "current_job": None,
+            "completed_at": now,
+            "message": message,
+            "observed_generation": flow.generation,
+            "phase_history": history,
+            "conditions": conditions_for(
+                status.conditions, FlowState.FAILED, reason, message, now, flow.generation
+            ),
+        }
+    )
+    diagnostics: dict[str, Any] = {
+        "reason": reason,
+        "phase": status.phase,
+        "next_phase": status.next_phase,
+        "attempt": status.attempt,
+        "state_before": status.state.value,
+    }
+    if job is not None:
+        diagnostics |= {
+            "job_name": job.name,
+            "exit_code": job.exit_code,
+            "container_reason": job.reason,
+            "termination_message": job.termination_message,
+            "job_condition_reason": job.job_reason,
+            "job_condition_message": job.job_message,
+        }
+    if result is not None:
+        diagnostics["result"] = result.model_dump(mode="json")
+    failure = Failure(
+        operation=operation,
+        phase=status.phase,
+        attempt=status.attempt,
+        error_message=message,
+        next_phase=(result.next_phase if result else None) or status.next_phase,
+        agent_decision=result.agent_decision if result else None,
+        diagnostics=diagnostics,
+    )
+    return Decision(
+        status=new_status,
+        failure=failure,
+        events=(FlowEvent("Warning", "FlowFailed", message),),
+    )
+
+
+def _retry_in_place(flow: FlowView, now: dt.datetime) -> Decision:
+    """A user's retry of a Failed flow: the failed phase again, as its next attempt."""
+    status = flow.status
+    try:
+        plan = plan_for(flow.spec)
+    except InvalidSpec as error:
+        return _fail(flow, None, now, "InvalidSpec", f"invalid spec: {error}", "invalid_spec")
+    phase = status.phase or plan.definition.first_phase
+    base = status.model_copy(
+        update={
+            "retry_token": flow.retry_request,
+            "completed_at": None,
+            "recoveries": status.recoveries + 1,
+            "last_recovery_time": now,
+        }
+    )
+    attempt = status.attempt + 1
+    entered = _enter_phase(flow, plan, phase, attempt, now, base)
+    event = FlowEvent(
+        "Normal", "RetryRequested", f"retrying phase {phase} as attempt {attempt} on request"
+    )
+    return replace(entered, events=(event, *entered.events))
+
+
+def _enter_phase(
+    flow: FlowView,
+    plan: FlowPlan,
+    phase: str,
+    attempt: int,
+    now: dt.datetime,
+    base: CollectionFlowStatus,
+) -> Decision:
+    """Make `phase` current: start its Job, or wait for input or for the suspend to end."""
+    config = plan.phase(phase)
+    upcoming = plan.definition.next_phase_for(phase)
+    common = {
+        "phase": phase,
+        "next_phase": upcoming,
+        "attempt": attempt,
+        "observed_generation": flow.generation,
+    }
+    if flow.spec.suspend:
+        message = f"suspended before phase {phase}"
+        return Decision(
+            status=base.model_copy(
+                update=common
+                | {
+                    "state": FlowState.SUSPENDED,
+                    "current_job": None,
+                    "message": message,
+                    "conditions": conditions_for(
+                        base.conditions,
+                        FlowState.SUSPENDED,
+                        "Suspended",
+                        message,
+                        now,
+                        flow.generation,
+                    ),
+                }
+            ),
+            events=(FlowEvent("Normal", "FlowSuspended", message),),
+        )
+    if config.manual and not flow.input_complete:
+        message = (
+            f"phase {phase} waits for input: annotate the flow with "
+            "flows.collectionflow.io/input-complete=true"
+        )
+        already_waiting = base.state is FlowState.WAITING_FOR_INPUT and base.phase == phase
+        return Decision(
+            status=None
+            if already_waiting
+            else base.model_copy(
+                update=common
+                | {
+                    "state": FlowState.WAITING_FOR_INPUT,
+                    "current_job": None,
+                    "input_requested_at": now,
+                    "message": message,
+                    "conditions": conditions_for(
+                        base.conditions,
+                        FlowState.WAITING_FOR_INPUT,
+                        "WaitingForInput",
+                        message,
+                        now,
+                        flow.generation,
+                    ),
+                }
+            ),
+            events=() if already_waiting else (FlowEvent("Normal", "InputRequired", message),),
+        )
+
+    job = job_name(flow.name, phase, attempt)
+    message = f"running phase {phase} (attempt {attempt})"
+    entry = PhaseHistoryEntry(
+        name=phase, state=PhaseRunState.RUNNING, attempt=attempt, job_name=job, started_at=now
+    )
+    history = [h for h in base.phase_history if not (h.name == phase and h.attempt == attempt)] + [
+        entry
+    ]
+    return Decision(
+        status=base.model_copy(
+            update=common
+            | {
+                "state": FlowState.RUNNING,
+                "current_job": job,
+                "input_requested_at": None,
+                "last_progress_time": now,
+                "message": message,
+                "phase_history": history[-HISTORY_LIMIT:],
+                "conditions": conditions_for(
+                    base.conditions,
+                    FlowState.RUNNING,
+                    "PhaseRunning",
+                    message,
+                    now,
+                    flow.generation,
+                ),
+            }
+        ),
+        start=StartPhase(phase, attempt, flow.manual_input if config.manual else None),
+        events=(FlowEvent("Normal", "PhaseStarted", message),),
+        consume_input=config.manual,
+    )
+
+
+def _started(flow: FlowView, now: dt.datetime) -> CollectionFlowStatus:
+    return flow.status.model_copy(update={"started_at": flow.status.started_at or now})
+
+
+def _close_history(
+    status: CollectionFlowStatus,
+    phase: str,
+    attempt: int,
+    state: PhaseRunState,
+    now: dt.datetime,
+    message: str | None,
+) -> list[PhaseHistoryEntry]:
+    closed = []
+    for entry in status.phase_history:
+        if (
+            entry.name == phase
+            and entry.attempt == attempt
+            and entry.state is PhaseRunState.RUNNING
+        ):
+            entry = entry.model_copy(
+                update={"state": state, "finished_at": now, "message": message}
+            )
+        closed.append(entry)
+    return closed
+
+
+def next_phase_for(
+    definition: FlowDefinition, phase: str, result: PhaseResult | None
+) -> str | None:
+    """The phase after `phase`: the result's choice when it makes one, else the registry's."""
+    chosen = result.next_phase if result is not None else None
+    if chosen is not None:
+        definition.phase(chosen)
+        return chosen
+    return definition.next_phase_for(phase)
+
+
+CHILD_STATUS = {
+    FlowState.PENDING: "initialized",
+    FlowState.SUSPENDED: "paused",
+    FlowState.SUCCEEDED: "completed",
+    FlowState.FAILED: "failed",
+}
+
+
+def child_snapshot(definition: FlowDefinition, status: CollectionFlowStatus) -> ChildSnapshot:
+    """The child-flow record as it should be after `status`, in the child's vocabulary."""
+
+    def stored(phase: str | None) -> str | None:
+        return definition.phase(phase).stored_phase if phase else None
+
+    if status.state in CHILD_STATUS:
+        child_status = CHILD_STATUS[status.state]
+    elif status.phase is not None:
+        child_status = definition.phase(status.phase).stored_status
+    else:
+        child_status = "initialized"
+    return ChildSnapshot(
+        current_phase=stored(status.phase),
+        next_phase=stored(status.next_phase),
+        status=child_status,
+        progress_percentage=status.progress_percentage,
+        phase_state={
+            "state": status.state.value,
+            "phase": status.phase,
+            "attempt": status.attempt,
+            "recoveries": status.recoveries,
+            "progress": status.progress,
+            "history": [
+                {"phase": h.name, "attempt": h.attempt, "state": h.state.value}
+                for h in status.phase_history
+            ],
+        },
+    )

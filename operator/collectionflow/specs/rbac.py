@@ -1,0 +1,40 @@
+"""The ServiceAccount, Role and RoleBinding a flow's phase Jobs run as, per namespace.
+
+Workers only renew their heartbeat Lease and read their own Job, so that is all the Role
+grants. The operator creates these in each namespace that has a flow, before its first Job.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from collectionflow.specs.names import LABEL_MANAGED_BY, MANAGED_BY
+
+WORKER_RULES: list[dict[str, Any]] = [
+    {
+        "apiGroups": ["coordination.k8s.io"],
+        "resources": ["leases"],
+        "verbs": ["get", "create", "update", "patch"],
+    },
+    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get"]},
+]
+
+
+def build_worker_rbac(namespace: str, name: str) -> list[dict[str, Any]]:
+    metadata = {"name": name, "namespace": namespace, "labels": {LABEL_MANAGED_BY: MANAGED_BY}}
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": metadata,
+            "rules": WORKER_RULES,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": metadata,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+        },
+    ]

@@ -1,0 +1,67 @@
+"""Session fixtures shared by every test directory: the Kubernetes cluster and namespaces.
+
+With `KUBECONFIG` set, the tests use that cluster (kind, for instance) and start nothing.
+Otherwise they start the local control plane and the node agent once per session, and only
+when a selected test asks for them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+from harness.cluster import LocalCluster
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """The cluster under test, whichever way it was provided."""
+
+    kubeconfig: Path
+    local: LocalCluster | None
+
+    def api_client(self) -> client.ApiClient:
+        return config.new_client_from_config(config_file=str(self.kubeconfig))
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    existing = os.environ.get("KUBECONFIG")
+    if existing:
+        yield Cluster(Path(existing), None)
+        return
+    with LocalCluster(tmp_path_factory.mktemp("cluster")) as local:
+        yield Cluster(local.kubeconfig, local)
+
+
+@pytest.fixture
+def api(cluster: Cluster) -> Iterator[client.ApiClient]:
+    api_client = cluster.api_client()
+    try:
+        yield api_client
+    finally:
+        api_client.close()
+
+
+@pytest.fixture
+def namespace(api: client.ApiClient, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace per test, deleted (not awaited) afterwards."""
+    name = f"t-{request.node.name[:40].lower().replace('_', '-').strip('-')}-{uuid.uuid4().hex[:6]}"
+    name = "".join(c for c in name if c.isalnum() or c == "-")
+    core = client.CoreV1Api(api)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    try:
+        yield name
+    finally:
+        try:
+            core.delete_namespace(name)
+        except ApiException as error:
+            if error.status != 404:
+                raise

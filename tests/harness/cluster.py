@@ -1,0 +1,66 @@
+"""The whole local test cluster: the control plane plus one node agent for our own image."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from types import TracebackType
+
+from harness.controlplane import LocalControlPlane, provision_binaries
+from harness.nodeagent import NodeAgent
+
+IMAGE_REPOSITORY = "collectionflow-operator"
+NODE_NAME = "cf-local-node"
+
+
+class LocalCluster:
+    """Start with `with LocalCluster(workdir) as cluster:`; everything stops on exit."""
+
+    def __init__(self, workdir: Path | None = None) -> None:
+        self._owns_workdir = workdir is None
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="cf-cluster-"))
+        self.control_plane = LocalControlPlane(self.workdir / "control-plane", provision_binaries())
+        self.node_agent: NodeAgent | None = None
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.control_plane.kubeconfig
+
+    def start(self) -> None:
+        self.control_plane.start()
+        try:
+            self.start_node_agent()
+        except BaseException:
+            self.control_plane.stop()
+            raise
+
+    def start_node_agent(self) -> NodeAgent:
+        self.node_agent = NodeAgent(
+            kubeconfig=self.kubeconfig,
+            node_name=NODE_NAME,
+            image_map={IMAGE_REPOSITORY: None},
+            workdir=self.workdir / "node",
+        )
+        self.node_agent.start()
+        return self.node_agent
+
+    def stop(self) -> None:
+        if self.node_agent is not None:
+            self.node_agent.stop()
+            self.node_agent = None
+        self.control_plane.stop()
+        if self._owns_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> LocalCluster:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
