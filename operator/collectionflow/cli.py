@@ -1,5 +1,7 @@
 """Command line entry point; sub-commands are added by the modules that own them."""
 
+from typing import Annotated
+
 import typer
 
 from collectionflow.db.cli import app as db_app
@@ -14,6 +16,32 @@ def crd() -> None:
     from collectionflow.api.crd import render_crd_yaml
 
     typer.echo(render_crd_yaml(), nl=False)
+
+
+@app.command()
+def run(
+    namespace: Annotated[
+        list[str] | None, typer.Option("--namespace", "-n", help="watch only these (repeatable)")
+    ] = None,
+    liveness_port: Annotated[int, typer.Option(help="serve /healthz here; 0 disables")] = 8080,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run the operator: reconcile every CollectionFlow in the watched namespaces."""
+    import asyncio
+
+    import kopf
+
+    import collectionflow.handlers.operator  # noqa: F401  (registers the handlers)
+
+    kopf.configure(verbose=verbose, log_format=kopf.LogFormat.PLAIN)
+    asyncio.run(
+        kopf.operator(
+            standalone=True,
+            clusterwide=not namespace,
+            namespaces=namespace or (),
+            liveness_endpoint=f"http://0.0.0.0:{liveness_port}/healthz" if liveness_port else None,
+        )
+    )
 
 
 def main() -> None:

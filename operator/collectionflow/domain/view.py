@@ -1,0 +1,56 @@
+"""Turn a CollectionFlow object, as read from the API, into the state machine's `FlowView`.
+
+The user's requests that are not spec (manual input given, a retry asked for) arrive as
+annotations, because they are one-off actions rather than desired state.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import ValidationError
+
+from collectionflow.api.models import CollectionFlowSpec, CollectionFlowStatus
+from collectionflow.domain.machine import FlowView
+from collectionflow.specs.names import (
+    ANNOTATION_INPUT,
+    ANNOTATION_INPUT_COMPLETE,
+    ANNOTATION_RETRY,
+)
+
+
+class UnreadableFlow(ValueError):
+    """The object's spec does not parse; the message says where."""
+
+
+def flow_view(body: dict[str, Any]) -> FlowView:
+    meta = body["metadata"]
+    annotations: dict[str, str] = meta.get("annotations") or {}
+    try:
+        spec = CollectionFlowSpec.model_validate(body.get("spec") or {})
+    except ValidationError as error:
+        raise UnreadableFlow(f"invalid spec: {error}") from None
+    try:
+        status = CollectionFlowStatus.model_validate(body.get("status") or {})
+    except ValidationError as error:
+        raise UnreadableFlow(f"unreadable status: {error}") from None
+    manual_input: dict[str, Any] | None = None
+    raw_input = annotations.get(ANNOTATION_INPUT)
+    if raw_input:
+        try:
+            parsed = json.loads(raw_input)
+        except json.JSONDecodeError:
+            parsed = None
+        manual_input = parsed if isinstance(parsed, dict) else {"raw": raw_input}
+    return FlowView(
+        namespace=meta["namespace"],
+        name=meta["name"],
+        uid=meta["uid"],
+        generation=int(meta.get("generation") or 0),
+        spec=spec,
+        status=status,
+        input_complete=annotations.get(ANNOTATION_INPUT_COMPLETE, "").lower() == "true",
+        manual_input=manual_input,
+        retry_request=annotations.get(ANNOTATION_RETRY) or None,
+    )

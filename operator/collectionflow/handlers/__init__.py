@@ -1,0 +1,1 @@
+"""kopf handlers. Importing `collectionflow.handlers.operator` registers them."""

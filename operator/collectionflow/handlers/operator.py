@@ -1,0 +1,171 @@
+"""kopf registrations. Thin on purpose: each handler hands its work to a plain function.
+
+Each flow gets a daemon that reconciles it whenever something relevant happens (its own
+watch events, or watch events of its Jobs, which wake it) and at a slow resync interval as
+a safety net. Errors never end the loop: a database outage is retried with backoff and
+reported once per outage as a `DatabaseUnavailable` Warning Event on the flow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+from kubernetes.client.exceptions import ApiException
+
+from collectionflow.api.models import GROUP, PLURAL, VERSION
+from collectionflow.db.engine import make_engine, make_sessionmaker
+from collectionflow.db.errors import DatabaseUnavailable
+from collectionflow.db.migrate import upgrade
+from collectionflow.db.repository import FlowRepository
+from collectionflow.domain.view import UnreadableFlow
+from collectionflow.handlers.context import OperatorContext, flow_logger
+from collectionflow.handlers.reconcile import reconcile
+from collectionflow.k8s.gateway import Conflict, KubeGateway, ObjectRef, load_api_client
+from collectionflow.settings import get_settings
+from collectionflow.specs.names import LABEL_FLOW_UID, LABEL_MANAGED_BY, MANAGED_BY
+
+log = logging.getLogger(__name__)
+MAX_BACKOFF_SECONDS = 30.0
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.posting.level = logging.WARNING
+    # Without these a watch can go quiet for hours and handlers stop firing (kopf #585, #955).
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 30
+    settings.networking.request_timeout = 60
+
+    app = get_settings()
+    url = app.db.resolved_url()
+    try:
+        await upgrade(url)
+    except DatabaseUnavailable as error:
+        raise kopf.TemporaryError(f"database unavailable at startup: {error}", delay=5) from error
+    engine = make_engine(app.db)
+    memo.ctx = OperatorContext(
+        settings=app,
+        kube=KubeGateway(load_api_client()),
+        repository=FlowRepository(make_sessionmaker(engine)),
+        engine=engine,
+    )
+    log.info("operator ready: database %s", engine.url.render_as_string(hide_password=True))
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    ctx: OperatorContext | None = getattr(memo, "ctx", None)
+    if ctx is not None:
+        await ctx.engine.dispose()
+        ctx.kube.api_client.close()
+
+
+@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=5.0)
+async def run_flow(
+    name: str, namespace: str | None, uid: str, stopped: kopf.DaemonStopped, memo: Any, **_: Any
+) -> None:
+    assert namespace is not None, "CollectionFlow is namespaced"
+    ctx: OperatorContext = memo.ctx
+    wake = ctx.wakeups.register(uid)
+    failures = 0
+    try:
+        while not stopped:
+            wake.clear()
+            delay = ctx.settings.operator.resync_seconds
+            try:
+                await reconcile(ctx, namespace, name)
+                failures = 0
+                await _database_back(ctx, namespace, name, uid)
+            except Conflict:
+                delay = 0.0
+            except DatabaseUnavailable as error:
+                failures += 1
+                delay = min(MAX_BACKOFF_SECONDS, 2.0**failures)
+                await _database_down(ctx, namespace, name, uid, error, delay)
+            except UnreadableFlow as error:
+                delay = ctx.settings.operator.resync_seconds
+                flow_logger(namespace, name).error("%s", error)
+            except ApiException as error:
+                failures += 1
+                delay = min(MAX_BACKOFF_SECONDS, 2.0**failures)
+                flow_logger(namespace, name).warning(
+                    "Kubernetes API error %s %s; retrying in %.0fs",
+                    error.status,
+                    error.reason,
+                    delay,
+                )
+            if delay:
+                await _sleep_until_woken(wake, stopped, delay)
+    finally:
+        ctx.wakeups.unregister(uid)
+
+
+async def _sleep_until_woken(
+    wake: asyncio.Event, stopped: kopf.DaemonStopped, delay: float
+) -> None:
+    waiters = {asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stopped.wait())}
+    try:
+        await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+async def _database_down(
+    ctx: OperatorContext, namespace: str, name: str, uid: str, error: Exception, delay: float
+) -> None:
+    flow_logger(namespace, name).warning(
+        "database unavailable (%s); retrying in %.0fs", error, delay
+    )
+    if uid not in ctx.database_down:
+        ctx.database_down.add(uid)
+        await ctx.kube.post_event(
+            ObjectRef(namespace, name, uid),
+            "Warning",
+            "DatabaseUnavailable",
+            f"database unavailable, flow held until it returns: {error}",
+        )
+
+
+async def _database_back(ctx: OperatorContext, namespace: str, name: str, uid: str) -> None:
+    if uid in ctx.database_down:
+        ctx.database_down.discard(uid)
+        await ctx.kube.post_event(
+            ObjectRef(namespace, name, uid),
+            "Normal",
+            "DatabaseRecovered",
+            "database reachable again; caught up",
+        )
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+def flow_changed(uid: str, memo: Any, **_: Any) -> None:
+    memo.ctx.wakeups.wake(uid)
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={LABEL_MANAGED_BY: MANAGED_BY})
+def job_changed(labels: Mapping[str, str], memo: Any, **_: Any) -> None:
+    flow_uid = labels.get(LABEL_FLOW_UID)
+    if flow_uid:
+        memo.ctx.wakeups.wake(flow_uid)
+
+
+@kopf.on.delete(GROUP, VERSION, PLURAL)
+async def flow_deleted(name: str, namespace: str | None, uid: str, memo: Any, **_: Any) -> None:
+    """Jobs go with the flow (owner references); the database rows are marked cancelled."""
+    ctx: OperatorContext = memo.ctx
+    try:
+        await ctx.repository.mark_cancelled(uid)
+    except DatabaseUnavailable as error:
+        raise kopf.TemporaryError(f"database unavailable: {error}", delay=10) from error
+    flow_logger(namespace or "", name).info("flow deleted; database rows marked cancelled")
