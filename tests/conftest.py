@@ -10,25 +10,13 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from harness.cluster import LocalCluster
-
-
-@dataclass(frozen=True)
-class Cluster:
-    """The cluster under test, whichever way it was provided."""
-
-    kubeconfig: Path
-    local: LocalCluster | None
-
-    def api_client(self) -> client.ApiClient:
-        return config.new_client_from_config(config_file=str(self.kubeconfig))
+from harness.cluster import Cluster, LocalCluster
 
 
 @pytest.fixture(scope="session")

@@ -5,9 +5,11 @@ from typing import Annotated
 import typer
 
 from collectionflow.db.cli import app as db_app
+from collectionflow.worker.main import worker
 
 app = typer.Typer(no_args_is_help=True, help="collectionflow-operator")
 app.add_typer(db_app, name="db")
+app.command()(worker)
 
 
 @app.command()
@@ -28,12 +30,16 @@ def run(
 ) -> None:
     """Run the operator: reconcile every CollectionFlow in the watched namespaces."""
     import asyncio
+    import logging
 
     import kopf
 
     import collectionflow.handlers.operator  # noqa: F401  (registers the handlers)
 
     kopf.configure(verbose=verbose, log_format=kopf.LogFormat.PLAIN)
+    if not verbose:
+        # kopf logs every handler success per object at INFO; keep our own flow lines only.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     asyncio.run(
         kopf.operator(
             standalone=True,

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+
+from kubernetes import client, config
 
 from harness.controlplane import LocalControlPlane, provision_binaries
 from harness.nodeagent import NodeAgent
@@ -64,3 +67,17 @@ class LocalCluster:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """The cluster under test: a LocalCluster, or any cluster a KUBECONFIG names."""
+
+    kubeconfig: Path
+    local: LocalCluster | None
+
+    def api_client(self) -> client.ApiClient:
+        api_client: client.ApiClient = config.new_client_from_config(
+            config_file=str(self.kubeconfig)
+        )
+        return api_client

@@ -343,11 +343,14 @@ def _retry_in_place(flow: FlowView, now: dt.datetime) -> Decision:
     try:
         plan = plan_for(flow.spec)
     except InvalidSpec as error:
-        return _fail(flow, None, now, "InvalidSpec", f"invalid spec: {error}", "invalid_spec")
+        # Record the token even so: the request was acted on, and must not be acted on again.
+        acted = replace(flow, status=status.model_copy(update={"retry_token": flow.retry_request}))
+        return _fail(acted, None, now, "InvalidSpec", f"invalid spec: {error}", "invalid_spec")
     phase = status.phase or plan.definition.first_phase
     base = status.model_copy(
         update={
             "retry_token": flow.retry_request,
+            "started_at": status.started_at or now,
             "completed_at": None,
             "recoveries": status.recoveries + 1,
             "last_recovery_time": now,

@@ -14,6 +14,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 TERMINATION_MESSAGE_LIMIT = 4096
+# A longer next phase cannot be a registry phase; cutting it keeps it unknown and short.
+_MAX_PHASE_NAME = 253
 
 
 class PhaseOutcome(StrEnum):
@@ -35,17 +37,28 @@ class PhaseResult(BaseModel):
     error: str | None = None
 
     def to_message(self) -> str:
-        """JSON that fits the termination message, shrinking outputs and error if needed."""
+        """JSON that fits the termination message, shrinking outputs and text if needed.
+
+        Each step keeps less of the outputs' keys, the error and the agent's decision; the
+        last one keeps none of them, so the result always fits (a phase name is short).
+        """
         message = self.model_dump_json()
-        if len(message.encode()) <= TERMINATION_MESSAGE_LIMIT:
-            return message
-        shrunk = self.model_copy(
+        for keep in (1000, 100, 0):
+            if len(message.encode()) <= TERMINATION_MESSAGE_LIMIT:
+                break
+            message = self._shrunk(keep).model_dump_json()
+        return message
+
+    def _shrunk(self, keep: int) -> PhaseResult:
+        keys = [key[:keep] for key in sorted(self.outputs)[:20]] if keep else []
+        return self.model_copy(
             update={
-                "outputs": {"truncated": True, "keys": sorted(self.outputs)[:20]},
-                "error": self.error[:1000] if self.error else None,
+                "outputs": {"truncated": True, "keys": keys},
+                "error": self.error[:keep] if self.error else None,
+                "agent_decision": self.agent_decision[:keep],
+                "next_phase": self.next_phase[:_MAX_PHASE_NAME] if self.next_phase else None,
             }
         )
-        return shrunk.model_dump_json()
 
     @classmethod
     def from_message(cls, message: str) -> PhaseResult:

@@ -30,18 +30,23 @@ def _dns_label(text: str) -> str:
     return _INVALID.sub("-", text.lower()).strip("-")
 
 
-def _fit(text: str, key: str) -> str:
-    """`text` if it is a valid length, else its head plus a hash of `key`."""
-    if len(text) <= MAX_NAME:
+def _fit(text: str, key: str, exact: bool = True) -> str:
+    """`text` if it is a valid length (and `exact`), else its head plus a hash of `key`."""
+    if exact and len(text) <= MAX_NAME:
         return text
     digest = hashlib.sha256(key.encode()).hexdigest()[:10]
     return f"{text[: MAX_NAME - len(digest) - 1].rstrip('-')}-{digest}"
 
 
 def job_name(flow_name: str, phase: str, attempt: int) -> str:
-    """`<flow>-<phase>-<attempt>`, shortened with a hash suffix when over 63 characters."""
-    full = f"{_dns_label(flow_name)}-{_dns_label(phase)}-{attempt}"
-    return _fit(full, f"{flow_name}\0{phase}\0{attempt}")
+    """`<flow>-<phase>-<attempt>`, with a hash suffix when over 63 characters.
+
+    A flow name with dots gets the suffix too: `a.b` and `a-b` may share a namespace, and
+    both would otherwise map to the same Job name.
+    """
+    label = _dns_label(flow_name)
+    full = f"{label}-{_dns_label(phase)}-{attempt}"
+    return _fit(full, f"{flow_name}\0{phase}\0{attempt}", exact=label == flow_name)
 
 
 def phase_labels(flow_name: str, flow_uid: str, phase: str, attempt: int) -> dict[str, str]:

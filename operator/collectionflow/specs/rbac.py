@@ -21,19 +21,21 @@ WORKER_RULES: list[dict[str, Any]] = [
 
 
 def build_worker_rbac(namespace: str, name: str) -> list[dict[str, Any]]:
-    metadata = {"name": name, "namespace": namespace, "labels": {LABEL_MANAGED_BY: MANAGED_BY}}
+    def metadata() -> dict[str, Any]:
+        return {"name": name, "namespace": namespace, "labels": {LABEL_MANAGED_BY: MANAGED_BY}}
+
     return [
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata},
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata()},
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "Role",
-            "metadata": metadata,
+            "metadata": metadata(),
             "rules": WORKER_RULES,
         },
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "RoleBinding",
-            "metadata": metadata,
+            "metadata": metadata(),
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
             "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
         },

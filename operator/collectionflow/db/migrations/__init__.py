@@ -1,0 +1,1 @@
+"""Alembic migrations of the collectionflow schema; run them with `collectionflow db upgrade`."""

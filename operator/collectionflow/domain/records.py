@@ -1,0 +1,107 @@
+"""The plain records the domain and the database layer hand each other.
+
+They keep the database out of the domain: the domain decides with these, the repository stores
+and loads them. The master flow and the child (collection) flow have different ids, and every
+master-flow write must carry the master id; `master_update_for` is the one place that builds
+such a write from a child's state, so the child id can never end up there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+JsonObject = dict[str, Any]
+
+
+class PhaseRunState(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self is not PhaseRunState.RUNNING
+
+
+@dataclass(frozen=True)
+class FlowRef:
+    """A CollectionFlow object as the database needs to know it."""
+
+    flow_uid: str
+    namespace: str
+    name: str
+    flow_type: str
+    master_flow_id: str | None = None
+    client_account_id: str | None = None
+    engagement_id: str | None = None
+
+
+@dataclass(frozen=True)
+class FlowIds:
+    master_flow_id: str
+    child_flow_id: str
+
+
+@dataclass(frozen=True)
+class ChildSnapshot:
+    """The child-flow record's state; phase names are already in the child's vocabulary."""
+
+    current_phase: str | None
+    next_phase: str | None
+    status: str
+    progress_percentage: float
+    phase_state: JsonObject = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PhaseRunRecord:
+    """One attempt of one phase; `result` holds the phase's outputs once it succeeded."""
+
+    flow_uid: str
+    phase: str
+    attempt: int
+    job_name: str
+    state: PhaseRunState
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    result: JsonObject | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """A failure worth keeping; entries with the same `dedupe_key` are stored once."""
+
+    source: str
+    operation: str
+    dedupe_key: str
+    flow_uid: str | None = None
+    master_flow_id: str | None = None
+    child_flow_id: str | None = None
+    phase: str | None = None
+    next_phase: str | None = None
+    agent_decision: str | None = None
+    error_message: str | None = None
+    diagnostics: JsonObject = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MasterFlowUpdate:
+    master_flow_id: str
+    status: str
+    current_phase: str | None
+    progress_percentage: float
+
+
+def master_update_for(ids: FlowIds, snapshot: ChildSnapshot) -> MasterFlowUpdate:
+    """The master-flow write mirroring a child's state, addressed to the master id."""
+    return MasterFlowUpdate(
+        master_flow_id=ids.master_flow_id,
+        status=snapshot.status,
+        current_phase=snapshot.current_phase,
+        progress_percentage=snapshot.progress_percentage,
+    )

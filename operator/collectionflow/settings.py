@@ -1,0 +1,67 @@
+"""All configuration in one place, read from `COLLECTIONFLOW_*` environment variables.
+
+Nested groups use `__`: `COLLECTIONFLOW_DB__URL`, `COLLECTIONFLOW_OPERATOR__NAMESPACE`.
+Other `COLLECTIONFLOW_*` variables (the worker contract's `COLLECTIONFLOW_FLOW_UID`, ...) are
+not settings and are ignored here.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///collectionflow.sqlite"
+
+
+class DatabaseSettings(BaseModel):
+    url: SecretStr | None = Field(
+        default=None,
+        description="SQLAlchemy async URL; unset means the SQLite file collectionflow.sqlite "
+        "in the current directory.",
+    )
+    echo: bool = False
+    pool_size: int = Field(default=5, ge=1)
+    max_overflow: int = Field(default=10, ge=0)
+    pool_timeout_seconds: float = Field(default=30.0, gt=0)
+    pool_recycle_seconds: int = Field(default=1800, description="-1 never recycles")
+    pool_pre_ping: bool = True
+
+    def resolved_url(self) -> str:
+        """The URL to connect to, secret revealed: only for the engine, never for logs."""
+        return DEFAULT_DATABASE_URL if self.url is None else self.url.get_secret_value()
+
+
+class OperatorSettings(BaseModel):
+    namespace: str | None = Field(default=None, description="watch only this namespace")
+    image: str = "collectionflow-operator:0.1.0"
+    image_pull_policy: str = "IfNotPresent"
+    worker_service_account: str = "collectionflow-worker"
+    resync_seconds: float = Field(
+        default=60.0, gt=0, description="re-check each flow this often even without events"
+    )
+    heartbeat_seconds: float = Field(default=10.0, gt=0)
+    stall_timeout_seconds: float = Field(default=300.0, gt=0)
+    stall_check_interval_seconds: float = Field(default=30.0, gt=0)
+    pod_start_timeout_seconds: float = Field(default=300.0, gt=0)
+    input_reminder_seconds: float = Field(default=3600.0, gt=0)
+    fail_on_input_timeout: bool = False
+    metrics_port: int = Field(default=9090, ge=0, le=65535)
+    max_recoveries: int = Field(default=3, ge=0)
+    recovery_backoff_seconds: float = Field(default=30.0, ge=0)
+    job_ttl_seconds: int | None = Field(default=None, ge=0)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="COLLECTIONFLOW_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    db: DatabaseSettings = DatabaseSettings()
+    operator: OperatorSettings = OperatorSettings()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

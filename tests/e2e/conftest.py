@@ -1,0 +1,55 @@
+"""End-to-end fixtures: the CRD installed, the operator started per test, flow helpers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from harness.cluster import Cluster
+from harness.flows import Flows, OperatorProcess, install_crd
+
+
+@pytest.fixture(scope="session")
+def crd(cluster: Cluster) -> None:
+    install_crd(cluster.api_client())
+
+
+@pytest.fixture
+def start_operator(
+    cluster: Cluster,
+    crd: None,
+    namespace: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> Iterator[Callable[..., OperatorProcess]]:
+    started: list[OperatorProcess] = []
+
+    def start(db_url: str, **env: str) -> OperatorProcess:
+        process = OperatorProcess(
+            cluster.kubeconfig, namespace, db_url, tmp_path / "operator.log", env
+        ).start()
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed and started:
+        print(f"--- operator log ({started[-1].log_path}) ---\n{started[-1].log_tail()}")
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
+@pytest.fixture
+def flows(api: client.ApiClient, namespace: str) -> Flows:
+    return Flows(api, namespace)

@@ -1,0 +1,250 @@
+"""The phase Job, its heartbeat Lease and the workers' RBAC, as manifests."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from collectionflow.api.models import CollectionFlowSpec
+from collectionflow.domain.plan import PhaseConfig, plan_for
+from collectionflow.specs.jobs import (
+    WORKER_COMMAND,
+    PhaseJobRequest,
+    build_heartbeat_lease,
+    build_phase_job,
+)
+from collectionflow.specs.names import job_name
+from collectionflow.specs.rbac import WORKER_RULES, build_worker_rbac
+
+pytestmark = pytest.mark.unit
+
+UID = "6f1f2c84-9a53-4c1e-8d1e-3b8f0f4a9c21"
+IMAGE = "registry.example/collectionflow:1.0"
+
+
+def phase_config(phase: str = "gap_analysis", **override: Any) -> PhaseConfig:
+    spec = CollectionFlowSpec.model_validate(
+        {"phases": [{"name": phase, **override}]} if override else {}
+    )
+    return plan_for(spec).phase(phase)
+
+
+def request(phase: PhaseConfig | None = None, **fields: Any) -> PhaseJobRequest:
+    defaults: dict[str, Any] = {
+        "namespace": "team-a",
+        "flow_name": "demo",
+        "flow_uid": UID,
+        "flow_type": "collection",
+        "phase": phase or phase_config(),
+        "attempt": 2,
+        "image": IMAGE,
+        "service_account": "collectionflow-worker",
+        "heartbeat_seconds": 5.0,
+        "parameters": {"tenant": "acme", "depth": 3},
+        "previous_outputs": {"initialization": {"ok": True}},
+    }
+    return PhaseJobRequest(**(defaults | fields))
+
+
+def pod_spec(job: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = job["spec"]["template"]["spec"]
+    return spec
+
+
+def container(job: dict[str, Any]) -> dict[str, Any]:
+    containers: list[dict[str, Any]] = pod_spec(job)["containers"]
+    assert len(containers) == 1
+    return containers[0]
+
+
+def env(job: dict[str, Any]) -> dict[str, str]:
+    pairs = [(e["name"], e["value"]) for e in container(job)["env"]]
+    assert len(pairs) == len(dict(pairs)), "duplicate env names"
+    return dict(pairs)
+
+
+def test_job_identity() -> None:
+    job = build_phase_job(request())
+    assert (job["apiVersion"], job["kind"]) == ("batch/v1", "Job")
+    assert job["metadata"]["name"] == job_name("demo", "gap_analysis", 2) == "demo-gap-analysis-2"
+    assert job["metadata"]["namespace"] == "team-a"
+
+
+def test_job_is_owned_by_the_flow() -> None:
+    assert build_phase_job(request())["metadata"]["ownerReferences"] == [
+        {
+            "apiVersion": "flows.collectionflow.io/v1alpha1",
+            "kind": "CollectionFlow",
+            "name": "demo",
+            "uid": UID,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
+
+
+def test_job_and_pod_carry_the_labels() -> None:
+    job = build_phase_job(request())
+    expected = {
+        "flows.collectionflow.io/flow": "demo",
+        "flows.collectionflow.io/flow-uid": UID,
+        "flows.collectionflow.io/phase": "gap-analysis",
+        "flows.collectionflow.io/attempt": "2",
+        "app.kubernetes.io/managed-by": "collectionflow-operator",
+    }
+    assert job["metadata"]["labels"] == expected
+    assert job["spec"]["template"]["metadata"]["labels"] == expected
+
+
+@pytest.mark.parametrize(
+    ("phase", "override", "retries", "timeout"),
+    [
+        ("gap_analysis", {}, 2, 600),
+        ("automated_collection", {}, 2, 1800),
+        ("gap_analysis", {"retries": 0, "timeoutSeconds": 30}, 0, 30),
+        ("synthesis", {"retries": 9}, 9, 600),
+    ],
+)
+def test_retries_and_timeout_come_from_the_phase(
+    phase: str, override: dict[str, Any], retries: int, timeout: int
+) -> None:
+    spec = build_phase_job(request(phase_config(phase, **override)))["spec"]
+    assert (spec["backoffLimit"], spec["activeDeadlineSeconds"]) == (retries, timeout)
+
+
+def test_pod_runs_restricted() -> None:
+    job = build_phase_job(request())
+    pod = pod_spec(job)
+    assert pod["restartPolicy"] == "Never"
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] != 0
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    context = container(job)["securityContext"]
+    assert context["runAsNonRoot"] is True
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["readOnlyRootFilesystem"] is True
+    assert context["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_read_only_root_has_a_writable_tmp() -> None:
+    job = build_phase_job(request())
+    assert {"name": "tmp", "mountPath": "/tmp"} in container(job)["volumeMounts"]
+    assert [v["name"] for v in pod_spec(job)["volumes"]] == ["tmp"]
+
+
+def test_pod_uses_the_service_account() -> None:
+    assert pod_spec(build_phase_job(request()))["serviceAccountName"] == "collectionflow-worker"
+
+
+def test_default_container_runs_the_worker() -> None:
+    job = build_phase_job(request())
+    worker = container(job)
+    assert worker["image"] == IMAGE
+    assert worker["command"] == list(WORKER_COMMAND) == ["collectionflow", "worker"]
+    assert "args" not in worker
+    assert worker["terminationMessagePath"] == "/dev/termination-log"
+
+
+def test_worker_environment_contract() -> None:
+    values = env(build_phase_job(request()))
+    name = "demo-gap-analysis-2"
+    assert values == {
+        "COLLECTIONFLOW_FLOW_NAMESPACE": "team-a",
+        "COLLECTIONFLOW_FLOW_NAME": "demo",
+        "COLLECTIONFLOW_FLOW_UID": UID,
+        "COLLECTIONFLOW_FLOW_TYPE": "collection",
+        "COLLECTIONFLOW_PHASE": "gap_analysis",
+        "COLLECTIONFLOW_ATTEMPT": "2",
+        "COLLECTIONFLOW_JOB_NAME": name,
+        "COLLECTIONFLOW_PARAMETERS": values["COLLECTIONFLOW_PARAMETERS"],
+        "COLLECTIONFLOW_PREVIOUS_OUTPUTS": values["COLLECTIONFLOW_PREVIOUS_OUTPUTS"],
+        "COLLECTIONFLOW_HEARTBEAT_LEASE": name,
+        "COLLECTIONFLOW_HEARTBEAT_SECONDS": "5",
+    }
+    assert json.loads(values["COLLECTIONFLOW_PARAMETERS"]) == {"tenant": "acme", "depth": 3}
+    assert json.loads(values["COLLECTIONFLOW_PREVIOUS_OUTPUTS"]) == {"initialization": {"ok": True}}
+
+
+def test_manual_input_is_passed_only_when_given() -> None:
+    manual = phase_config("manual_collection")
+    values = env(build_phase_job(request(manual, manual_input={"answers": [1, 2]})))
+    assert json.loads(values["COLLECTIONFLOW_INPUT"]) == {"answers": [1, 2]}
+    assert "COLLECTIONFLOW_INPUT" not in env(build_phase_job(request(manual)))
+
+
+def test_fractional_heartbeat_interval() -> None:
+    values = env(build_phase_job(request(heartbeat_seconds=0.5)))
+    assert values["COLLECTIONFLOW_HEARTBEAT_SECONDS"] == "0.5"
+
+
+def test_overrides_are_honoured() -> None:
+    phase = phase_config(
+        "gap_analysis",
+        image="example.com/custom:2",
+        command=["python", "-m", "custom"],
+        args=["--fast"],
+        env=[{"name": "EXTRA", "value": "1"}, {"name": "OTHER", "value": "x"}],
+    )
+    job = build_phase_job(request(phase))
+    worker = container(job)
+    assert worker["image"] == "example.com/custom:2"
+    assert worker["command"] == ["python", "-m", "custom"]
+    assert worker["args"] == ["--fast"]
+    names = [e["name"] for e in worker["env"]]
+    assert names[-2:] == ["EXTRA", "OTHER"]
+    assert env(job)["EXTRA"] == "1"
+    assert env(job)["COLLECTIONFLOW_PHASE"] == "gap_analysis"
+
+
+def test_heartbeat_lease_is_owned_by_its_job() -> None:
+    lease = build_heartbeat_lease(
+        "team-a", "demo-gap-analysis-2", "job-uid", "operator", "2024-05-01T12:00:00.000000Z"
+    )
+    assert (lease["apiVersion"], lease["kind"]) == ("coordination.k8s.io/v1", "Lease")
+    assert lease["metadata"]["name"] == "demo-gap-analysis-2"
+    assert lease["metadata"]["namespace"] == "team-a"
+    [owner] = lease["metadata"]["ownerReferences"]
+    assert owner["apiVersion"] == "batch/v1"
+    assert owner["kind"] == "Job"
+    assert owner["name"] == "demo-gap-analysis-2"
+    assert owner["uid"] == "job-uid"
+    assert lease["spec"] == {
+        "holderIdentity": "operator",
+        "renewTime": "2024-05-01T12:00:00.000000Z",
+    }
+
+
+def test_worker_rbac() -> None:
+    account, role, binding = build_worker_rbac("team-a", "collectionflow-worker")
+    assert [o["kind"] for o in (account, role, binding)] == [
+        "ServiceAccount",
+        "Role",
+        "RoleBinding",
+    ]
+    for manifest in (account, role, binding):
+        assert manifest["metadata"]["name"] == "collectionflow-worker"
+        assert manifest["metadata"]["namespace"] == "team-a"
+        assert manifest["metadata"]["labels"] == {
+            "app.kubernetes.io/managed-by": "collectionflow-operator"
+        }
+    assert role["rules"] == WORKER_RULES
+    granted = {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+    assert ("coordination.k8s.io", "leases", "update") in granted
+    assert ("batch", "jobs", "get") in granted
+    assert not any(verb in {"delete", "*"} or res == "*" for _, res, verb in granted)
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "collectionflow-worker",
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "collectionflow-worker", "namespace": "team-a"}
+    ]
