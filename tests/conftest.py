@@ -1,4 +1,4 @@
-"""Session fixtures shared by every test directory: the Kubernetes cluster and namespaces.
+"""Session fixtures shared by every test directory: the cluster, namespaces, PostgreSQL.
 
 With `KUBECONFIG` set, the tests use that cluster (kind, for instance) and start nothing.
 Otherwise they start the local control plane and the node agent once per session, and only
@@ -17,6 +17,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from harness.cluster import Cluster, LocalCluster
+from harness.postgres import PostgresServer
 
 
 @pytest.fixture(scope="session")
@@ -27,6 +28,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         return
     with LocalCluster(tmp_path_factory.mktemp("cluster")) as local:
         yield Cluster(local.kubeconfig, local)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL for the session (Debian's postgresql, temporary data dir)."""
+    with PostgresServer() as server:
+        yield server
 
 
 @pytest.fixture

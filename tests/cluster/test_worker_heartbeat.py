@@ -161,9 +161,7 @@ def test_creates_a_missing_lease_owned_by_its_job(
     assert (owner["kind"], owner["name"], owner["uid"]) == ("Job", job["name"], job["uid"])
 
     batch.delete_namespaced_job(job["name"], namespace, propagation_policy="Background")
-    wait_for(
-        lambda: leases.get("flow-synthesis-2") is None, "the lease collected with its Job", 30
-    )
+    wait_for(lambda: leases.get("flow-synthesis-2") is None, "the lease collected with its Job", 30)
 
 
 def test_creates_the_lease_without_an_owner_when_the_job_is_missing(

@@ -1,4 +1,4 @@
-"""Database fixtures: one throwaway PostgreSQL per session, a fresh database per test module.
+"""Database fixtures: a fresh database per test module, on the session's PostgreSQL.
 
 `db_url` runs a module's tests on SQLite and on PostgreSQL. Each module gets empty databases of
 its own, so modules never see each other's rows; tests within a module share them and use
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 from pydantic import SecretStr
@@ -22,12 +22,6 @@ from collectionflow.settings import DatabaseSettings
 from harness.postgres import PostgresServer
 
 _database_numbers = itertools.count(1)
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    with PostgresServer() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,8 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from harness.controlplane import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 CRD_PATH = REPO / "crds" / "collectionflow.yaml"
 GROUP, VERSION, PLURAL = "flows.collectionflow.io", "v1alpha1", "collectionflows"
@@ -61,6 +63,11 @@ class OperatorProcess:
     log_path: Path
     env: dict[str, str] = field(default_factory=dict)
     popen: subprocess.Popen[bytes] | None = None
+    metrics_port: int = field(default_factory=free_port)
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     def start(self) -> OperatorProcess:
         env = {
@@ -69,6 +76,7 @@ class OperatorProcess:
             "COLLECTIONFLOW_DB__URL": self.db_url,
             "COLLECTIONFLOW_OPERATOR__HEARTBEAT_SECONDS": "1",
             "COLLECTIONFLOW_OPERATOR__RESYNC_SECONDS": "5",
+            "COLLECTIONFLOW_OPERATOR__METRICS_PORT": str(self.metrics_port),
             **self.env,
         }
         with self.log_path.open("ab") as log:

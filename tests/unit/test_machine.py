@@ -589,8 +589,8 @@ def test_retry_request_runs_the_failed_phase_as_the_next_attempt() -> None:
         2,
     )
     assert status.current_job == job_name("demo", "platform_detection", 2)
-    assert (status.recoveries, status.retry_token) == (1, "r1")
-    assert (status.last_recovery_time, status.completed_at) == (LATEST, None)
+    assert (status.recoveries, status.retry_token) == (0, "r1"), "a user retry is no recovery"
+    assert (status.last_recovery_time, status.completed_at) == (None, None)
     assert reasons(decision) == ["RetryRequested", "PhaseStarted"]
     assert [
         (h.attempt, h.state) for h in status.phase_history if h.name == "platform_detection"
@@ -608,7 +608,7 @@ def test_the_same_retry_token_is_acted_on_once() -> None:
     assert (flow.status.state, flow.status.retry_token) == (FlowState.FAILED, "r1")
     assert decide(flow, None, LATEST) == NOTHING
     again = new_status(decide(replace(flow, retry_request="r2"), None, LATEST))
-    assert (again.attempt, again.recoveries, again.retry_token) == (3, 2, "r2")
+    assert (again.attempt, again.recoveries, again.retry_token) == (3, 0, "r2")
 
 
 def test_retry_of_a_still_invalid_spec_is_acted_on_once() -> None:

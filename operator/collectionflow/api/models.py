@@ -143,6 +143,7 @@ class CollectionFlowStatus(ApiModel):
     completed_at: dt.datetime | None = None
     last_progress_time: dt.datetime | None = None
     input_requested_at: dt.datetime | None = None
+    last_input_reminder_time: dt.datetime | None = None
     last_recovery_time: dt.datetime | None = None
     retry_token: str | None = Field(
         default=None, description="The retry annotation value the operator last acted on."

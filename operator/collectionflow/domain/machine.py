@@ -352,8 +352,6 @@ def _retry_in_place(flow: FlowView, now: dt.datetime) -> Decision:
             "retry_token": flow.retry_request,
             "started_at": status.started_at or now,
             "completed_at": None,
-            "recoveries": status.recoveries + 1,
-            "last_recovery_time": now,
         }
     )
     attempt = status.attempt + 1
@@ -371,6 +369,7 @@ def _enter_phase(
     attempt: int,
     now: dt.datetime,
     base: CollectionFlowStatus,
+    stalled: bool = False,
 ) -> Decision:
     """Make `phase` current: start its Job, or wait for input or for the suspend to end."""
     config = plan.phase(phase)
@@ -452,10 +451,11 @@ def _enter_phase(
                 "conditions": conditions_for(
                     base.conditions,
                     FlowState.RUNNING,
-                    "PhaseRunning",
+                    "Recovering" if stalled else "PhaseRunning",
                     message,
                     now,
                     flow.generation,
+                    stalled=stalled,
                 ),
             }
         ),
@@ -463,6 +463,30 @@ def _enter_phase(
         events=(FlowEvent("Normal", "PhaseStarted", message),),
         consume_input=config.manual,
     )
+
+
+def recover_phase(flow: FlowView, now: dt.datetime, reason: str) -> Decision:
+    """A stalled phase again, as its next attempt; `Stalled` stays True until it moves on."""
+    status = flow.status
+    plan = plan_for(flow.spec)
+    phase = status.phase or plan.definition.first_phase
+    attempt = status.attempt + 1
+    history = _close_history(
+        status, phase, status.attempt, PhaseRunState.ABANDONED, now, f"stalled: {reason}"
+    )
+    base = status.model_copy(
+        update={
+            "recoveries": status.recoveries + 1,
+            "last_recovery_time": now,
+            "phase_history": history,
+        }
+    )
+    return _enter_phase(flow, plan, phase, attempt, now, base, stalled=True)
+
+
+def fail_flow(flow: FlowView, now: dt.datetime, reason: str, message: str) -> Decision:
+    """Fail the flow for `reason` (a stall that may not or can no longer be recovered)."""
+    return _fail(flow, None, now, reason, message, reason)
 
 
 def _started(flow: FlowView, now: dt.datetime) -> CollectionFlowStatus:

@@ -7,10 +7,12 @@ to terminate for a failed one.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from collectionflow.domain.machine import JobObservation, JobState
 from collectionflow.domain.results import InvalidPhaseResult, PhaseResult
+from collectionflow.domain.stall import PodEvidence
 
 
 def job_condition(job: dict[str, Any], kind: str) -> dict[str, Any] | None:
@@ -64,4 +66,63 @@ def observe_job(
         termination_message=None if result is not None else message,
         job_reason=condition.get("reason"),
         job_message=condition.get("message"),
+    )
+
+
+def parse_time(value: str | None) -> dt.datetime | None:
+    """An RFC 3339 timestamp from the API (seconds or microseconds, 'Z' suffix)."""
+    if not value:
+        return None
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def job_created_at(job: dict[str, Any] | None) -> dt.datetime | None:
+    return parse_time((job or {}).get("metadata", {}).get("creationTimestamp"))
+
+
+def job_finished_at(job: dict[str, Any] | None) -> dt.datetime | None:
+    """When the Job completed or failed, as its conditions say."""
+    if job is None:
+        return None
+    completion = parse_time(job.get("status", {}).get("completionTime"))
+    if completion is not None:
+        return completion
+    for kind in ("Complete", "Failed"):
+        condition = job_condition(job, kind)
+        if condition is not None:
+            return parse_time(condition.get("lastTransitionTime"))
+    return None
+
+
+def lease_renewed_at(lease: dict[str, Any] | None) -> dt.datetime | None:
+    return parse_time((lease or {}).get("spec", {}).get("renewTime"))
+
+
+def pod_evidence(pod: dict[str, Any]) -> PodEvidence:
+    status = pod.get("status", {})
+    containers = status.get("containerStatuses") or []
+    started = any(
+        (c.get("state") or {}).get("running") or (c.get("state") or {}).get("terminated")
+        for c in containers
+    )
+    waiting = next(
+        (
+            (c.get("state") or {}).get("waiting")
+            for c in containers
+            if (c.get("state") or {}).get("waiting")
+        ),
+        None,
+    )
+    unschedulable = any(
+        c.get("type") == "PodScheduled" and c.get("reason") == "Unschedulable"
+        for c in status.get("conditions") or []
+    )
+    return PodEvidence(
+        name=pod.get("metadata", {}).get("name", ""),
+        phase=status.get("phase", "Unknown"),
+        created_at=parse_time(pod.get("metadata", {}).get("creationTimestamp")),
+        started=bool(started),
+        waiting_reason=(waiting or {}).get("reason"),
+        waiting_message=(waiting or {}).get("message"),
+        unschedulable=unschedulable,
     )

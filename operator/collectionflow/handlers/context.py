@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from collectionflow.db.repository import FlowRepository
 from collectionflow.k8s.gateway import KubeGateway
+from collectionflow.metrics import Metrics
 from collectionflow.settings import Settings
 
 
@@ -48,9 +49,20 @@ class OperatorContext:
     kube: KubeGateway
     repository: FlowRepository
     engine: AsyncEngine
+    metrics: Metrics = field(default_factory=Metrics)
     clock: Callable[[], dt.datetime] = utc_now
     wakeups: Wakeups = field(default_factory=Wakeups)
     database_down: set[str] = field(default_factory=set)
+    locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+
+    def lock(self, uid: str) -> asyncio.Lock:
+        """Serialises the reconciles and stall checks of one flow."""
+        return self.locks.setdefault(uid, asyncio.Lock())
+
+    def forget(self, uid: str) -> None:
+        self.locks.pop(uid, None)
+        self.wakeups.unregister(uid)
+        self.metrics.flow_state(uid, None)
 
 
 class FlowLogger(logging.LoggerAdapter[logging.Logger]):

@@ -4,6 +4,9 @@ Each flow gets a daemon that reconciles it whenever something relevant happens (
 watch events, or watch events of its Jobs, which wake it) and at a slow resync interval as
 a safety net. Errors never end the loop: a database outage is retried with backoff and
 reported once per outage as a `DatabaseUnavailable` Warning Event on the flow.
+
+A timer per flow checks it for stalls on evidence (heartbeats, Jobs, pods, the database),
+never on kopf's `idle=`, which the operator's own status writes would keep resetting.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from collectionflow.db.repository import FlowRepository
 from collectionflow.domain.view import UnreadableFlow
 from collectionflow.handlers.context import OperatorContext, flow_logger
 from collectionflow.handlers.reconcile import reconcile
+from collectionflow.handlers.stall import check_flow
 from collectionflow.k8s.gateway import Conflict, KubeGateway, ObjectRef, load_api_client
+from collectionflow.metrics import Metrics
 from collectionflow.settings import get_settings
 from collectionflow.specs.names import LABEL_FLOW_UID, LABEL_MANAGED_BY, MANAGED_BY
 
@@ -53,7 +58,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     except DatabaseUnavailable as error:
         raise kopf.TemporaryError(f"database unavailable at startup: {error}", delay=5) from error
     engine = make_engine(app.db)
+    metrics = Metrics()
+    if app.operator.metrics_port:
+        metrics.serve(app.operator.metrics_port)
     memo.ctx = OperatorContext(
+        metrics=metrics,
         settings=app,
         kube=KubeGateway(load_api_client()),
         repository=FlowRepository(make_sessionmaker(engine)),
@@ -83,7 +92,8 @@ async def run_flow(
             wake.clear()
             delay = ctx.settings.operator.resync_seconds
             try:
-                await reconcile(ctx, namespace, name)
+                async with ctx.lock(uid):
+                    await reconcile(ctx, namespace, name)
                 failures = 0
                 await _database_back(ctx, namespace, name, uid)
             except Conflict:
@@ -107,7 +117,7 @@ async def run_flow(
             if delay:
                 await _sleep_until_woken(wake, stopped, delay)
     finally:
-        ctx.wakeups.unregister(uid)
+        ctx.forget(uid)
 
 
 async def _sleep_until_woken(
@@ -148,13 +158,27 @@ async def _database_back(ctx: OperatorContext, namespace: str, name: str, uid: s
         )
 
 
+@kopf.timer(GROUP, VERSION, PLURAL, interval=get_settings().operator.stall_check_interval_seconds)
+async def stall_check(name: str, namespace: str | None, uid: str, memo: Any, **_: Any) -> None:
+    """Runs once right after the operator starts, for every flow, and then every interval."""
+    assert namespace is not None, "CollectionFlow is namespaced"
+    ctx: OperatorContext = memo.ctx
+    try:
+        async with ctx.lock(uid):
+            await check_flow(ctx, namespace, name)
+    except (DatabaseUnavailable, Conflict, UnreadableFlow) as error:
+        flow_logger(namespace, name).warning("stall check postponed: %s", error)
+
+
 @kopf.on.event(GROUP, VERSION, PLURAL)
 def flow_changed(uid: str, memo: Any, **_: Any) -> None:
+    memo.ctx.metrics.watch_event()
     memo.ctx.wakeups.wake(uid)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={LABEL_MANAGED_BY: MANAGED_BY})
 def job_changed(labels: Mapping[str, str], memo: Any, **_: Any) -> None:
+    memo.ctx.metrics.watch_event()
     flow_uid = labels.get(LABEL_FLOW_UID)
     if flow_uid:
         memo.ctx.wakeups.wake(flow_uid)

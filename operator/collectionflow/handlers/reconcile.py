@@ -57,6 +57,7 @@ async def reconcile(ctx: OperatorContext, namespace: str, name: str) -> Decision
     job = await observe_current_job(ctx, view)
     decision = decide(view, job, ctx.clock())
     await carry_out(ctx, body, view, ids, decision)
+    ctx.metrics.flow_state(view.uid, (decision.status or view.status).state)
     return decision
 
 
@@ -100,6 +101,7 @@ async def carry_out(
     now = ctx.clock()
     if decision.finished is not None:
         await _record_finished(ctx, view, decision.finished, now)
+        _observe_duration(ctx, view, decision.finished, now)
     if decision.failure is not None:
         failure = decision.failure
         await ctx.repository.journal(
@@ -157,6 +159,23 @@ async def _record_finished(
             error=finished.error,
         )
     )
+
+
+def _observe_duration(
+    ctx: OperatorContext, view: FlowView, finished: PhaseFinished, now: dt.datetime
+) -> None:
+    entry = next(
+        (
+            h
+            for h in view.status.phase_history
+            if h.name == finished.phase and h.attempt == finished.attempt
+        ),
+        None,
+    )
+    if entry is not None and entry.started_at is not None:
+        ctx.metrics.phase_duration.labels(
+            phase=finished.phase, outcome="succeeded" if finished.succeeded else "failed"
+        ).observe((now - entry.started_at).total_seconds())
 
 
 async def _start_phase(

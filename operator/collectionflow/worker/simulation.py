@@ -12,6 +12,7 @@ Per phase, `parameters["simulate"][<phase>]` may hold:
 
 - `sleepSeconds`: work that long first, heart-beating all along.
 - `hangSeconds`: then stop heart-beating and keep running that long: a hung worker.
+- `hangAttempts`: hang only while the attempt is at most N, so a recovery's attempt works.
 - `exitCode`: fail with that exit code (1-255) and a failed result, without running the phase.
 - `failAttempts`: fail only while the attempt is at most N (with `exitCode`, or 1), so a
   retry succeeds.
@@ -37,7 +38,7 @@ from collectionflow.worker.heartbeat import Heartbeat
 
 log = logging.getLogger(__name__)
 
-KNOBS = ("sleepSeconds", "hangSeconds", "exitCode", "failAttempts", "nextPhase")
+KNOBS = ("sleepSeconds", "hangSeconds", "hangAttempts", "exitCode", "failAttempts", "nextPhase")
 
 
 class InvalidSimulation(ValueError):
@@ -75,7 +76,9 @@ class Simulation:
             )
         return cls(
             sleep_seconds=_seconds(knobs, "sleepSeconds", where),
-            hang_seconds=_seconds(knobs, "hangSeconds", where),
+            hang_seconds=_seconds(knobs, "hangSeconds", where)
+            if ctx.attempt <= (_integer(knobs, "hangAttempts", where, 0, None) or ctx.attempt)
+            else 0.0,
             exit_code=_integer(knobs, "exitCode", where, 1, 255),
             fail_attempts=_integer(knobs, "failAttempts", where, 0, None),
             next_phase=_phase_name(knobs, where),

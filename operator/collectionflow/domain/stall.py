@@ -1,0 +1,192 @@
+"""Stall rules: is a flow stuck, and why? Judged on evidence against an injected clock.
+
+Never kopf's `idle=`: the operator's own status writes reset it, so idle time is not time
+without progress. The evidence is the flow's `lastProgressTime`, the phase's heartbeat Lease,
+the real state of its Job and pod, and the database's child record. Each finding carries a
+reason and the evidence behind it, for the Event and the journal.
+
+Waiting for a person's input is never a stall; it only earns a reminder.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from collectionflow.api.models import FlowState
+from collectionflow.domain.machine import JobObservation, JobState
+from collectionflow.domain.records import ChildSnapshot
+
+# A finished Job is normally acted on within a second; only this much later is it "missed".
+MISSED_COMPLETION_GRACE = dt.timedelta(seconds=15)
+
+
+class StallReason(StrEnum):
+    NO_PROGRESS = "NoProgress"
+    JOB_MISSING = "JobMissing"
+    POD_NOT_STARTING = "PodNotStarting"
+    MISSED_COMPLETION = "MissedCompletion"
+    DATABASE_DRIFT = "DatabaseDrift"
+
+    @property
+    def reruns_phase(self) -> bool:
+        """Recovered by a new attempt of the phase (the others by advancing or re-syncing)."""
+        return self in (
+            StallReason.NO_PROGRESS,
+            StallReason.JOB_MISSING,
+            StallReason.POD_NOT_STARTING,
+        )
+
+
+@dataclass(frozen=True)
+class PodEvidence:
+    name: str
+    phase: str
+    created_at: dt.datetime | None
+    started: bool
+    waiting_reason: str | None = None
+    waiting_message: str | None = None
+    unschedulable: bool = False
+
+
+@dataclass(frozen=True)
+class Evidence:
+    now: dt.datetime
+    state: FlowState
+    phase: str | None
+    attempt: int
+    current_job: str | None
+    last_progress_time: dt.datetime | None
+    stall_timeout: dt.timedelta
+    pod_start_timeout: dt.timedelta
+    heartbeat: dt.datetime | None = None
+    job: JobObservation | None = None
+    job_created_at: dt.datetime | None = None
+    job_finished_at: dt.datetime | None = None
+    pods: tuple[PodEvidence, ...] = ()
+    database_child: ChildSnapshot | None = None
+    expected_child: ChildSnapshot | None = None
+
+
+@dataclass(frozen=True)
+class Finding:
+    reason: StallReason
+    message: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+def _age(now: dt.datetime, moment: dt.datetime | None) -> float | None:
+    return None if moment is None else round((now - moment).total_seconds(), 1)
+
+
+def find_stall(e: Evidence) -> Finding | None:
+    """The reason `e`'s flow is stuck, or None when it is moving (or done, or waiting)."""
+    if e.state is FlowState.RUNNING:
+        finding = _running_stall(e)
+        if finding is not None:
+            return finding
+    return _database_drift(e)
+
+
+def _running_stall(e: Evidence) -> Finding | None:
+    base: dict[str, Any] = {
+        "phase": e.phase,
+        "attempt": e.attempt,
+        "job": e.current_job,
+        "last_progress_age_seconds": _age(e.now, e.last_progress_time),
+    }
+    job = e.job
+    if job is None or job.state is JobState.MISSING:
+        return Finding(
+            StallReason.JOB_MISSING,
+            f"phase {e.phase} attempt {e.attempt} is running but its Job {e.current_job} is gone",
+            base,
+        )
+    if job.state in (JobState.SUCCEEDED, JobState.FAILED):
+        finished = e.job_finished_at
+        if finished is not None and e.now - finished < MISSED_COMPLETION_GRACE:
+            return None
+        return Finding(
+            StallReason.MISSED_COMPLETION,
+            f"Job {job.name} finished ({job.state.value}) "
+            f"{_age(e.now, finished) or 'some'}s ago but the flow did not advance",
+            base
+            | {"job_state": job.state.value, "job_finished_age_seconds": _age(e.now, finished)},
+        )
+
+    started = [pod for pod in e.pods if pod.started]
+    if not started:
+        since = min(
+            (pod.created_at for pod in e.pods if pod.created_at is not None),
+            default=e.job_created_at,
+        )
+        if since is not None and e.now - since > e.pod_start_timeout:
+            waiting = next((p for p in e.pods if p.waiting_reason), None)
+            detail = (
+                f"{waiting.waiting_reason}: {waiting.waiting_message or ''}".strip(": ")
+                if waiting
+                else ("unschedulable" if any(p.unschedulable for p in e.pods) else "no pod")
+            )
+            return Finding(
+                StallReason.POD_NOT_STARTING,
+                f"the pod of {job.name} has not started in {_age(e.now, since)}s ({detail})",
+                base
+                | {
+                    "pods": [
+                        {"name": p.name, "phase": p.phase, "waiting_reason": p.waiting_reason}
+                        for p in e.pods
+                    ],
+                    "pod_start_timeout_seconds": e.pod_start_timeout.total_seconds(),
+                },
+            )
+        return None
+
+    latest = max((m for m in (e.heartbeat, e.last_progress_time) if m is not None), default=None)
+    if latest is not None and e.now - latest > e.stall_timeout:
+        return Finding(
+            StallReason.NO_PROGRESS,
+            f"phase {e.phase} attempt {e.attempt} has not heart-beaten for "
+            f"{_age(e.now, latest)}s (stall timeout {e.stall_timeout.total_seconds():g}s)",
+            base
+            | {
+                "last_heartbeat_age_seconds": _age(e.now, e.heartbeat),
+                "stall_timeout_seconds": e.stall_timeout.total_seconds(),
+                "pods": [{"name": p.name, "phase": p.phase} for p in started],
+            },
+        )
+    return None
+
+
+def _database_drift(e: Evidence) -> Finding | None:
+    have, want = e.database_child, e.expected_child
+    if want is None or have is None or have.status == "cancelled":
+        return None
+    fields = ("current_phase", "next_phase", "status", "progress_percentage")
+    differing = {
+        name: {"database": getattr(have, name), "flow": getattr(want, name)}
+        for name in fields
+        if getattr(have, name) != getattr(want, name)
+    }
+    if not differing:
+        return None
+    return Finding(
+        StallReason.DATABASE_DRIFT,
+        "the database's child record disagrees with the flow: " + ", ".join(sorted(differing)),
+        {"phase": e.phase, "attempt": e.attempt, "differences": differing},
+    )
+
+
+def input_reminder_due(
+    state: FlowState,
+    input_requested_at: dt.datetime | None,
+    last_reminder: dt.datetime | None,
+    now: dt.datetime,
+    reminder_after: dt.timedelta,
+) -> bool:
+    """A flow waiting for input longer than `reminder_after` (again) deserves a reminder."""
+    if state is not FlowState.WAITING_FOR_INPUT or input_requested_at is None:
+        return False
+    since = max(input_requested_at, last_reminder or input_requested_at)
+    return now - since >= reminder_after

@@ -1,0 +1,69 @@
+"""Prometheus metrics of the operator, served on the metrics port.
+
+Besides stalls and recoveries, the age of the last watch event is exported: kopf watches can
+go silent without an error (kopf issues 585 and 955), and a silent watch means handlers stop
+firing. Alert on `collectionflow_watch_event_age_seconds` growing past the watch timeout.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter as Tally
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from collectionflow.api.models import FlowState
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.stalls = Counter(
+            "collectionflow_stalls_detected",
+            "Stalled flows detected, by reason",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.recoveries = Counter(
+            "collectionflow_recoveries",
+            "Recoveries carried out, by stall reason",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.recoveries_exhausted = Counter(
+            "collectionflow_recoveries_exhausted",
+            "Flows failed because their recoveries were exhausted",
+            registry=self.registry,
+        )
+        self.flows = Gauge(
+            "collectionflow_flows", "Flows by state", ["state"], registry=self.registry
+        )
+        self.phase_duration = Histogram(
+            "collectionflow_phase_duration_seconds",
+            "Duration of finished phase attempts",
+            ["phase", "outcome"],
+            buckets=(1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
+            registry=self.registry,
+        )
+        self._last_watch_event = time.monotonic()
+        Gauge(
+            "collectionflow_watch_event_age_seconds",
+            "Seconds since the operator last received a watch event",
+            registry=self.registry,
+        ).set_function(lambda: time.monotonic() - self._last_watch_event)
+        self._states: dict[str, FlowState] = {}
+
+    def watch_event(self) -> None:
+        self._last_watch_event = time.monotonic()
+
+    def flow_state(self, uid: str, state: FlowState | None) -> None:
+        if state is None:
+            self._states.pop(uid, None)
+        else:
+            self._states[uid] = state
+        tally = Tally(self._states.values())
+        for each in FlowState:
+            self.flows.labels(state=each.value).set(tally.get(each, 0))
+
+    def serve(self, port: int) -> None:
+        start_http_server(port, registry=self.registry)
