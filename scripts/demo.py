@@ -15,6 +15,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from kubernetes import client, config
 from rich.console import Console
@@ -50,13 +51,13 @@ def kubectl(kubeconfig: Path, *args: str) -> str:
     ).stdout
 
 
-def flows_table(flows: list[dict[str, object]]) -> Table:
+def flows_table(flows: list[dict[str, Any]]) -> Table:
     table = Table(title="kubectl get collectionflows")
     for column in ("NAME", "PHASE", "NEXT", "PROGRESS", "STATE", "ATTEMPT", "MESSAGE"):
         table.add_column(column)
     for flow in flows:
-        meta: dict[str, str] = flow["metadata"]  # type: ignore[assignment]
-        status: dict[str, object] = flow.get("status") or {}  # type: ignore[assignment]
+        meta: dict[str, str] = flow["metadata"]
+        status: dict[str, Any] = flow.get("status") or {}
         table.add_row(
             meta["name"],
             str(status.get("phase", "")),
@@ -75,14 +76,21 @@ def watch(kubeconfig: Path, namespace: str, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     with Live(console=console, refresh_per_second=4) as live:
         while time.monotonic() < deadline:
-            flows = api.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
+            listing: Any = api.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+            flows: list[dict[str, Any]] = listing["items"]
             live.update(flows_table(flows))
             states = {f["metadata"]["name"]: (f.get("status") or {}).get("state") for f in flows}
             if not answered and "WaitingForInput" in states.values():
                 waiting = [name for name, state in states.items() if state == "WaitingForInput"]
                 for name in waiting:
                     kubectl(
-                        kubeconfig, "-n", namespace, "annotate", "cflow", name, "--overwrite",
+                        kubeconfig,
+                        "-n",
+                        namespace,
+                        "annotate",
+                        "cflow",
+                        name,
+                        "--overwrite",
                         "flows.collectionflow.io/input-complete=true",
                         f"flows.collectionflow.io/input={SAMPLE_INPUT}",
                     )
@@ -103,7 +111,12 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="cf-demo-"))
     with cluster_kubeconfig(workdir) as kubeconfig:
         kubectl(kubeconfig, "apply", "-f", str(REPO / "crds" / "collectionflow.yaml"))
-        kubectl(kubeconfig, "wait", "--for=condition=Established", "crd/collectionflows.flows.collectionflow.io")
+        kubectl(
+            kubeconfig,
+            "wait",
+            "--for=condition=Established",
+            "crd/collectionflows.flows.collectionflow.io",
+        )
         database = workdir / "collectionflow.sqlite"
         env = {
             **os.environ,
@@ -115,14 +128,18 @@ def main() -> int:
         with log_path.open("w") as log:
             operator = subprocess.Popen(
                 [sys.executable, "-m", "collectionflow", "run", "--liveness-port", "0"],
-                env=env, stdout=log, stderr=subprocess.STDOUT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         try:
             console.print(f"operator running (log: {log_path}); applying crds/samples/")
             kubectl(kubeconfig, "-n", args.namespace, "apply", "-f", str(REPO / "crds" / "samples"))
             ok = watch(kubeconfig, args.namespace, args.timeout)
             console.print(kubectl(kubeconfig, "-n", args.namespace, "get", "cflow", "-o", "wide"))
-            console.print("[green]all flows Succeeded[/]" if ok else "[red]not all flows Succeeded[/]")
+            console.print(
+                "[green]all flows Succeeded[/]" if ok else "[red]not all flows Succeeded[/]"
+            )
             console.print(
                 "\nExplore:\n"
                 f"  export KUBECONFIG={kubeconfig}\n"

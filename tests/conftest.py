@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from harness.cluster import Cluster, LocalCluster
 from harness.postgres import PostgresServer

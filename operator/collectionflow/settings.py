@@ -45,6 +45,9 @@ class OperatorSettings(BaseModel):
     stall_timeout_seconds: float = Field(default=300.0, gt=0)
     stall_check_interval_seconds: float = Field(default=30.0, gt=0)
     pod_start_timeout_seconds: float = Field(default=300.0, gt=0)
+    missed_completion_grace_seconds: float = Field(
+        default=15.0, gt=0, description="a finished Job not acted on this long is a stall"
+    )
     input_reminder_seconds: float = Field(default=3600.0, gt=0)
     fail_on_input_timeout: bool = False
     metrics_port: int = Field(default=9090, ge=0, le=65535)

@@ -10,12 +10,18 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from collectionflow.api.models import CollectionFlowSpec
+from collectionflow.domain.plan import plan_for
+from collectionflow.domain.results import PhaseOutcome, PhaseResult
+from collectionflow.specs.jobs import PhaseJobRequest, build_heartbeat_lease, build_phase_job
+from collectionflow.specs.rbac import build_worker_rbac
 from collectionflow.worker.context import PhaseContext
 from collectionflow.worker.heartbeat import LeaseHeartbeat, micro_time, start_heartbeat
 
@@ -42,6 +48,8 @@ class Leases:
 
     def __init__(self, api: client.ApiClient, namespace: str) -> None:
         self.coordination = client.CoordinationV1Api(api)
+        # Reads as plain JSON: the typed models would turn renewTime into a datetime.
+        self.custom = client.CustomObjectsApi(api)
         self.namespace = namespace
 
     def create(self, name: str, holder: str, renew_time: dt.datetime) -> None:
@@ -51,29 +59,40 @@ class Leases:
             "metadata": {"name": name},
             "spec": {"holderIdentity": holder, "renewTime": micro_time(renew_time)},
         }
-        self.coordination.create_namespaced_lease(self.namespace, body)
+        self.coordination.create_namespaced_lease(
+            self.namespace, client.V1Lease.model_validate(body)
+        )
 
     def get(self, name: str) -> dict[str, Any] | None:
         try:
-            response = self.coordination.read_namespaced_lease(
-                name, self.namespace, _preload_content=False
+            lease = self.custom.get_namespaced_custom_object(
+                "coordination.k8s.io", "v1", self.namespace, "leases", name
             )
         except ApiException as error:
             if error.status == 404:
                 return None
             raise
-        lease: dict[str, Any] = json.loads(response.data)
+        assert isinstance(lease, dict)
         return lease
 
     def renew_time(self, name: str) -> str:
-        lease = self.get(name)
-        assert lease is not None, f"lease {name} is gone"
-        renew_time: str = lease["spec"]["renewTime"]
+        """The lease's renewTime as sent; "" while the lease or its renewTime is missing."""
+        lease = self.get(name) or {}
+        renew_time: str = lease.get("spec", {}).get("renewTime", "")
         return renew_time
 
+    def wait_renewed(self, name: str, after: str) -> str:
+        """The lease's renewTime once it is later than `after` (MicroTimes sort as text)."""
 
-def suspended_job(batch: client.BatchV1Api, namespace: str, name: str) -> dict[str, Any]:
-    """A Job that never starts a pod: only its name and uid matter here."""
+        def renewed() -> str | None:
+            current = self.renew_time(name)
+            return current if current > after else None
+
+        return wait_for(renewed, f"a renewal of lease {name} after {after!r}")
+
+
+def suspended_job(batch: client.BatchV1Api, namespace: str, name: str) -> str:
+    """A Job that never starts a pod: only its name and uid matter here; returns the uid."""
     manifest = {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -88,8 +107,10 @@ def suspended_job(batch: client.BatchV1Api, namespace: str, name: str) -> dict[s
             },
         },
     }
-    job = batch.create_namespaced_job(namespace, manifest)
-    return {"name": job.metadata.name, "uid": job.metadata.uid}
+    job = batch.create_namespaced_job(namespace, client.V1Job.model_validate(manifest))
+    assert job.metadata is not None
+    assert job.metadata.uid
+    return job.metadata.uid
 
 
 def test_renews_an_existing_lease_until_paused(api: client.ApiClient, namespace: str) -> None:
@@ -101,14 +122,8 @@ def test_renews_an_existing_lease_until_paused(api: client.ApiClient, namespace:
     heartbeat = LeaseHeartbeat(api, namespace, "flow-gap-analysis-1", "worker-pod", INTERVAL)
     heartbeat.start()
     try:
-        first = wait_for(
-            lambda: (t := leases.renew_time("flow-gap-analysis-1")) != initial and t,
-            "the first renewal",
-        )
-        second = wait_for(
-            lambda: (t := leases.renew_time("flow-gap-analysis-1")) > first and t,
-            "a second renewal",
-        )
+        first = leases.wait_renewed("flow-gap-analysis-1", initial)
+        second = leases.wait_renewed("flow-gap-analysis-1", first)
         lease = leases.get("flow-gap-analysis-1")
         assert lease is not None
         assert lease["spec"]["holderIdentity"] == "worker-pod"
@@ -125,10 +140,9 @@ def test_renews_an_existing_lease_until_paused(api: client.ApiClient, namespace:
 def test_creates_a_missing_lease_owned_by_its_job(
     api: client.ApiClient, namespace: str, cluster: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("KUBECONFIG", str(cluster.kubeconfig))
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     batch = client.BatchV1Api(api)
-    job = suspended_job(batch, namespace, "flow-synthesis-2")
+    job_uid = suspended_job(batch, namespace, "flow-synthesis-2")
     leases = Leases(api, namespace)
     ctx = PhaseContext(
         namespace=namespace,
@@ -143,24 +157,25 @@ def test_creates_a_missing_lease_owned_by_its_job(
         heartbeat_lease="flow-synthesis-2",
         heartbeat_seconds=INTERVAL,
     )
-    environ = {"COLLECTIONFLOW_JOB_NAME": "flow-synthesis-2", "HOSTNAME": "flow-synthesis-2-x"}
+    environ = {
+        "KUBECONFIG": str(cluster.kubeconfig),
+        "COLLECTIONFLOW_JOB_NAME": "flow-synthesis-2",
+        "HOSTNAME": "flow-synthesis-2-x",
+    }
 
     heartbeat = start_heartbeat(ctx, environ)
     try:
-        lease = wait_for(lambda: leases.get("flow-synthesis-2"), "the lease")
-        first = wait_for(
-            lambda: leases.renew_time("flow-synthesis-2"), "the renewal of the new lease"
-        )
-        wait_for(lambda: leases.renew_time("flow-synthesis-2") > first, "a second renewal")
+        first = leases.wait_renewed("flow-synthesis-2", "")
+        leases.wait_renewed("flow-synthesis-2", first)
     finally:
         heartbeat.stop()
     lease = leases.get("flow-synthesis-2")
     assert lease is not None
     assert lease["spec"]["holderIdentity"] == "flow-synthesis-2-x"
     [owner] = lease["metadata"]["ownerReferences"]
-    assert (owner["kind"], owner["name"], owner["uid"]) == ("Job", job["name"], job["uid"])
+    assert (owner["kind"], owner["name"], owner["uid"]) == ("Job", "flow-synthesis-2", job_uid)
 
-    batch.delete_namespaced_job(job["name"], namespace, propagation_policy="Background")
+    batch.delete_namespaced_job("flow-synthesis-2", namespace, propagation_policy="Background")
     wait_for(lambda: leases.get("flow-synthesis-2") is None, "the lease collected with its Job", 30)
 
 
@@ -184,16 +199,15 @@ def test_renewal_failures_are_not_fatal(api: client.ApiClient) -> None:
     heartbeat.stop()
 
 
-def test_the_worker_heart_beats_while_its_phase_runs(
-    api: client.ApiClient, namespace: str, cluster: Any, tmp_path: Any
-) -> None:
-    leases = Leases(api, namespace)
-    before = micro_time(dt.datetime.now(dt.UTC))
-    env = {
+def worker_environment(
+    namespace: str, kubeconfig: str, termination: str, parameters: dict[str, Any]
+) -> dict[str, str]:
+    """The environment the operator gives a worker of phase initialization, attempt 1."""
+    return {
         **{k: v for k, v in os.environ.items() if not k.startswith("COLLECTIONFLOW_")},
-        "KUBECONFIG": str(cluster.kubeconfig),
+        "KUBECONFIG": kubeconfig,
         "HOSTNAME": "inventory-initialization-1-abcde",
-        "TERMINATION_MESSAGE_PATH": str(tmp_path / "termination-log"),
+        "TERMINATION_MESSAGE_PATH": termination,
         "COLLECTIONFLOW_FLOW_NAMESPACE": namespace,
         "COLLECTIONFLOW_FLOW_NAME": "inventory",
         "COLLECTIONFLOW_FLOW_UID": "6f1c2a9e-0000-4000-8000-000000000001",
@@ -203,13 +217,55 @@ def test_the_worker_heart_beats_while_its_phase_runs(
         "COLLECTIONFLOW_JOB_NAME": "inventory-initialization-1",
         "COLLECTIONFLOW_HEARTBEAT_LEASE": "inventory-initialization-1",
         "COLLECTIONFLOW_HEARTBEAT_SECONDS": str(INTERVAL),
-        "COLLECTIONFLOW_PARAMETERS": json.dumps(
-            {
-                "assets": [{"name": "web-01"}],
-                "simulate": {"initialization": {"sleepSeconds": 1}},
-            }
-        ),
+        "COLLECTIONFLOW_PARAMETERS": json.dumps(parameters),
     }
+
+
+def test_a_hung_worker_stops_heart_beating_but_keeps_running(
+    api: client.ApiClient, namespace: str, cluster: Any, tmp_path: Path
+) -> None:
+    leases = Leases(api, namespace)
+    parameters = {
+        "assets": [{"name": "web-01"}],
+        "simulate": {"initialization": {"sleepSeconds": 1.5, "hangSeconds": 2}},
+    }
+    env = worker_environment(
+        namespace, str(cluster.kubeconfig), str(tmp_path / "termination-log"), parameters
+    )
+    seen: set[str] = set()
+    with subprocess.Popen(
+        [sys.executable, "-m", "collectionflow", "worker"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as worker:
+        while worker.poll() is None:
+            seen.add(leases.renew_time("inventory-initialization-1"))
+            time.sleep(0.05)
+        stdout, stderr = worker.communicate()
+    ended = dt.datetime.now(dt.UTC)
+    assert worker.returncode == 0, stderr
+    assert json.loads(stdout)["state"] == "succeeded"
+    renewals = sorted(seen - {""})
+    assert len(renewals) >= 3, f"too few renewals while working: {renewals}"
+    last = dt.datetime.fromisoformat(renewals[-1])
+    assert ended - last >= dt.timedelta(seconds=1.5), "renewed while hanging"
+    assert "hanging for 2s without heart-beating" in stderr
+
+
+def test_the_worker_heart_beats_while_its_phase_runs(
+    api: client.ApiClient, namespace: str, cluster: Any, tmp_path: Path
+) -> None:
+    leases = Leases(api, namespace)
+    before = micro_time(dt.datetime.now(dt.UTC))
+    parameters = {
+        "assets": [{"name": "web-01"}],
+        "simulate": {"initialization": {"sleepSeconds": 1}},
+    }
+    env = worker_environment(
+        namespace, str(cluster.kubeconfig), str(tmp_path / "termination-log"), parameters
+    )
     completed = subprocess.run(
         [sys.executable, "-m", "collectionflow", "worker"],
         env=env,
@@ -224,3 +280,91 @@ def test_the_worker_heart_beats_while_its_phase_runs(
     assert lease["spec"]["holderIdentity"] == "inventory-initialization-1-abcde"
     assert lease["spec"]["renewTime"] > before
     assert "lease renewal failed" not in completed.stderr
+
+
+def create_worker_rbac(api: client.ApiClient, namespace: str, name: str) -> None:
+    core = client.CoreV1Api(api)
+    rbac = client.RbacAuthorizationV1Api(api)
+    for manifest in build_worker_rbac(namespace, name):
+        kind = manifest["kind"]
+        if kind == "ServiceAccount":
+            core.create_namespaced_service_account(
+                namespace, client.V1ServiceAccount.model_validate(manifest)
+            )
+        elif kind == "Role":
+            rbac.create_namespaced_role(namespace, client.V1Role.model_validate(manifest))
+        else:
+            rbac.create_namespaced_role_binding(
+                namespace, client.V1RoleBinding.model_validate(manifest)
+            )
+
+
+def finished_pod(api: client.ApiClient, namespace: str, job_name: str) -> dict[str, Any] | None:
+    """The Job's pod once its container has terminated, as the API server sends it."""
+    pods = client.CoreV1Api(api).list_namespaced_pod(
+        namespace, label_selector=f"job-name={job_name}"
+    )
+    for pod in pods.items:
+        plain: dict[str, Any] = api.sanitize_for_serialization(pod)
+        for status in plain.get("status", {}).get("containerStatuses") or []:
+            if (status.get("state") or {}).get("terminated"):
+                return plain
+    return None
+
+
+@pytest.mark.parametrize("operator_made_the_lease", [True, False])
+def test_a_phase_job_heart_beats_as_its_service_account(
+    api: client.ApiClient, namespace: str, operator_made_the_lease: bool
+) -> None:
+    """The Job the operator builds, run by the node: RBAC, Lease, termination message."""
+    create_worker_rbac(api, namespace, "collectionflow-worker")
+    parameters = {
+        "assets": [{"name": "web-01"}],
+        "simulate": {"initialization": {"sleepSeconds": 1.5}},
+    }
+    request = PhaseJobRequest(
+        namespace=namespace,
+        flow_name="inventory",
+        flow_uid="6f1c2a9e-0000-4000-8000-000000000001",
+        flow_type="collection",
+        phase=plan_for(CollectionFlowSpec.model_validate({})).phase("initialization"),
+        attempt=1,
+        image="collectionflow-operator:test",
+        service_account="collectionflow-worker",
+        heartbeat_seconds=INTERVAL,
+        parameters=parameters,
+    )
+    manifest = build_phase_job(request)
+    # No CollectionFlow owns this Job here; an owner that does not exist would have the
+    # garbage collector delete it.
+    del manifest["metadata"]["ownerReferences"]
+    batch = client.BatchV1Api(api)
+    before = micro_time(dt.datetime.now(dt.UTC))
+    job = batch.create_namespaced_job(namespace, client.V1Job.model_validate(manifest))
+    assert job.metadata is not None
+    assert job.metadata.uid
+    leases = Leases(api, namespace)
+    if operator_made_the_lease:
+        operator_lease = build_heartbeat_lease(
+            namespace, request.job_name, job.metadata.uid, "operator", before
+        )
+        leases.coordination.create_namespaced_lease(
+            namespace, client.V1Lease.model_validate(operator_lease)
+        )
+
+    pod = wait_for(
+        lambda: finished_pod(api, namespace, request.job_name), "the phase's pod to finish", 90
+    )
+    [container] = pod["status"]["containerStatuses"]
+    terminated = container["state"]["terminated"]
+    assert terminated["exitCode"] == 0, terminated
+    result = PhaseResult.from_message(terminated["message"])
+    assert result.state is PhaseOutcome.SUCCEEDED
+    assert result.next_phase == "platform_detection"
+
+    lease = leases.get(request.job_name)
+    assert lease is not None
+    assert lease["spec"]["holderIdentity"] == pod["metadata"]["name"]
+    assert lease["spec"]["renewTime"] > before
+    [owner] = lease["metadata"]["ownerReferences"]
+    assert (owner["kind"], owner["uid"]) == ("Job", job.metadata.uid)

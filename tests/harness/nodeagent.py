@@ -994,8 +994,7 @@ class NodeAgent:
         for thread in self._threads:
             thread.join(5.0)
         try:
-            with self._writing():
-                self._post_node_status(ready=False)
+            self._post_node_status(ready=False)
         except Exception as error:
             logger.warning("node %s: could not mark the node NotReady: %s", self.node_name, error)
         self._close()

@@ -40,12 +40,13 @@ def run_worker(
 ) -> Run:
     """Run the worker with the contract's variables; `env` overrides them (None unsets)."""
     termination = tmp_path / "termination-log"
-    base = {
+    inherited = {
         name: value
         for name, value in os.environ.items()
         if not name.startswith("COLLECTIONFLOW_") and name not in {"KUBECONFIG", "HOSTNAME"}
     }
-    contract: dict[str, str | None] = {
+    wanted: dict[str, str | None] = {
+        **inherited,
         "COLLECTIONFLOW_FLOW_NAMESPACE": "team-a",
         "COLLECTIONFLOW_FLOW_NAME": "inventory",
         "COLLECTIONFLOW_FLOW_UID": "6f1c2a9e-0000-4000-8000-000000000001",
@@ -58,10 +59,9 @@ def run_worker(
         "TERMINATION_MESSAGE_PATH": str(termination),
         **env,
     }
-    merged = {**base, **{name: value for name, value in contract.items() if value is not None}}
     completed = subprocess.run(
         [sys.executable, "-m", "collectionflow", "worker"],
-        env=merged,
+        env={name: value for name, value in wanted.items() if value is not None},
         capture_output=True,
         text=True,
         timeout=60,
@@ -155,3 +155,16 @@ def test_an_installed_plugin_runs_the_phase(tmp_path: Path) -> None:
     assert run.written["outputs"] == {"plugin": "gap_analysis"}
     assert run.written["next_phase"] == "synthesis"
     assert "cf_cli_test_phases.custom" in run.stderr
+
+
+def test_a_lease_without_a_usable_kubeconfig_exits_2(tmp_path: Path) -> None:
+    run = run_worker(
+        tmp_path,
+        "initialization",
+        COLLECTIONFLOW_HEARTBEAT_LEASE="inventory-initialization-1",
+        KUBECONFIG=str(tmp_path / "missing-kubeconfig"),
+        KUBERNETES_SERVICE_HOST=None,
+    )
+    assert run.exit_code == 2
+    assert run.written is not None
+    assert "cannot reach the Kubernetes API for the heartbeat" in run.written["error"]

@@ -33,6 +33,7 @@ class RecoveryPlan:
     decision: Decision | None = None
     delete_job: str | None = None
     summary: str = ""
+    exhausted: bool = False
 
 
 def plan_recovery(
@@ -68,6 +69,7 @@ def plan_recovery(
             decision=fail_flow(flow, now, "RecoveryExhausted", message),
             delete_job=status.current_job,
             summary=message,
+            exhausted=True,
         )
     last = status.last_recovery_time
     if last is not None and now - last < backoff:

@@ -68,6 +68,7 @@ class Evidence:
     pods: tuple[PodEvidence, ...] = ()
     database_child: ChildSnapshot | None = None
     expected_child: ChildSnapshot | None = None
+    missed_completion_grace: dt.timedelta = MISSED_COMPLETION_GRACE
 
 
 @dataclass(frozen=True)
@@ -105,15 +106,8 @@ def _running_stall(e: Evidence) -> Finding | None:
             base,
         )
     if job.state in (JobState.SUCCEEDED, JobState.FAILED):
-        finished = e.job_finished_at
-        if finished is not None and e.now - finished < MISSED_COMPLETION_GRACE:
-            return None
-        return Finding(
-            StallReason.MISSED_COMPLETION,
-            f"Job {job.name} finished ({job.state.value}) "
-            f"{_age(e.now, finished) or 'some'}s ago but the flow did not advance",
-            base
-            | {"job_state": job.state.value, "job_finished_age_seconds": _age(e.now, finished)},
+        return missed_completion(
+            e.state, e.phase, e.attempt, job, e.job_finished_at, e.now, e.missed_completion_grace
         )
 
     started = [pod for pod in e.pods if pod.started]
@@ -157,6 +151,38 @@ def _running_stall(e: Evidence) -> Finding | None:
             },
         )
     return None
+
+
+def missed_completion(
+    state: FlowState,
+    phase: str | None,
+    attempt: int,
+    job: JobObservation | None,
+    finished_at: dt.datetime | None,
+    now: dt.datetime,
+    grace: dt.timedelta,
+) -> Finding | None:
+    """A Running flow whose Job finished longer than `grace` ago: nobody acted on it in time."""
+    if (
+        state is not FlowState.RUNNING
+        or job is None
+        or job.state not in (JobState.SUCCEEDED, JobState.FAILED)
+        or finished_at is None
+        or now - finished_at < grace
+    ):
+        return None
+    age = _age(now, finished_at)
+    return Finding(
+        StallReason.MISSED_COMPLETION,
+        f"Job {job.name} finished ({job.state.value}) {age}s ago but the flow did not advance",
+        {
+            "phase": phase,
+            "attempt": attempt,
+            "job": job.name,
+            "job_state": job.state.value,
+            "job_finished_age_seconds": age,
+        },
+    )
 
 
 def _database_drift(e: Evidence) -> Finding | None:

@@ -1,5 +1,9 @@
 """One reconcile of one flow: read its state, let the state machine decide, carry it out.
 
+A Job that finished long before this reconcile saw it (the operator was down, say) is a
+`MissedCompletion` stall: reported like any other, and recovered by advancing, never by
+running the phase again.
+
 The order of the side effects is what makes a crash or an outage at any point harmless:
 1. the database learns what finished (idempotent writes keyed by flow uid, phase, attempt);
 2. the next Job is created under its deterministic name (an existing one is adopted);
@@ -25,7 +29,7 @@ from collectionflow.domain.machine import (
     child_snapshot,
     decide,
 )
-from collectionflow.domain.observe import observe_job
+from collectionflow.domain.observe import job_finished_at, observe_job
 from collectionflow.domain.plan import plan_for
 from collectionflow.domain.records import (
     FlowIds,
@@ -35,9 +39,12 @@ from collectionflow.domain.records import (
     PhaseRunState,
     master_update_for,
 )
+from collectionflow.domain.recovery import RecoveryAction, RecoveryPlan
 from collectionflow.domain.registry import UnknownFlowType, flow_definition
+from collectionflow.domain.stall import missed_completion
 from collectionflow.domain.view import flow_view
 from collectionflow.handlers.context import OperatorContext, flow_logger
+from collectionflow.handlers.visibility import report_recovered, report_stall
 from collectionflow.k8s.gateway import ObjectRef
 from collectionflow.specs.jobs import PhaseJobRequest, build_heartbeat_lease, build_phase_job
 from collectionflow.specs.names import ANNOTATION_INPUT, ANNOTATION_INPUT_COMPLETE
@@ -54,9 +61,20 @@ async def reconcile(ctx: OperatorContext, namespace: str, name: str) -> Decision
         return None
     view = flow_view(body)
     ids = await _ensure_ids(ctx, view)
-    job = await observe_current_job(ctx, view)
-    decision = decide(view, job, ctx.clock())
+    job, finished_at = await observe_current_job(ctx, view)
+    now = ctx.clock()
+    grace = dt.timedelta(seconds=ctx.settings.operator.missed_completion_grace_seconds)
+    status = view.status
+    missed = missed_completion(
+        status.state, status.phase, status.attempt, job, finished_at, now, grace
+    )
+    advance = RecoveryPlan(RecoveryAction.ADVANCE, summary="advanced past the finished phase")
+    if missed is not None:
+        await report_stall(ctx, view, missed, advance, now)
+    decision = decide(view, job, now)
     await carry_out(ctx, body, view, ids, decision)
+    if missed is not None:
+        await report_recovered(ctx, view, missed, advance)
     ctx.metrics.flow_state(view.uid, (decision.status or view.status).state)
     return decision
 
@@ -79,15 +97,18 @@ async def _ensure_ids(ctx: OperatorContext, view: FlowView) -> FlowIds:
     )
 
 
-async def observe_current_job(ctx: OperatorContext, view: FlowView) -> JobObservation | None:
+async def observe_current_job(
+    ctx: OperatorContext, view: FlowView
+) -> tuple[JobObservation | None, dt.datetime | None]:
+    """The current attempt's Job as observed, and when it finished (if it did)."""
     status = view.status
     if status.state is not FlowState.RUNNING or not status.current_job:
-        return None
+        return None, None
     job = await ctx.kube.get_job(view.namespace, status.current_job)
     pods: list[dict[str, Any]] = []
     if job is not None and (job.get("status") or {}).get("conditions"):
         pods = await ctx.kube.list_job_pods(view.namespace, status.current_job)
-    return observe_job(status.current_job, job, pods)
+    return observe_job(status.current_job, job, pods), job_finished_at(job)
 
 
 async def carry_out(

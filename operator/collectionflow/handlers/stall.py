@@ -21,12 +21,19 @@ from collectionflow.domain.observe import (
     pod_evidence,
 )
 from collectionflow.domain.plan import InvalidSpec, plan_for
-from collectionflow.domain.records import FlowIds, JournalEntry, master_update_for
+from collectionflow.domain.records import FlowIds, master_update_for
 from collectionflow.domain.recovery import RecoveryAction, RecoveryPlan, plan_recovery
-from collectionflow.domain.stall import Evidence, Finding, find_stall, input_reminder_due
+from collectionflow.domain.stall import (
+    Evidence,
+    Finding,
+    StallReason,
+    find_stall,
+    input_reminder_due,
+)
 from collectionflow.domain.view import flow_view
 from collectionflow.handlers.context import OperatorContext, flow_logger
 from collectionflow.handlers.reconcile import carry_out, reconcile
+from collectionflow.handlers.visibility import report_recovered, report_stall
 from collectionflow.k8s.gateway import ObjectRef
 
 
@@ -46,6 +53,9 @@ async def check_flow(ctx: OperatorContext, namespace: str, name: str) -> Finding
     finding = find_stall(evidence)
     if finding is None:
         return None
+    if finding.reason is StallReason.MISSED_COMPLETION:
+        await reconcile(ctx, namespace, name)  # reports the stall and advances past it
+        return finding
     operator = ctx.settings.operator
     plan = plan_recovery(
         view,
@@ -60,7 +70,7 @@ async def check_flow(ctx: OperatorContext, namespace: str, name: str) -> Finding
     if plan.action is RecoveryAction.BACK_OFF:
         log.info("stalled (%s), backing off: %s", finding.reason.value, plan.summary)
         return finding
-    await _report(ctx, view, finding, plan, now)
+    await report_stall(ctx, view, finding, plan, now)
     await _recover(ctx, body, view, finding, plan)
     return finding
 
@@ -87,6 +97,7 @@ async def gather_evidence(
         last_progress_time=status.last_progress_time,
         stall_timeout=dt.timedelta(seconds=stall_timeout),
         pod_start_timeout=dt.timedelta(seconds=operator.pod_start_timeout_seconds),
+        missed_completion_grace=dt.timedelta(seconds=operator.missed_completion_grace_seconds),
     )
     if status.state is FlowState.RUNNING and status.current_job:
         job = await ctx.kube.get_job(view.namespace, status.current_job)
@@ -113,20 +124,6 @@ async def gather_evidence(
     return evidence
 
 
-async def _report(
-    ctx: OperatorContext, view: FlowView, finding: Finding, plan: RecoveryPlan, now: dt.datetime
-) -> None:
-    ref = ObjectRef(view.namespace, view.name, view.uid)
-    ctx.metrics.stalls.labels(reason=finding.reason.value).inc()
-    flow_logger(view.namespace, view.name, view.status.phase, view.status.attempt).warning(
-        "FlowStalled %s: %s", finding.reason.value, finding.message
-    )
-    await ctx.kube.post_event(
-        ref, "Warning", "FlowStalled", f"{finding.reason.value}: {finding.message}"
-    )
-    await _journal(ctx, view, "stall_detected", finding, plan, now)
-
-
 async def _recover(
     ctx: OperatorContext,
     body: dict[str, Any],
@@ -134,11 +131,8 @@ async def _recover(
     finding: Finding,
     plan: RecoveryPlan,
 ) -> None:
-    ref = ObjectRef(view.namespace, view.name, view.uid)
     ids = FlowIds(view.status.master_flow_id or "", view.status.child_flow_id or "")
-    if plan.action is RecoveryAction.ADVANCE:
-        await reconcile(ctx, view.namespace, view.name)
-    elif plan.action is RecoveryAction.RESYNC:
+    if plan.action is RecoveryAction.RESYNC:
         snapshot = child_snapshot(plan_for(view.spec).definition, view.status)
         await ctx.repository.sync_child(view.uid, snapshot)
         await ctx.repository.update_master(master_update_for(ids, snapshot))
@@ -148,57 +142,10 @@ async def _recover(
         assert plan.decision is not None
         await carry_out(ctx, body, view, ids, plan.decision)
     if plan.action is RecoveryAction.FAIL:
-        if "RecoveryExhausted" in plan.summary or view.status.recoveries:
+        if plan.exhausted:
             ctx.metrics.recoveries_exhausted.inc()
         return
-    ctx.metrics.recoveries.labels(reason=finding.reason.value).inc()
-    await ctx.kube.post_event(
-        ref, "Normal", "FlowRecovered", f"{finding.reason.value}: {plan.summary}"
-    )
-    await _journal(ctx, view, "recovered", finding, plan, ctx.clock())
-
-
-async def _journal(
-    ctx: OperatorContext,
-    view: FlowView,
-    operation: str,
-    finding: Finding,
-    plan: RecoveryPlan,
-    now: dt.datetime,
-) -> None:
-    status = view.status
-    key = f"{view.uid}:{status.phase}:{status.attempt}:{operation}:{finding.reason.value}"
-    if plan.action is RecoveryAction.RESYNC:
-        key += f":{now.isoformat()}"
-    diagnostics = {
-        "reason": finding.reason.value,
-        "action": plan.action.value,
-        "summary": plan.summary,
-        "evidence": finding.evidence,
-        "recoveries": status.recoveries,
-        "attempts": [
-            {"phase": h.name, "attempt": h.attempt, "state": h.state.value, "job": h.job_name}
-            for h in status.phase_history
-            if h.name == status.phase
-        ],
-    }
-    try:
-        await ctx.repository.journal(
-            JournalEntry(
-                source="stall-monitor",
-                operation=operation,
-                dedupe_key=key[:255],
-                flow_uid=view.uid,
-                master_flow_id=status.master_flow_id,
-                child_flow_id=status.child_flow_id,
-                phase=status.phase,
-                next_phase=status.next_phase,
-                error_message=finding.message,
-                diagnostics=diagnostics,
-            )
-        )
-    except DatabaseUnavailable as error:
-        flow_logger(view.namespace, view.name).warning("journal unavailable: %s", error)
+    await report_recovered(ctx, view, finding, plan)
 
 
 async def _remind_input(

@@ -58,17 +58,21 @@ def micro_time(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def api_client_from_environment() -> client.ApiClient:
+def api_client_from_environment(environ: Mapping[str, str]) -> client.ApiClient:
     """A client with the pod's ServiceAccount, or the kubeconfig (`KUBECONFIG`) outside a pod.
 
-    It has its own configuration, so the process-wide default client stays untouched.
+    `KUBECONFIG` is read from `environ` now, not when `kubernetes` was imported, and the
+    client has its own configuration, so the process-wide default client stays untouched.
     """
     configuration = client.Configuration()
     try:
         config.load_incluster_config(client_configuration=configuration)
     except config.ConfigException:
         try:
-            config.load_kube_config(client_configuration=configuration)
+            config.load_kube_config(
+                config_file=environ.get("KUBECONFIG") or None,
+                client_configuration=configuration,
+            )
         except (config.ConfigException, OSError) as error:
             raise WorkerConfigError(
                 f"cannot reach the Kubernetes API for the heartbeat: not in a pod and no "
@@ -237,7 +241,7 @@ def start_heartbeat(ctx: PhaseContext, environ: Mapping[str, str]) -> Heartbeat:
         heartbeat = NullHeartbeat()
     else:
         heartbeat = LeaseHeartbeat(
-            api_client_from_environment(),
+            api_client_from_environment(environ),
             namespace=ctx.namespace,
             lease_name=ctx.heartbeat_lease,
             holder_identity=environ.get("HOSTNAME") or f"{ctx.phase}-{ctx.attempt}",

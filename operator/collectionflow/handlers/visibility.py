@@ -1,0 +1,88 @@
+"""How a stall and its recovery are made visible: Event, journal row, metric, log line.
+
+Shared by the stall timer and by the reconcile, which is where a missed completion is
+usually first seen (the operator's first reconcile after a restart).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from collectionflow.db.errors import DatabaseUnavailable
+from collectionflow.domain.machine import FlowView
+from collectionflow.domain.records import JournalEntry
+from collectionflow.domain.recovery import RecoveryAction, RecoveryPlan
+from collectionflow.domain.stall import Finding
+from collectionflow.handlers.context import OperatorContext, flow_logger
+from collectionflow.k8s.gateway import ObjectRef
+
+
+async def report_stall(
+    ctx: OperatorContext, view: FlowView, finding: Finding, plan: RecoveryPlan, now: dt.datetime
+) -> None:
+    ref = ObjectRef(view.namespace, view.name, view.uid)
+    ctx.metrics.stalls.labels(reason=finding.reason.value).inc()
+    flow_logger(view.namespace, view.name, view.status.phase, view.status.attempt).warning(
+        "FlowStalled %s: %s", finding.reason.value, finding.message
+    )
+    await ctx.kube.post_event(
+        ref, "Warning", "FlowStalled", f"{finding.reason.value}: {finding.message}"
+    )
+    await journal_stall(ctx, view, "stall_detected", finding, plan, now)
+
+
+async def report_recovered(
+    ctx: OperatorContext, view: FlowView, finding: Finding, plan: RecoveryPlan
+) -> None:
+    ref = ObjectRef(view.namespace, view.name, view.uid)
+    ctx.metrics.recoveries.labels(reason=finding.reason.value).inc()
+    flow_logger(view.namespace, view.name, view.status.phase, view.status.attempt).info(
+        "FlowRecovered %s: %s", finding.reason.value, plan.summary
+    )
+    await ctx.kube.post_event(
+        ref, "Normal", "FlowRecovered", f"{finding.reason.value}: {plan.summary}"
+    )
+    await journal_stall(ctx, view, "recovered", finding, plan, ctx.clock())
+
+
+async def journal_stall(
+    ctx: OperatorContext,
+    view: FlowView,
+    operation: str,
+    finding: Finding,
+    plan: RecoveryPlan,
+    now: dt.datetime,
+) -> None:
+    status = view.status
+    key = f"{view.uid}:{status.phase}:{status.attempt}:{operation}:{finding.reason.value}"
+    if plan.action is RecoveryAction.RESYNC:
+        key += f":{now.isoformat()}"
+    diagnostics = {
+        "reason": finding.reason.value,
+        "action": plan.action.value,
+        "summary": plan.summary,
+        "evidence": finding.evidence,
+        "recoveries": status.recoveries,
+        "attempts": [
+            {"phase": h.name, "attempt": h.attempt, "state": h.state.value, "job": h.job_name}
+            for h in status.phase_history
+            if h.name == status.phase
+        ],
+    }
+    try:
+        await ctx.repository.journal(
+            JournalEntry(
+                source="stall-monitor",
+                operation=operation,
+                dedupe_key=key[:255],
+                flow_uid=view.uid,
+                master_flow_id=status.master_flow_id,
+                child_flow_id=status.child_flow_id,
+                phase=status.phase,
+                next_phase=status.next_phase,
+                error_message=finding.message,
+                diagnostics=diagnostics,
+            )
+        )
+    except DatabaseUnavailable as error:
+        flow_logger(view.namespace, view.name).warning("journal unavailable: %s", error)
