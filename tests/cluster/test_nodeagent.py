@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import pytest
 from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 import harness
 from harness.nodeagent import NodeAgent
@@ -116,11 +116,11 @@ class Pods:
         return {}
 
     def wait_phase(self, name: str, phase: str, timeout: float = 30.0) -> dict[str, Any]:
-        return wait_for(
-            lambda: (s := self.status(name)).get("phase") == phase and s,
-            f"pod {name} phase {phase}",
-            timeout,
-        )
+        def reached() -> dict[str, Any] | None:
+            status = self.status(name)
+            return status if status.get("phase") == phase else None
+
+        return wait_for(reached, f"pod {name} phase {phase}", timeout)
 
     def wait_running(self, name: str, container: str = "main") -> dict[str, Any]:
         return wait_for(
@@ -281,7 +281,7 @@ IDENTITY_PROBE = textwrap.dedent(
     """
     import os
     from kubernetes import client, config
-    from kubernetes.client.rest import ApiException
+    from kubernetes.client.exceptions import ApiException
 
     config.load_kube_config()
     try:
@@ -682,7 +682,8 @@ def test_killed_agent_goes_silent_and_its_successor_recovers(
         "always to run again",
     )
     assert restarted["lastState"]["terminated"]["reason"] == "NodeAgentRestarted"
-    [_, new_pid] = wait_for(lambda: len(p := pids_in(always_pids)) == 2 and p, "a second run")
+    pids: Any = wait_for(lambda: len(p := pids_in(always_pids)) == 2 and p, "a second run")
+    new_pid = pids[1]
     assert alive(new_pid)
     pods.wait_phase("later", "Succeeded")
 
