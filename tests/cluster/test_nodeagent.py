@@ -134,6 +134,22 @@ class Pods:
 
 @pytest.fixture
 def pods(api: client.ApiClient, namespace: str) -> Pods:
+    """Pods of the test's namespace, once pods can be created there.
+
+    The ServiceAccount admission plugin of 1.20 rejects pods until the token controller has
+    created the `default` ServiceAccount's token in a new namespace.
+    """
+    core = client.CoreV1Api(api)
+
+    def default_token() -> bool:
+        try:
+            return bool(core.read_namespaced_service_account("default", namespace).secrets)
+        except ApiException as error:
+            if error.status == 404:
+                return False
+            raise
+
+    wait_for(default_token, f"the default ServiceAccount token in {namespace}")
     return Pods(api, namespace)
 
 

@@ -91,8 +91,12 @@ class Leases:
         return wait_for(renewed, f"a renewal of lease {name} after {after!r}")
 
 
-def suspended_job(batch: client.BatchV1Api, namespace: str, name: str) -> str:
-    """A Job that never starts a pod: only its name and uid matter here; returns the uid."""
+def idle_job(batch: client.BatchV1Api, namespace: str, name: str) -> str:
+    """A Job whose only use is its name and uid; returns the uid.
+
+    Suspended where the API server knows `suspend` (1.21+); the local 1.20 control plane
+    drops the field, so its pod gets a command that exits at once.
+    """
     manifest = {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -102,7 +106,13 @@ def suspended_job(batch: client.BatchV1Api, namespace: str, name: str) -> str:
             "template": {
                 "spec": {
                     "restartPolicy": "Never",
-                    "containers": [{"name": "phase", "image": "collectionflow-operator:test"}],
+                    "containers": [
+                        {
+                            "name": "phase",
+                            "image": "collectionflow-operator:test",
+                            "command": [sys.executable, "-c", "pass"],
+                        }
+                    ],
                 }
             },
         },
@@ -142,7 +152,7 @@ def test_creates_a_missing_lease_owned_by_its_job(
 ) -> None:
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     batch = client.BatchV1Api(api)
-    job_uid = suspended_job(batch, namespace, "flow-synthesis-2")
+    job_uid = idle_job(batch, namespace, "flow-synthesis-2")
     leases = Leases(api, namespace)
     ctx = PhaseContext(
         namespace=namespace,
