@@ -8,9 +8,11 @@ when a selected test asks for them.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes import client
@@ -47,12 +49,15 @@ def api(cluster: Cluster) -> Iterator[client.ApiClient]:
 
 
 @pytest.fixture
-def namespace(api: client.ApiClient, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh namespace per test, deleted (not awaited) afterwards."""
+def namespace(
+    cluster: Cluster, api: client.ApiClient, request: pytest.FixtureRequest
+) -> Iterator[str]:
+    """A fresh namespace per test, ready for pods, deleted (not awaited) afterwards."""
     name = f"t-{request.node.name[:40].lower().replace('_', '-').strip('-')}-{uuid.uuid4().hex[:6]}"
     name = "".join(c for c in name if c.isalnum() or c == "-")
     core = client.CoreV1Api(api)
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    _wait_for_default_service_account(core, name, needs_token=cluster.local is not None)
     try:
         yield name
     finally:
@@ -61,3 +66,21 @@ def namespace(api: client.ApiClient, request: pytest.FixtureRequest) -> Iterator
         except ApiException as error:
             if error.status != 404:
                 raise
+
+
+def _wait_for_default_service_account(
+    core: client.CoreV1Api, namespace: str, needs_token: bool
+) -> None:
+    """Kubernetes 1.20 refuses pods (500) until the token controller gave `default` a token."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            account: Any = core.read_namespaced_service_account("default", namespace)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+        else:
+            if account.secrets or not needs_token:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"namespace {namespace}: no default ServiceAccount token within 30s")

@@ -151,7 +151,7 @@ def test_sample_flow_runs_seven_phases_as_seven_jobs(
 
     jobs = sorted(job.metadata.name for job in flows.jobs("acme"))
     assert jobs == sorted(f"acme-{p.replace('_', '-')}-1" for p in SEVEN)
-    reasons = flows.event_reasons("acme")
+    reasons = flows.wait_event("acme", "FlowSucceeded")
     assert reasons.count("PhaseStarted") == 7
     assert reasons.count("PhaseSucceeded") == 7
     assert "InputRequired" in reasons
@@ -219,6 +219,7 @@ def test_failing_phase_fails_flow_with_event_and_journal(
     conditions = {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}
     assert conditions["Succeeded"] == ("False", "PhaseFailed")
     assert conditions["Stalled"] == ("True", "PhaseFailed")
+    flows.wait_event("broken", "FlowFailed")
     warnings = {e.reason for e in flows.events("broken") if e.type == "Warning"}
     assert {"PhaseFailed", "FlowFailed"} <= warnings
 
@@ -272,7 +273,7 @@ def test_invalid_manifests_are_rejected_or_failed_clearly(
     status = flows.wait_state("unknown-phase", "Failed")
     assert "teleportation" in status["message"]
     assert "InvalidSpec" in {c["reason"] for c in status["conditions"]}
-    assert "FlowFailed" in flows.event_reasons("unknown-phase")
+    assert "FlowFailed" in flows.wait_event("unknown-phase", "FlowFailed")
     assert flows.jobs("unknown-phase") == []
 
     flows.create("bad-next", complete_spec(initialization={"nextPhase": "nowhere"}))

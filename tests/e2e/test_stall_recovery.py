@@ -151,6 +151,7 @@ def test_pod_that_never_starts_is_retried_then_fails_recovery_exhausted(
     reasons = {c["type"]: c["reason"] for c in status["conditions"]}
     assert reasons["Succeeded"] == "RecoveryExhausted"
     assert "PodNotStarting" in status["message"]
+    flows.wait_event("noimage", "FlowFailed")
     stalled = [e.message for e in flows.events("noimage") if e.reason == "FlowStalled"]
     assert len(stalled) == 3
     assert all("PodNotStarting" in m for m in stalled)
@@ -243,6 +244,7 @@ def test_database_drift_is_repaired(
     while time.monotonic() < deadline and asyncio.run(child()) != before:
         time.sleep(0.5)
     assert asyncio.run(child()) == before == ("manual_collection", "manual_collection", 71)
+    flows.wait_event("drift", "FlowRecovered")
     stalled = [e.message for e in flows.events("drift") if e.reason == "FlowStalled"]
     assert len(stalled) == 1
     assert "DatabaseDrift" in stalled[0]

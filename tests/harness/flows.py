@@ -185,3 +185,13 @@ class Flows:
 
     def event_reasons(self, name: str) -> list[str]:
         return [event.reason for event in self.events(name)]
+
+    def wait_event(self, name: str, reason: str, timeout: float = 30.0) -> list[str]:
+        """The flow's Event reasons once `reason` is among them (Events follow the status)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            reasons = self.event_reasons(name)
+            if reason in reasons:
+                return reasons
+            time.sleep(0.25)
+        raise AssertionError(f"flow {name}: no {reason} Event in {timeout:.0f}s: {reasons}")

@@ -1,0 +1,7 @@
+import pytest
+
+pytestmark = pytest.mark.cluster
+
+
+def test_fails(pods, node_agent):
+    raise AssertionError("deliberate")
