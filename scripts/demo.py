@@ -108,7 +108,11 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--exit", action="store_true", help="stop when the flows are done")
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="cf-demo-"))
+    with tempfile.TemporaryDirectory(prefix="cf-demo-") as tmp:
+        return run_demo(args, Path(tmp))
+
+
+def run_demo(args: argparse.Namespace, workdir: Path) -> int:
     with cluster_kubeconfig(workdir) as kubeconfig:
         kubectl(kubeconfig, "apply", "-f", str(REPO / "crds" / "collectionflow.yaml"))
         kubectl(
@@ -136,12 +140,14 @@ def main() -> int:
             console.print(f"operator running (log: {log_path}); applying crds/samples/")
             kubectl(kubeconfig, "-n", args.namespace, "apply", "-f", str(REPO / "crds" / "samples"))
             ok = watch(kubeconfig, args.namespace, args.timeout)
-            console.print(kubectl(kubeconfig, "-n", args.namespace, "get", "cflow", "-o", "wide"))
+            print(kubectl(kubeconfig, "-n", args.namespace, "get", "cflow", "-o", "wide"))
             console.print(
                 "[green]all flows Succeeded[/]" if ok else "[red]not all flows Succeeded[/]"
             )
+            if args.exit:
+                return 0 if ok else 1
             console.print(
-                "\nExplore:\n"
+                "\nExplore (the cluster stays up until Ctrl-C):\n"
                 f"  export KUBECONFIG={kubeconfig}\n"
                 "  kubectl get cflow -o wide\n"
                 "  kubectl describe cflow assessment-acme\n"
@@ -149,11 +155,9 @@ def main() -> int:
                 f"  COLLECTIONFLOW_DB__URL=sqlite+aiosqlite:///{database} "
                 ".venv/bin/collectionflow db journal\n"
             )
-            if not args.exit:
-                console.print("The cluster stays up until Ctrl-C.")
-                with contextlib.suppress(KeyboardInterrupt):
-                    while operator.poll() is None:
-                        time.sleep(1)
+            with contextlib.suppress(KeyboardInterrupt):
+                while operator.poll() is None:
+                    time.sleep(1)
             return 0 if ok else 1
         finally:
             operator.terminate()

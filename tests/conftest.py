@@ -8,6 +8,7 @@ when a selected test asks for them.
 from __future__ import annotations
 
 import os
+import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,6 +21,15 @@ from kubernetes.client.exceptions import ApiException
 
 from harness.cluster import Cluster, LocalCluster
 from harness.postgres import PostgresServer
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """SIGTERM (a CI timeout, `kill`) runs the fixtures' teardown, so no process is left behind."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 @pytest.fixture(scope="session")
