@@ -97,6 +97,39 @@ def detected_at(db_url: str, uid: str) -> dt.datetime | None:
     return asyncio.run(query())
 
 
+Run = tuple[float, OperatorProcess, Flows, str, dict[int, str]]
+
+
+def watch_heartbeats(coordination: Any, runs: list[Run]) -> dict[tuple[str, int], dt.datetime]:
+    """The last renewTime of each hung attempt's Lease, polled until every flow recovered.
+
+    The Lease goes with the stale attempt's Job when the recovery deletes it, so its last
+    value has to be seen while it still exists.
+    """
+    last: dict[tuple[str, int], dt.datetime] = {}
+    pending = {
+        (flows.namespace, timeout): flows for _, _, flows, _, uids in runs for timeout in uids
+    }
+    deadline = time.monotonic() + 300
+    while pending and time.monotonic() < deadline:
+        for (namespace, timeout), flows in list(pending.items()):
+            try:
+                lease: Any = coordination.read_namespaced_lease(
+                    f"hung-{timeout}-platform-detection-1", namespace
+                )
+                if lease.spec.renew_time is not None:
+                    last[(namespace, timeout)] = lease.spec.renew_time
+            except client.exceptions.ApiException as error:
+                if error.status != 404:
+                    raise
+            if (flows.get(f"hung-{timeout}").get("status") or {}).get("recoveries", 0) >= 1:
+                del pending[(namespace, timeout)]
+        time.sleep(0.2)
+    if pending:
+        raise RuntimeError(f"not recovered within 300s: {sorted(pending)}")
+    return last
+
+
 def measure(workdir: Path) -> list[Sample]:
     samples: list[Sample] = []
     with cluster(workdir) as target:
@@ -104,7 +137,7 @@ def measure(workdir: Path) -> list[Sample]:
         install_crd(api)
         core = client.CoreV1Api(api)
         coordination = client.CoordinationV1Api(api)
-        runs: list[tuple[float, OperatorProcess, Flows, str, dict[int, str]]] = []
+        runs: list[Run] = []
         for interval in INTERVALS:
             namespace = f"bench-stall-{int(interval)}-{os.urandom(3).hex()}"
             core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
@@ -126,17 +159,13 @@ def measure(workdir: Path) -> list[Sample]:
             }
             runs.append((interval, operator, flows, db_url, uids))
         try:
+            last_heartbeat = watch_heartbeats(coordination, runs)
             for interval, _, flows, db_url, uids in runs:
                 for timeout, uid in uids.items():
-                    name = f"hung-{timeout}"
-                    flows.wait_for(name, lambda s: s.get("recoveries", 0) >= 1, "a recovery", 180)
-                    lease: Any = coordination.read_namespaced_lease(
-                        f"{name}-platform-detection-1", flows.namespace
-                    )
-                    stalled_at: dt.datetime = lease.spec.renew_time
                     detected = detected_at(db_url, uid)
                     if detected is None:
-                        raise RuntimeError(f"{name}: no stall_detected journal row")
+                        raise RuntimeError(f"hung-{timeout}: no stall_detected journal row")
+                    stalled_at = last_heartbeat[(flows.namespace, timeout)]
                     samples.append(
                         Sample(
                             interval_seconds=interval,
