@@ -36,7 +36,7 @@ def run(
 
     import collectionflow.handlers.operator  # noqa: F401  (registers the handlers)
 
-    kopf.configure(verbose=verbose, log_format=kopf.LogFormat.PLAIN)
+    kopf.configure(verbose=verbose, log_format=kopf.LogFormat.PLAIN, log_prefix=True)
     if not verbose:
         # kopf logs every handler success per object at INFO; keep our own flow lines only.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
