@@ -704,6 +704,24 @@ def test_killed_agent_goes_silent_and_its_successor_recovers(
     pods.wait_phase("later", "Succeeded")
 
 
+def test_agent_carries_on_after_an_apiserver_outage(
+    cluster: Any, node_agent: NodeAgent, pods: Pods, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "pids"
+    env = [env_var("PID_FILE", str(pid_file))]
+    pods.create(pod_manifest("survivor", [python_container(SLEEPER, env=env)]))
+    pods.wait_running("survivor")
+
+    cluster.local.control_plane.restart_apiserver()
+
+    pods.create(pod_manifest("newcomer", [python_container("print('after the outage')")]))
+    pods.wait_phase("newcomer", "Succeeded", 60)
+    pods.delete("survivor")
+    wait_for(lambda: pods.get("survivor") is None, "the running pod to be deleted", 30)
+    [pid] = pids_in(pid_file)
+    assert not alive(pid)
+
+
 def _start_agent_process(cluster: Any, node: str, workdir: Path) -> subprocess.Popen[bytes]:
     tests_dir = Path(harness.__file__).resolve().parents[1]
     env = {

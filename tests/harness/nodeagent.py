@@ -53,6 +53,7 @@ from typing import Any, Final
 import yaml
 from kubernetes import config as kube_config
 from kubernetes.client import ApiClient, Configuration
+from urllib3.exceptions import HTTPError
 
 from harness.nodeagent_model import (
     DEFAULT_SCHEDULER,
@@ -141,6 +142,33 @@ class _AgentKilled(Exception):
     """Raised by a write attempted after :meth:`NodeAgent.kill`: the agent must stay silent."""
 
 
+class _WriteGate:
+    """Lets API writes run concurrently until closed; closing waits for those in flight."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._active = 0
+        self._closed = False
+
+    @contextlib.contextmanager
+    def open(self) -> Iterator[None]:
+        with self._condition:
+            if self._closed:
+                raise _AgentKilled
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._active -= 1
+                self._condition.notify_all()
+
+    def close(self, timeout: float) -> None:
+        with self._condition:
+            self._closed = True
+            self._condition.wait_for(lambda: self._active == 0, timeout)
+
+
 class _NotReady(Exception):
     """A precondition of starting a container is not there yet; retried later."""
 
@@ -206,6 +234,7 @@ class _PodLogger(logging.LoggerAdapter[logging.Logger]):
 class _Kube:
     def __init__(self, kubeconfig: Path, request_timeout: float) -> None:
         configuration = Configuration()
+        configuration.connection_pool_maxsize = 64  # one connection per busy pod thread
         kube_config.load_kube_config(
             config_file=str(kubeconfig), client_configuration=configuration, persist_config=False
         )
@@ -455,6 +484,7 @@ class _PodWorker:
         try:
             self._restore(self.pod)
             while not self.agent.killed:
+                self._wake.clear()  # before looking: a wake-up from now on is not lost
                 pod = self.pod
                 if self._removed:
                     self.log.info("the pod object is gone; stopping its processes")
@@ -471,6 +501,9 @@ class _PodWorker:
                     self._report(pod)
                 except (_AgentKilled, KeyboardInterrupt):
                     raise
+                except (KubeApiError, HTTPError, OSError) as error:
+                    self.log.warning("sync failed (%s); retrying", error)
+                    self._wake.wait(1.0)
                 except Exception:
                     self.log.exception("sync failed; retrying")
                     self._wake.wait(1.0)
@@ -494,7 +527,6 @@ class _PodWorker:
             if container.proc is None and container.not_before > now:
                 timeout = min(timeout, container.not_before - now)
         self._wake.wait(max(0.02, timeout))
-        self._wake.clear()
 
     def _restore(self, pod: JsonDict) -> None:
         """Take over what an earlier agent reported: restart counts, states, start time."""
@@ -561,7 +593,7 @@ class _PodWorker:
 
     def _sync_container(self, container: _Container, pod: JsonDict) -> None:
         if container.proc is not None:
-            code = container.proc.poll()
+            code = container.proc.returncode  # set by _await_exit, the one thread that reaps
             if code is None:
                 return
             self._collect(container, code)
@@ -680,7 +712,18 @@ class _PodWorker:
         )
 
     def _await_exit(self, process: subprocess.Popen[bytes]) -> None:
-        with contextlib.suppress(Exception):
+        """Wait for a container's shim, kill what the container left behind, then reap it.
+
+        Until it is reaped, the exited shim keeps its process-group id from being reused, so
+        this SIGKILL (and the one of NodeAgent.kill) cannot hit an unrelated process.
+        """
+        waitid = getattr(os, "waitid", None)
+        if waitid is not None:
+            with contextlib.suppress(ChildProcessError):
+                waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)
+            _signal_group(process.pid, signal.SIGKILL)
+        self.agent._forget(process)
+        with contextlib.suppress(ChildProcessError):
             process.wait()
         self._wake.set()
 
@@ -696,10 +739,6 @@ class _PodWorker:
 
     def _collect(self, container: _Container, code: int) -> None:
         """Record the exit of a container's process."""
-        process = container.proc
-        assert process is not None
-        _signal_group(process.pid, signal.SIGKILL)  # what the process left behind in its group
-        self.agent._forget(process)
         container.proc = None
         exit_code = code if code >= 0 else 128 - code
         started_at = container.state.started_at if isinstance(container.state, Running) else None
@@ -742,27 +781,29 @@ class _PodWorker:
         )
         for container in running:
             assert container.proc is not None
-            _signal_group(container.proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
+            self.agent._signal(container.proc, signal.SIGTERM)
+        self._await_processes(running, grace)
+        for container in running:
+            if container.proc is not None and container.proc.returncode is None:
+                self.log.info("container %s: grace period over, SIGKILL", container.name)
+                self.agent._signal(container.proc, signal.SIGKILL)
+        self._await_processes(running, 10.0)
+        for container in running:
+            if container.proc is None:
+                continue
+            if container.proc.returncode is None:
+                self.log.error("container %s survived SIGKILL", container.name)
+                continue
+            self._collect(container, container.proc.returncode)
+
+    def _await_processes(self, containers: Sequence[_Container], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and any(
-            c.proc is not None and c.proc.poll() is None for c in running
+            c.proc is not None and c.proc.returncode is None for c in containers
         ):
             if self.agent.killed:
                 raise _AgentKilled
             time.sleep(0.05)
-        for container in running:
-            if container.proc is not None and container.proc.poll() is None:
-                self.log.info("container %s: grace period over, SIGKILL", container.name)
-                _signal_group(container.proc.pid, signal.SIGKILL)
-        for container in running:
-            if container.proc is None:
-                continue
-            try:
-                code = container.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.log.error("container %s survived SIGKILL", container.name)
-                continue
-            self._collect(container, code)
 
     def _delete(self, pod: JsonDict) -> None:
         """Graceful deletion: stop the processes, report, then remove the object."""
@@ -923,7 +964,7 @@ class NodeAgent:
         self._kube: _Kube | None = None
         self._state = "new"
         self._lock = threading.Lock()
-        self._write_lock = threading.Lock()
+        self._writes = _WriteGate()
         self._proc_lock = threading.Lock()
         self._halt = threading.Event()
         self._synced = threading.Event()
@@ -987,8 +1028,9 @@ class NodeAgent:
             workers = list(self._workers.values())
         for worker in workers:
             worker.wake()
+        deadline = time.monotonic() + self.stop_grace_seconds + 30.0
         for worker in workers:
-            worker.thread.join(self.stop_grace_seconds + 20.0)
+            worker.thread.join(max(0.0, deadline - time.monotonic()))
         self._halt.set()
         self.kube.interrupt_watches()
         for thread in self._threads:
@@ -1006,16 +1048,12 @@ class NodeAgent:
             return
         self._state = "killed"
         logger.warning("node %s: killed", self.node_name)
-        with self._write_lock:  # waits for a write in flight; none starts afterwards
-            self.killed = True
+        self.killed = True
+        self._writes.close(self.request_timeout_seconds + 5.0)  # lets writes in flight end
         self._halt.set()
-        with self._proc_lock:
-            processes = list(self._procs)
-        for process in processes:
-            _signal_group(process.pid, signal.SIGKILL)
-        for process in processes:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=5)
+        with self._proc_lock:  # only unreaped shims are registered: their group ids are ours
+            for process in self._procs:
+                _signal_group(process.pid, signal.SIGKILL)
         with self._lock:
             workers = list(self._workers.values())
         for worker in workers:
@@ -1074,6 +1112,12 @@ class NodeAgent:
             self._procs.add(process)
             return process
 
+    def _signal(self, process: subprocess.Popen[bytes], signum: int) -> None:
+        """Signal a container's process group, unless its shim is already being reaped."""
+        with self._proc_lock:
+            if process in self._procs:
+                _signal_group(process.pid, signum)
+
     def _forget(self, process: subprocess.Popen[bytes]) -> None:
         with self._proc_lock:
             self._procs.discard(process)
@@ -1091,9 +1135,7 @@ class NodeAgent:
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:
-        with self._write_lock:
-            if self.killed:
-                raise _AgentKilled
+        with self._writes.open():
             yield
 
     def _patch_pod_status(self, namespace: str, name: str, uid: str, status: JsonDict) -> None:
@@ -1563,7 +1605,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(error))
     logging.basicConfig(
         level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(threadName)s: %(message)s",
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
     stop = threading.Event()

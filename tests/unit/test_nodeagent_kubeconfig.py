@@ -64,6 +64,6 @@ def test_the_kubernetes_client_loads_it_as_bearer_token_auth(tmp_path: Path) -> 
 
     assert loaded.host == "https://127.0.0.1:6443"
     assert loaded.auth_settings()["BearerToken"]["value"] == "Bearer s3cr3t"
-    assert Path(loaded.ssl_ca_cert).read_bytes() == CA
+    assert Path(str(loaded.ssl_ca_cert)).read_bytes() == CA
     _, active = config.list_kube_config_contexts(config_file=str(path))
     assert active["context"]["namespace"] == "flows"
