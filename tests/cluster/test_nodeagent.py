@@ -15,9 +15,9 @@ import sys
 import textwrap
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from kubernetes import client
@@ -25,12 +25,12 @@ from kubernetes.client.exceptions import ApiException
 
 import harness
 from harness.nodeagent import NodeAgent
+from harness.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 
 PYTHON = sys.executable
 IMAGE = "collectionflow-operator:test"
-T = TypeVar("T")
 
 # Appends its pid to $PID_FILE, then sleeps until killed.
 SLEEPER = textwrap.dedent(
@@ -42,17 +42,6 @@ SLEEPER = textwrap.dedent(
         time.sleep(0.1)
     """
 )
-
-
-def wait_for(check: Callable[[], T | None], what: str, timeout: float = 30.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.1)
 
 
 def python_container(script: str, name: str = "main", **extra: Any) -> dict[str, Any]:

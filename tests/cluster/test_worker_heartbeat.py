@@ -9,9 +9,8 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from kubernetes import client
@@ -24,23 +23,12 @@ from collectionflow.specs.jobs import PhaseJobRequest, build_heartbeat_lease, bu
 from collectionflow.specs.rbac import build_worker_rbac
 from collectionflow.worker.context import PhaseContext
 from collectionflow.worker.heartbeat import LeaseHeartbeat, micro_time, start_heartbeat
+from harness.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 
-T = TypeVar("T")
 INTERVAL = 0.2
 MICRO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
-
-
-def wait_for(check: Callable[[], T | None], what: str, timeout: float = 15.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.05)
 
 
 class Leases:

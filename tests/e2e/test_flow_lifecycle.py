@@ -17,20 +17,13 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from collectionflow.db.models import CollectionFlow, FailureJournal, MasterFlow, PhaseRun
+from collectionflow.domain.registry import COLLECTION
 from harness.cluster import Cluster
 from harness.flows import REPO, Flows, OperatorProcess
 
 pytestmark = pytest.mark.e2e
 
-SEVEN = [
-    "initialization",
-    "platform_detection",
-    "automated_collection",
-    "gap_analysis",
-    "questionnaire_generation",
-    "manual_collection",
-    "synthesis",
-]
+SEVEN = list(COLLECTION.phase_names)
 INPUT = '{"answers": {"db-01": {"owner": "dba-team"}}}'
 
 
