@@ -228,9 +228,17 @@ class _Process:
 class LocalControlPlane:
     """etcd, kube-apiserver and kube-controller-manager running as child processes."""
 
-    def __init__(self, workdir: Path, binaries: Binaries) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        binaries: Binaries,
+        controller_qps: int = CONTROLLER_QPS,
+        controller_burst: int = CONTROLLER_BURST,
+    ) -> None:
         self.workdir = workdir
         self.binaries = binaries
+        self.controller_qps = controller_qps
+        self.controller_burst = controller_burst
         self.pki = _Pki(workdir / "pki")
         self.kubeconfig = workdir / "admin.kubeconfig"
         self.apiserver_port = 0
@@ -376,8 +384,8 @@ class LocalControlPlane:
                 f"--controllers={','.join(CONTROLLERS)}",
                 f"--service-account-private-key-file={self.pki.sa_key}",
                 f"--root-ca-file={self.pki.ca_cert}",
-                f"--kube-api-qps={CONTROLLER_QPS}",
-                f"--kube-api-burst={CONTROLLER_BURST}",
+                f"--kube-api-qps={self.controller_qps}",
+                f"--kube-api-burst={self.controller_burst}",
                 "--concurrent-gc-syncs=20",
                 "--concurrent-deployment-syncs=10",
                 "--concurrent-replicaset-syncs=10",
