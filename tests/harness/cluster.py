@@ -6,18 +6,18 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 from kubernetes import client, config
 
 from harness.controlplane import LocalControlPlane, provision_binaries
+from harness.lifecycle import Service
 from harness.nodeagent import NodeAgent
 
 IMAGE_REPOSITORY = "collectionflow-operator"
 NODE_NAME = "cf-local-node"
 
 
-class LocalCluster:
+class LocalCluster(Service):
     """Start with `with LocalCluster(workdir) as cluster:`; everything stops on exit."""
 
     def __init__(self, workdir: Path | None = None) -> None:
@@ -55,18 +55,6 @@ class LocalCluster:
         self.control_plane.stop()
         if self._owns_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> LocalCluster:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 @dataclass(frozen=True)

@@ -30,13 +30,14 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+
+from harness.lifecycle import Service
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PROVISION_SCRIPT = REPO_ROOT / "scripts" / "provision-k8s.sh"
@@ -225,7 +226,7 @@ class _Process:
             self.popen.wait()
 
 
-class LocalControlPlane:
+class LocalControlPlane(Service):
     """etcd, kube-apiserver and kube-controller-manager running as child processes."""
 
     def __init__(
@@ -272,18 +273,6 @@ class LocalControlPlane:
         apiserver.stop()
         self._processes.remove(apiserver)
         self._start_apiserver(port=self.apiserver_port)
-
-    def __enter__(self) -> LocalControlPlane:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _spawn(self, name: str, args: list[str]) -> _Process:
         log = self.workdir / f"{name}.log"

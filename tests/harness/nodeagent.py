@@ -47,7 +47,6 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Final
 
 import yaml
@@ -55,6 +54,7 @@ from kubernetes import config as kube_config
 from kubernetes.client import ApiClient, Configuration
 from urllib3.exceptions import HTTPError
 
+from harness.lifecycle import Service
 from harness.nodeagent_model import (
     DEFAULT_SCHEDULER,
     TERMINAL_PHASES,
@@ -898,7 +898,7 @@ class _PodWorker:
 # The agent
 
 
-class NodeAgent:
+class NodeAgent(Service):
     """One node of the test cluster; see the module docstring.
 
     ``image_map`` maps an image repository (``collectionflow-operator``, or a fuller
@@ -1076,18 +1076,6 @@ class NodeAgent:
         if len(runs) < -index:
             raise FileNotFoundError(f"no {'previous ' if previous else ''}run of {container}")
         return runs[index].read_text(errors="replace")
-
-    def __enter__(self) -> NodeAgent:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- processes
 

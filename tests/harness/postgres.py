@@ -14,7 +14,9 @@ import socket
 import subprocess
 import tempfile
 from pathlib import Path
-from types import TracebackType
+from typing import Self
+
+from harness.lifecycle import Service
 
 POSTGRES_BIN_GLOB = "/usr/lib/postgresql/*/bin"
 SUPERUSER = "postgres"
@@ -26,7 +28,7 @@ class PostgresError(RuntimeError):
     """The test server could not be provisioned, started or used."""
 
 
-class PostgresServer:
+class PostgresServer(Service):
     """`with PostgresServer() as server: url = server.create_database("x")`.
 
     `halt()` stops the server and keeps its data, `start()` brings it back on the same port,
@@ -116,24 +118,16 @@ class PostgresServer:
             raise PostgresError(f"CREATE DATABASE {name} failed: {created.stderr.strip()}")
         return self.url(name)
 
-    def url(self, database: str) -> str:
-        return f"postgresql+asyncpg://{SUPERUSER}@{self.host}:{self.port}/{database}"
-
-    def __enter__(self) -> PostgresServer:
+    def __enter__(self) -> Self:
+        """Start, or clean up what a failed start left behind (its temporary data dir)."""
         try:
-            self.start()
+            return super().__enter__()
         except BaseException:
             self.stop()
             raise
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def url(self, database: str) -> str:
+        return f"postgresql+asyncpg://{SUPERUSER}@{self.host}:{self.port}/{database}"
 
     def _init_cluster(self) -> None:
         self.socket_dir.mkdir(parents=True, exist_ok=True)
