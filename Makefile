@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 KIND_CLUSTER ?= collectionflow
 
-.PHONY: help setup system-deps k8s-binaries test test-unit lint fmt demo cluster kind-up kind-down bench clean
+.PHONY: help setup system-deps k8s-binaries image test test-unit lint fmt demo cluster kind-up kind-down bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -25,13 +25,16 @@ system-deps: ## PostgreSQL, kubectl and etcd from the distribution (Debian/Ubunt
 k8s-binaries: ## build or fetch kube-apiserver, kube-controller-manager and etcd (cached)
 	@if [ -z "$$KUBECONFIG" ]; then bash scripts/provision-k8s.sh >/dev/null; fi
 
+image: $(BIN)/.installed ## the operator image from the Dockerfile (docker, or buildah over debootstrap)
+	PYTHON=$(BIN)/python bash scripts/build-image.sh
+
 lint: $(BIN)/.installed ## ruff, mypy and the import-layer contracts
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: setup k8s-binaries lint ## everything: unit, db, cluster and e2e tests (KUBECONFIG=... uses that cluster)
+test: setup k8s-binaries image lint ## everything: unit, db, cluster and e2e tests (KUBECONFIG=... uses that cluster)
 	$(BIN)/pytest -m "unit or db or cluster or e2e" $(PYTEST_ARGS)
 
 test-unit: $(BIN)/.installed ## the fast inner loop: pure logic only
@@ -49,7 +52,7 @@ demo: setup k8s-binaries ## a local cluster, the operator, the sample flows live
 
 kind-up: ## for machines with Docker: a kind cluster with our image loaded
 	kind create cluster --name $(KIND_CLUSTER)
-	docker build -t collectionflow-operator:0.1.0 .
+	IMAGE_BUILDER=docker $(MAKE) image
 	kind load docker-image collectionflow-operator:0.1.0 --name $(KIND_CLUSTER)
 	@echo "now: KUBECONFIG=\$$HOME/.kube/config make test"
 
