@@ -23,6 +23,7 @@ from rich.table import Table
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
+from harness.cluster import VENV_IMAGE  # noqa: E402
 from harness.controlplane import (  # noqa: E402
     CONTROLLER_BURST,
     CONTROLLER_QPS,
@@ -50,7 +51,7 @@ def job(name: str) -> Any:
             "template": {
                 "spec": {
                     "restartPolicy": "Never",
-                    "containers": [{"name": "c", "image": "collectionflow-operator"}],
+                    "containers": [{"name": "c", "image": VENV_IMAGE}],
                 }
             }
         },

@@ -6,8 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from kubernetes import client
 
 from harness.nodeagent import NodeAgent
+from harness.pods import Pods, namespace_pods
 
 
 @pytest.fixture
@@ -18,3 +20,8 @@ def node_agent(cluster: Any) -> NodeAgent:
         pytest.skip("needs the local node agent (KUBECONFIG points at another cluster)")
     agent: NodeAgent = local.node_agent
     return agent
+
+
+@pytest.fixture
+def pods(api: client.ApiClient, namespace: str) -> Pods:
+    return namespace_pods(api, namespace)

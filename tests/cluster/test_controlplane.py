@@ -12,7 +12,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from harness.cluster import Cluster
+from harness.cluster import VENV_IMAGE, Cluster
 
 pytestmark = pytest.mark.cluster
 
@@ -56,7 +56,7 @@ def test_deleting_an_owner_deletes_its_jobs_through_the_garbage_collector(
                     "containers": [
                         {
                             "name": "c",
-                            "image": "collectionflow-operator",
+                            "image": VENV_IMAGE,
                             "command": ["sleep", "30"],
                         }
                     ],

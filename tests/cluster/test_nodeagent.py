@@ -24,13 +24,15 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 import harness
+from harness.cluster import VENV_IMAGE
 from harness.nodeagent import NodeAgent
+from harness.pods import Pods, pod_manifest
 from harness.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 
 PYTHON = sys.executable
-IMAGE = "collectionflow-operator:test"
+IMAGE = VENV_IMAGE
 
 # Appends its pid to $PID_FILE, then sleeps until killed.
 SLEEPER = textwrap.dedent(
@@ -48,98 +50,8 @@ def python_container(script: str, name: str = "main", **extra: Any) -> dict[str,
     return {"name": name, "image": IMAGE, "command": [PYTHON, "-c", script], **extra}
 
 
-def pod_manifest(
-    name: str, containers: list[dict[str, Any]], restart_policy: str = "Never", **spec: Any
-) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name},
-        "spec": {
-            "restartPolicy": restart_policy,
-            "terminationGracePeriodSeconds": 5,
-            "containers": containers,
-            **spec,
-        },
-    }
-
-
 def env_var(name: str, value: str) -> dict[str, str]:
     return {"name": name, "value": value}
-
-
-class Pods:
-    """Pods of one namespace, read back as camelCase dicts like the apiserver sends them."""
-
-    def __init__(self, api: client.ApiClient, namespace: str) -> None:
-        self.api = api
-        self.core = client.CoreV1Api(api)
-        self.namespace = namespace
-
-    def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        created = self.core.create_namespaced_pod(self.namespace, manifest)
-        result: dict[str, Any] = self.api.sanitize_for_serialization(created)
-        return result
-
-    def get(self, name: str) -> dict[str, Any] | None:
-        try:
-            pod = self.core.read_namespaced_pod(name, self.namespace)
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-        result: dict[str, Any] = self.api.sanitize_for_serialization(pod)
-        return result
-
-    def status(self, name: str) -> dict[str, Any]:
-        pod = self.get(name)
-        assert pod is not None, f"pod {name} is gone"
-        status: dict[str, Any] = pod.get("status") or {}
-        return status
-
-    def container(self, name: str, container: str = "main") -> dict[str, Any]:
-        for status in self.status(name).get("containerStatuses") or []:
-            if status["name"] == container:
-                result: dict[str, Any] = status
-                return result
-        return {}
-
-    def wait_phase(self, name: str, phase: str, timeout: float = 30.0) -> dict[str, Any]:
-        def reached() -> dict[str, Any] | None:
-            status = self.status(name)
-            return status if status.get("phase") == phase else None
-
-        return wait_for(reached, f"pod {name} phase {phase}", timeout)
-
-    def wait_running(self, name: str, container: str = "main") -> dict[str, Any]:
-        return wait_for(
-            lambda: (c := self.container(name, container)).get("state", {}).get("running") and c,
-            f"container {container} of pod {name} running",
-        )
-
-    def delete(self, name: str, grace: int | None = None) -> None:
-        self.core.delete_namespaced_pod(name, self.namespace, grace_period_seconds=grace)
-
-
-@pytest.fixture
-def pods(api: client.ApiClient, namespace: str) -> Pods:
-    """Pods of the test's namespace, once pods can be created there.
-
-    The ServiceAccount admission plugin of 1.20 rejects pods until the token controller has
-    created the `default` ServiceAccount's token in a new namespace.
-    """
-    core = client.CoreV1Api(api)
-
-    def default_token() -> bool:
-        try:
-            return bool(core.read_namespaced_service_account("default", namespace).secrets)
-        except ApiException as error:
-            if error.status == 404:
-                return False
-            raise
-
-    wait_for(default_token, f"the default ServiceAccount token in {namespace}")
-    return Pods(api, namespace)
 
 
 def pids_in(path: Path) -> list[int]:

@@ -23,6 +23,7 @@ from collectionflow.specs.jobs import PhaseJobRequest, build_heartbeat_lease, bu
 from collectionflow.specs.rbac import build_worker_rbac
 from collectionflow.worker.context import PhaseContext
 from collectionflow.worker.heartbeat import LeaseHeartbeat, micro_time, start_heartbeat
+from harness.cluster import VENV_IMAGE
 from harness.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
@@ -97,7 +98,7 @@ def idle_job(batch: client.BatchV1Api, namespace: str, name: str) -> str:
                     "containers": [
                         {
                             "name": "phase",
-                            "image": "collectionflow-operator:test",
+                            "image": VENV_IMAGE,
                             "command": [sys.executable, "-c", "pass"],
                         }
                     ],
@@ -327,7 +328,7 @@ def test_a_phase_job_heart_beats_as_its_service_account(
         flow_type="collection",
         phase=plan_for(CollectionFlowSpec.model_validate({})).phase("initialization"),
         attempt=1,
-        image="collectionflow-operator:test",
+        image=VENV_IMAGE,
         service_account="collectionflow-worker",
         heartbeat_seconds=INTERVAL,
         parameters=parameters,

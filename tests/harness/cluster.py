@@ -1,4 +1,10 @@
-"""The whole local test cluster: the control plane plus one node agent for our own image."""
+"""The whole local test cluster: the control plane plus one node agent for our own image.
+
+Pods of the built image (``make image``; the operator's default ``collectionflow-operator:
+<version>``) run from the image's own filesystem. Any other tag of the repository, such as
+``collectionflow-operator:venv``, runs from the test venv: faster, for tests of the node agent
+and the worker that do not care about packaging.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +15,16 @@ from pathlib import Path
 
 from kubernetes import client, config
 
+from collectionflow.settings import OperatorSettings
 from harness.controlplane import LocalControlPlane, provision_binaries
+from harness.image_model import LocalImage
+from harness.images import prepare_image
 from harness.lifecycle import Service
 from harness.nodeagent import NodeAgent
 
 IMAGE_REPOSITORY = "collectionflow-operator"
+OPERATOR_IMAGE = OperatorSettings().image
+VENV_IMAGE = f"{IMAGE_REPOSITORY}:venv"
 NODE_NAME = "cf-local-node"
 
 
@@ -25,12 +36,14 @@ class LocalCluster(Service):
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="cf-cluster-"))
         self.control_plane = LocalControlPlane(self.workdir / "control-plane", provision_binaries())
         self.node_agent: NodeAgent | None = None
+        self.image: LocalImage | None = None
 
     @property
     def kubeconfig(self) -> Path:
         return self.control_plane.kubeconfig
 
     def start(self) -> None:
+        self.image = prepare_image(OPERATOR_IMAGE)
         self.control_plane.start()
         try:
             self.start_node_agent()
@@ -42,7 +55,8 @@ class LocalCluster(Service):
         self.node_agent = NodeAgent(
             kubeconfig=self.kubeconfig,
             node_name=NODE_NAME,
-            image_map={IMAGE_REPOSITORY: None},
+            image_map={VENV_IMAGE: None},
+            local_images=[self.image] if self.image else [],
             workdir=self.workdir / "node",
         )
         self.node_agent.start()

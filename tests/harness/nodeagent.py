@@ -54,6 +54,17 @@ from kubernetes import config as kube_config
 from kubernetes.client import ApiClient, Configuration
 from urllib3.exceptions import HTTPError
 
+from harness.image_model import (
+    LocalImage,
+    find_local_image,
+    image_argv,
+    image_env,
+    read_only_root,
+    run_as,
+    volume_mounts,
+    working_dir,
+)
+from harness.images import VolumeNotReady, find_executable, prepare_image, prepare_volumes
 from harness.lifecycle import Service
 from harness.nodeagent_model import (
     DEFAULT_SCHEDULER,
@@ -97,6 +108,7 @@ RESTARTED_MESSAGE: Final = (
 )
 SHUTDOWN_REASON: Final = "Shutdown"
 SHUTDOWN_MESSAGE: Final = "The local node agent was stopped; the pod's processes were terminated."
+IMAGE_ENTER: Final = Path(__file__).with_name("image_enter.py")
 DEADLINE_MESSAGE: Final = "Pod was active on the node longer than the specified deadline"
 
 # Runs every container: starts the command in the shim's process group (a session of its own,
@@ -167,6 +179,10 @@ class _WriteGate:
         with self._condition:
             self._closed = True
             self._condition.wait_for(lambda: self._active == 0, timeout)
+
+
+class _StartError(Exception):
+    """The container's process could not be started (kubelet: StartError, exit code 128)."""
 
 
 class _NotReady(Exception):
@@ -387,11 +403,12 @@ class _ApiEnvSources:
 class _Container:
     """The runtime state of one container of a pod."""
 
-    def __init__(self, spec: JsonDict, match: ImageMatch | None) -> None:
+    def __init__(self, spec: JsonDict, match: ImageMatch | None, local: LocalImage | None) -> None:
         self.spec = spec
         self.name = str(spec.get("name", ""))
         self.image = str(spec.get("image", ""))
         self.match = match
+        self.local = local
         self.state: Waiting | Running | Terminated = Waiting("ContainerCreating")
         self.restart_count = 0
         self.last_state: Terminated | None = None
@@ -442,10 +459,8 @@ class _PodWorker:
         self.dir = agent.pods_dir / f"{self.namespace}_{self.name}_{self.uid}"
         spec = pod.get("spec") or {}
         self.restart_policy = str(spec.get("restartPolicy") or "Always")
-        self.containers = [
-            _Container(c, match_image(str(c.get("image", "")), agent.image_map))
-            for c in spec.get("containers") or []
-        ]
+        self.containers = [agent.container(c) for c in spec.get("containers") or []]
+        self.volume_dirs: dict[str, Path] | None = None
         self.start_time = _utcnow()
         self.failure: PodFailure | None = None
         self.reported: JsonDict | None = None
@@ -612,7 +627,7 @@ class _PodWorker:
                 f"back-off {delay:g}s restarting failed container={container.name} "
                 f"pod={self.name}_{self.namespace}({self.uid})",
             )
-        if container.match is None:
+        if container.match is None and container.local is None:
             self._image_not_available(container)
             return
         if time.monotonic() < container.not_before:
@@ -621,7 +636,7 @@ class _PodWorker:
 
     def _image_not_available(self, container: _Container) -> None:
         now = time.monotonic()
-        known = ", ".join(sorted(self.agent.image_map)) or "none"
+        known = ", ".join(self.agent.known_images()) or "none"
         detail = (
             f'image "{container.image}" is not available to the local node agent '
             f"(it runs only: {known})"
@@ -647,9 +662,13 @@ class _PodWorker:
         agent = self.agent
         try:
             kubeconfig = self._identity(pod)
-        except _NotReady as waiting:
+            if container.local is not None and self.volume_dirs is None:
+                self.volume_dirs = prepare_volumes(pod, self.dir, _ApiEnvSources(agent.kube).secret)
+        except (_NotReady, VolumeNotReady) as waiting:
             self._problem(container, "ContainerCreating", str(waiting))
             return
+        container_dir = self.dir / "containers" / container.name
+        termination_file = container_dir / "termination-log"
         try:
             defined = resolve_env(
                 pod,
@@ -658,36 +677,23 @@ class _PodWorker:
                 service_env=agent.service_env,
                 pod_ip=NODE_IP,
             )
+            if container.local is not None:
+                argv, env, cwd = self._image_launch(container, pod, defined, termination_file)
+            else:
+                argv, env, cwd = self._venv_launch(container, defined, kubeconfig, termination_file)
         except ContainerConfigError as error:
             container.not_before = time.monotonic() + 1.0
             self._problem(container, "CreateContainerConfigError", str(error))
             return
-        container_dir = self.dir / "containers" / container.name
-        container_dir.mkdir(parents=True, exist_ok=True)
-        termination_file = container_dir / "termination-log"
-        env = {
-            **agent.base_env,
-            **agent.service_env,
-            "HOSTNAME": self.name,
-            **defined,
-            "KUBECONFIG": str(kubeconfig),
-            "TERMINATION_MESSAGE_PATH": str(termination_file),
-        }
-        cwd = self.dir / "fs"
-        assert container.match is not None
-        try:
-            argv = container_argv(
-                container.spec, container.match.entrypoint, {**agent.service_env, **defined}
-            )
-            if _which(argv[0], env.get("PATH", ""), cwd) is None:
-                raise ContainerConfigError(f'exec: "{argv[0]}": executable file not found in $PATH')
-        except ContainerConfigError as error:
+        except _StartError as error:
             self._start_failed(container, str(error))
             return
         if container.has_run:
             container.restart_count += 1
         container.has_run = True
+        container_dir.mkdir(parents=True, exist_ok=True)
         termination_file.write_bytes(b"")
+        termination_file.chmod(0o666)  # as the kubelet makes it: the container may be non-root
         log_path = container_dir / f"{container.restart_count}.log"
         process = agent._spawn(argv, cwd=cwd, env=env, log_path=log_path)
         container.proc = process
@@ -703,13 +709,73 @@ class _PodWorker:
             daemon=True,
         ).start()
         self.log.info(
-            "container %s started (pid %d, restart %d): %s; log %s",
+            "container %s started (pid %d, restart %d%s): %s; log %s",
             container.name,
             process.pid,
             container.restart_count,
-            shlex.join(argv),
+            f", image {container.local.reference}" if container.local else "",
+            shlex.join(json.loads(argv[-1])["argv"] if container.local else argv),
             log_path,
         )
+
+    def _venv_launch(
+        self, container: _Container, defined: Mapping[str, str], kubeconfig: Path, termination: Path
+    ) -> tuple[list[str], dict[str, str], Path]:
+        """A host process from the test venv, with the pod's identity as its ``KUBECONFIG``."""
+        agent = self.agent
+        env = {
+            **agent.base_env,
+            **agent.service_env,
+            "HOSTNAME": self.name,
+            **defined,
+            "KUBECONFIG": str(kubeconfig),
+            "TERMINATION_MESSAGE_PATH": str(termination),
+        }
+        cwd = self.dir / "fs"
+        assert container.match is not None
+        argv = container_argv(
+            container.spec, container.match.entrypoint, {**agent.service_env, **defined}
+        )
+        if _which(argv[0], env.get("PATH", ""), cwd) is None:
+            raise _StartError(f'exec: "{argv[0]}": executable file not found in $PATH')
+        return argv, env, cwd
+
+    def _image_launch(
+        self, container: _Container, pod: JsonDict, defined: Mapping[str, str], termination: Path
+    ) -> tuple[list[str], dict[str, str], Path]:
+        """The image's filesystem, entered by :mod:`harness.image_enter` as a runtime would."""
+        image = container.local
+        assert image is not None
+        assert self.volume_dirs is not None
+        service_env = self.agent.service_env
+        env = image_env(image.config, service_env, self.name, defined)
+        passwd = image.rootfs / "etc" / "passwd"
+        uid, gid = run_as(
+            pod, container.spec, image.config, passwd.read_text() if passwd.exists() else ""
+        )
+        argv = image_argv(container.spec, image.config, {**service_env, **defined})
+        if find_executable(image.rootfs, argv[0], env.get("PATH", "")) is None:
+            raise _StartError(f'exec: "{argv[0]}": executable file not found in $PATH')
+        layer = termination.parent / "rootfs"
+        for part in ("upper", "work", "root"):
+            (layer / part).mkdir(parents=True, exist_ok=True)
+        spec = {
+            "lower": str(image.rootfs),
+            "upper": str(layer / "upper"),
+            "work": str(layer / "work"),
+            "root": str(layer / "root"),
+            "readonly": read_only_root(container.spec),
+            "mounts": [
+                m.as_json() for m in volume_mounts(container.spec, self.volume_dirs, termination)
+            ],
+            "uid": uid,
+            "gid": gid,
+            "cwd": working_dir(container.spec, image.config),
+            "argv": argv,
+            "env": env,
+        }
+        command = [sys.executable, "-I", "-S", str(IMAGE_ENTER), json.dumps(spec)]
+        return command, {"PATH": os.defpath}, self.dir
 
     def _await_exit(self, process: subprocess.Popen[bytes]) -> None:
         """Wait for a container's shim, kill what the container left behind, then reap it.
@@ -907,6 +973,10 @@ class NodeAgent(Service):
     ``sys.executable`` so the venv's console scripts are found); a sequence is put in front
     of ``command`` and is the command when the container has none.
 
+    ``local_images`` are images built on this machine (``make image``): a container whose
+    image names one of them (same tag) runs from the image's own filesystem, entrypoint, user
+    and environment, with in-cluster ServiceAccount credentials (:mod:`harness.image_enter`).
+
     ``start()`` registers the node and returns once the pods already bound to it are picked
     up; ``stop()`` terminates the pods gracefully (they end Failed, reason ``Shutdown``) and
     marks the node NotReady; ``kill()`` simulates a lost node: no further API writes, every
@@ -921,6 +991,7 @@ class NodeAgent(Service):
         image_map: Mapping[str, Sequence[str] | None],
         workdir: Path,
         *,
+        local_images: Sequence[LocalImage] = (),
         heartbeat_seconds: float = 5.0,
         resync_seconds: float = 20.0,
         watch_timeout_seconds: int = 30,
@@ -939,6 +1010,7 @@ class NodeAgent(Service):
         self.image_map: dict[str, tuple[str, ...] | None] = {
             key: None if value is None else tuple(value) for key, value in image_map.items()
         }
+        self.local_images = tuple(local_images)
         self.workdir = Path(workdir)
         self.pods_dir = self.workdir / "pods"
         self.heartbeat_seconds = heartbeat_seconds
@@ -1059,6 +1131,16 @@ class NodeAgent(Service):
         for worker in workers:
             worker.wake()
         self._close()
+
+    def container(self, spec: JsonDict) -> _Container:
+        """A container of a pod, run from a local image's filesystem when its image is one of
+        ``local_images`` (repository and tag), else from the venv when ``image_map`` has it."""
+        image = str(spec.get("image", ""))
+        local = find_local_image(image, self.local_images)
+        return _Container(spec, None if local else match_image(image, self.image_map), local)
+
+    def known_images(self) -> list[str]:
+        return [image.reference for image in self.local_images] + sorted(self.image_map)
 
     def container_log(
         self, namespace: str, pod: str, container: str, previous: bool = False
@@ -1579,6 +1661,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="NAME[=ENTRYPOINT]",
         help="an image repository the agent runs, optionally with its entrypoint (repeatable)",
     )
+    parser.add_argument(
+        "--local-image",
+        action="append",
+        default=[],
+        metavar="REFERENCE",
+        help="a locally built image (buildah) whose pods run from its filesystem (repeatable)",
+    )
     parser.add_argument("--heartbeat-seconds", type=float, default=5.0)
     parser.add_argument(
         "--no-schedule",
@@ -1604,6 +1693,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         node_name=args.node_name,
         image_map=image_map,
         workdir=args.workdir,
+        local_images=[prepare_image(reference) for reference in args.local_image],
         heartbeat_seconds=args.heartbeat_seconds,
         schedule=not args.no_schedule,
     )

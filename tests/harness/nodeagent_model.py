@@ -81,8 +81,14 @@ class ImageMatch:
 
 
 def match_image(image: str, image_map: Mapping[str, Sequence[str] | None]) -> ImageMatch | None:
-    """Which image_map entry runs ``image``, or None when the agent cannot run it."""
-    for key in image_lookup_keys(image):
+    """Which image_map entry runs ``image``, or None when the agent cannot run it.
+
+    A key with a tag (``collectionflow-operator:venv``) matches that tag only; a key without
+    one matches every tag of the repository.
+    """
+    name = image.split("@", 1)[0]
+    tag = name[len(image_repository(image)) + 1 :] or "latest"
+    for key in [k for base in image_lookup_keys(image) for k in (f"{base}:{tag}", base)]:
         if key in image_map:
             entrypoint = image_map[key]
             return ImageMatch(key, None if entrypoint is None else tuple(entrypoint))

@@ -142,3 +142,14 @@ def test_image_option_of_the_command_line(
 def test_image_option_needs_a_name() -> None:
     with pytest.raises(ValueError, match="empty"):
         parse_image_option("=python")
+
+
+def test_a_tagged_key_matches_that_tag_only() -> None:
+    image_map: dict[str, list[str] | None] = {"collectionflow-operator:venv": None}
+
+    assert match_image("collectionflow-operator:venv", image_map) == ImageMatch(
+        "collectionflow-operator:venv", None
+    )
+    assert match_image("ghcr.io/acme/collectionflow-operator:venv", image_map) is not None
+    assert match_image("collectionflow-operator:0.1.0", image_map) is None
+    assert match_image("collectionflow-operator", image_map) is None
