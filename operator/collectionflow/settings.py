@@ -38,6 +38,17 @@ class OperatorSettings(BaseModel):
     image: str = "collectionflow-operator:0.1.0"
     image_pull_policy: str = "IfNotPresent"
     worker_service_account: str = "collectionflow-worker"
+    manage_worker_rbac: bool = Field(
+        default=True,
+        description="create the worker ServiceAccount (and its RBAC) in a flow's namespace "
+        "before its first Job; off when they are made beforehand (the Helm chart's "
+        "watchNamespaces mode)",
+    )
+    worker_cluster_role: str | None = Field(
+        default=None,
+        description="bind the worker ServiceAccount to this ClusterRole instead of creating "
+        "a Role with the worker rules (the Helm chart's cluster-wide mode)",
+    )
     resync_seconds: float = Field(
         default=60.0, gt=0, description="re-check each flow this often even without events"
     )

@@ -248,3 +248,17 @@ def test_worker_rbac() -> None:
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "collectionflow-worker", "namespace": "team-a"}
     ]
+
+
+def test_worker_rbac_binds_a_given_cluster_role_and_makes_no_role() -> None:
+    account, binding = build_worker_rbac("team-a", "collectionflow-worker", "cf-worker")
+
+    assert account["kind"] == "ServiceAccount"
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": "cf-worker",
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "collectionflow-worker", "namespace": "team-a"}
+    ]

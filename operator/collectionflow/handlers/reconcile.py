@@ -220,7 +220,10 @@ async def _start_phase(
         previous_outputs={k: v.get("outputs", v) for k, v in outputs.items()},
         manual_input=start.manual_input,
     )
-    await ctx.kube.ensure_worker_rbac(view.namespace, settings.worker_service_account)
+    if settings.manage_worker_rbac:
+        await ctx.kube.ensure_worker_rbac(
+            view.namespace, settings.worker_service_account, settings.worker_cluster_role
+        )
     job = await ctx.kube.create_job(build_phase_job(request))
     await ctx.kube.create_lease(
         build_heartbeat_lease(

@@ -190,8 +190,10 @@ class KubeGateway:
 
     # RBAC for workers
 
-    async def ensure_worker_rbac(self, namespace: str, name: str) -> None:
-        """The worker ServiceAccount, Role and RoleBinding in `namespace`, once per process."""
+    async def ensure_worker_rbac(
+        self, namespace: str, name: str, cluster_role: str | None = None
+    ) -> None:
+        """The worker ServiceAccount and its RBAC in `namespace`, once per process."""
         if (namespace, name) in self._rbac_ready:
             return
         creators: dict[str, Callable[..., Any]] = {
@@ -199,7 +201,7 @@ class KubeGateway:
             "Role": self.rbac.create_namespaced_role,
             "RoleBinding": self.rbac.create_namespaced_role_binding,
         }
-        for manifest in build_worker_rbac(namespace, name):
+        for manifest in build_worker_rbac(namespace, name, cluster_role):
             try:
                 await self._call(creators[manifest["kind"]], namespace, manifest)
             except ApiException as error:

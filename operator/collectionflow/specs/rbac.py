@@ -2,6 +2,8 @@
 
 Workers only renew their heartbeat Lease and read their own Job, so that is all the Role
 grants. The operator creates these in each namespace that has a flow, before its first Job.
+Given a ClusterRole with those rules (the Helm chart makes one), it binds that instead of
+creating a Role, so it needs no more than the `bind` verb on that one ClusterRole.
 """
 
 from __future__ import annotations
@@ -20,23 +22,28 @@ WORKER_RULES: list[dict[str, Any]] = [
 ]
 
 
-def build_worker_rbac(namespace: str, name: str) -> list[dict[str, Any]]:
+def build_worker_rbac(
+    namespace: str, name: str, cluster_role: str | None = None
+) -> list[dict[str, Any]]:
     def metadata() -> dict[str, Any]:
         return {"name": name, "namespace": namespace, "labels": {LABEL_MANAGED_BY: MANAGED_BY}}
 
-    return [
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata()},
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "Role",
-            "metadata": metadata(),
-            "rules": WORKER_RULES,
+    account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata()}
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": metadata(),
+        "rules": WORKER_RULES,
+    }
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": metadata(),
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole" if cluster_role else "Role",
+            "name": cluster_role or name,
         },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "RoleBinding",
-            "metadata": metadata(),
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
-        },
-    ]
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+    }
+    return [account, binding] if cluster_role else [account, role, binding]

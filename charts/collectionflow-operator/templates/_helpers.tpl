@@ -1,0 +1,102 @@
+{{/* The chart name, or nameOverride. */}}
+{{- define "cf.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Object names: release name + chart name, unless one contains the other. */}}
+{{- define "cf.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "cf.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "cf.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "cf.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "cf.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "cf.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "cf.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* repository:tag, or repository@digest when a digest is given. */}}
+{{- define "cf.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "cf.workerImage" -}}
+{{- default (include "cf.image" .) .Values.worker.image -}}
+{{- end -}}
+
+{{/* The ClusterRole the operator binds to the workers' ServiceAccount (cluster-wide mode). */}}
+{{- define "cf.workerClusterRole" -}}
+{{- printf "%s-worker" (include "cf.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* What a phase's worker may do: renew its heartbeat Lease and read its own Job.
+     The same rules as collectionflow.specs.rbac.WORKER_RULES (a test holds them equal). */}}
+{{- define "cf.workerRules" -}}
+- apiGroups: [coordination.k8s.io]
+  resources: [leases]
+  verbs: [get, create, update, patch]
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [get]
+{{- end -}}
+
+{{/* What the operator does in a namespace it watches, each rule with its reason. */}}
+{{- define "cf.operatorRules" -}}
+# The flows: kopf lists and watches them, and patches its finalizer and progress annotations.
+- apiGroups: [flows.collectionflow.io]
+  resources: [collectionflows]
+  verbs: [get, list, watch, patch]
+# The flow's status (phase, progress, conditions, history).
+- apiGroups: [flows.collectionflow.io]
+  resources: [collectionflows/status]
+  verbs: [get, update, patch]
+# A Job per phase attempt: watched for completion, created, deleted when a stalled attempt is
+# replaced.
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [get, list, watch, create, delete]
+# The pods of a phase Job, read to tell why a phase does not start (image pull, scheduling).
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get, list]
+# The heartbeat Lease of each attempt: created with its Job, read by the stall check.
+- apiGroups: [coordination.k8s.io]
+  resources: [leases]
+  verbs: [get, create]
+# Events on the flows (PhaseStarted, FlowStalled, ...), posted by the operator and kopf.
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create]
+{{- end -}}
+
+{{- define "cf.watchNamespaceArgs" -}}
+{{- range .Values.watchNamespaces }}
+- --namespace={{ . }}
+{{- end }}
+{{- end -}}
