@@ -35,7 +35,7 @@ lint: $(BIN)/.installed ## ruff, mypy and the import-layer contracts
 	$(BIN)/lint-imports
 
 test: setup k8s-binaries image lint ## everything: unit, db, cluster and e2e tests (KUBECONFIG=... uses that cluster)
-	$(BIN)/pytest -m "unit or db or cluster or e2e" $(PYTEST_ARGS)
+	$(BIN)/pytest -m "unit or chart or db or cluster or e2e" $(PYTEST_ARGS)
 
 test-unit: $(BIN)/.installed ## the fast inner loop: pure logic only
 	$(BIN)/pytest -m unit -q $(PYTEST_ARGS)

@@ -1,0 +1,260 @@
+"""The Helm chart, linted and rendered offline with several values files, and checked on the
+objects it renders: the CRD, RBAC, the operator's pod and its settings."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import helm_python as helm
+import pytest
+import yaml
+
+from collectionflow.settings import OperatorSettings
+from collectionflow.specs.rbac import WORKER_RULES
+from harness.chart import CHART, REPO, find, notes, one, render, restricted_violations, rules
+
+pytestmark = pytest.mark.chart
+
+POSTGRES = {"database": {"existingSecret": "cf-db", "secretKey": "url"}}
+NAMESPACED = {"watchNamespaces": ["team-a", "team-b"]}
+MONITORED = {"metrics": {"serviceMonitor": {"enabled": True}}, "networkPolicy": {"enabled": True}}
+VALUES_FILES = {"default": {}, "namespaced": NAMESPACED, "postgres": POSTGRES, "metrics": MONITORED}
+
+
+def deployment_pod(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    spec: dict[str, Any] = one(objects, "Deployment")["spec"]["template"]["spec"]
+    return spec
+
+
+def operator_env(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    container = deployment_pod(objects)["containers"][0]
+    return {item["name"]: item.get("value", item.get("valueFrom")) for item in container["env"]}
+
+
+@pytest.mark.parametrize("values", VALUES_FILES.values(), ids=VALUES_FILES.keys())
+def test_lint_strict_is_clean(values: dict[str, Any]) -> None:
+    report = helm.lint(CHART, values, strict=True, kube_version="v1.20.2")
+
+    assert report["errors"] == []
+    assert [m for m in report["messages"] if m["severity"] >= 2] == []
+
+
+def test_the_charts_crd_is_the_one_in_crds() -> None:
+    source = REPO / "crds" / "collectionflow.yaml"
+    assert (CHART / "files" / "collectionflow.yaml").read_text() == source.read_text()
+
+    crd = one(render(), "CustomResourceDefinition")
+    metadata = crd.pop("metadata")
+    expected = yaml.safe_load(source.read_text())
+    assert metadata["name"] == expected.pop("metadata")["name"]
+    assert crd == expected
+    assert metadata["annotations"] == {"helm.sh/resource-policy": "keep"}
+
+
+def test_crds_can_be_left_out_or_deleted_with_the_release() -> None:
+    assert find(render({"crds": {"install": False}}), "CustomResourceDefinition") == []
+    crd = one(render({"crds": {"keep": False}}), "CustomResourceDefinition")
+    assert "annotations" not in crd["metadata"]
+
+
+@pytest.mark.parametrize("values", VALUES_FILES.values(), ids=VALUES_FILES.keys())
+def test_the_operator_pod_passes_the_restricted_pod_security_standard(
+    values: dict[str, Any],
+) -> None:
+    pod = deployment_pod(render(values))
+
+    assert restricted_violations(pod) == []
+    container = pod["containers"][0]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["securityContext"]["runAsUser"] == 65532
+    assert {m["mountPath"] for m in container["volumeMounts"]} >= {"/tmp"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert container["resources"]["limits"]["memory"] == "512Mi"
+
+
+def test_the_pod_security_check_finds_what_breaks_the_profile() -> None:
+    pod = {
+        "hostNetwork": True,
+        "securityContext": {},
+        "volumes": [{"name": "host", "hostPath": {"path": "/"}}],
+        "containers": [
+            {
+                "name": "c",
+                "securityContext": {"privileged": True, "capabilities": {"add": ["SYS_ADMIN"]}},
+                "ports": [{"containerPort": 80, "hostPort": 80}],
+            }
+        ],
+    }
+
+    problems = restricted_violations(pod)
+
+    assert len(problems) == 9, problems
+
+
+def test_cluster_wide_rbac_is_least_privilege() -> None:
+    objects = render()
+    operator = one(objects, "ClusterRole", "cf-collectionflow-operator")
+    granted = set(rules(operator))
+
+    assert not any("*" in (group, resource, verb) for group, resource, verb in granted)
+    assert not any(resource == "secrets" for _, resource, _ in granted)
+    assert ("batch", "jobs", "create") in granted
+    assert ("flows.collectionflow.io", "collectionflows/status", "update") in granted
+    assert ("rbac.authorization.k8s.io", "roles", "create") not in granted
+    bind = [r for r in operator["rules"] if "bind" in r["verbs"]]
+    assert bind == [
+        {
+            "apiGroups": ["rbac.authorization.k8s.io"],
+            "resources": ["clusterroles"],
+            "verbs": ["bind"],
+            "resourceNames": ["cf-collectionflow-operator-worker"],
+        }
+    ]
+    worker = one(objects, "ClusterRole", "cf-collectionflow-operator-worker")
+    assert worker["rules"] == WORKER_RULES
+    binding = one(objects, "ClusterRoleBinding")
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "cf-collectionflow-operator", "namespace": "cf-system"}
+    ]
+    env = operator_env(objects)
+    assert (
+        env["COLLECTIONFLOW_OPERATOR__WORKER_CLUSTER_ROLE"] == "cf-collectionflow-operator-worker"
+    )
+    assert "--namespace" not in " ".join(deployment_pod(objects)["containers"][0]["args"])
+
+
+def test_namespaced_rbac_stays_in_the_watched_namespaces() -> None:
+    objects = render(NAMESPACED)
+
+    for role in find(objects, "Role") + find(objects, "RoleBinding"):
+        assert role["metadata"]["namespace"] in ("team-a", "team-b")
+    assert len(find(objects, "Role")) == 4
+    accounts = {
+        (a["metadata"]["namespace"], a["metadata"]["name"]) for a in find(objects, "ServiceAccount")
+    }
+    assert accounts == {
+        ("cf-system", "cf-collectionflow-operator"),
+        ("team-a", "collectionflow-worker"),
+        ("team-b", "collectionflow-worker"),
+    }
+    cluster_role = one(objects, "ClusterRole")
+    assert set(rules(cluster_role)) == {
+        ("apiextensions.k8s.io", "customresourcedefinitions", "list"),
+        ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
+        ("", "namespaces", "list"),
+        ("", "namespaces", "watch"),
+    }
+    worker_roles = find(objects, "Role", "cf-collectionflow-operator-worker")
+    assert [role["rules"] for role in worker_roles] == [WORKER_RULES, WORKER_RULES]
+    args = deployment_pod(objects)["containers"][0]["args"]
+    assert args == ["run", "--liveness-port=8080", "--namespace=team-a", "--namespace=team-b"]
+    assert operator_env(objects)["COLLECTIONFLOW_OPERATOR__MANAGE_WORKER_RBAC"] == "false"
+
+
+def test_database_from_an_existing_secret_or_sqlite_on_a_volume() -> None:
+    postgres = render(POSTGRES)
+    assert operator_env(postgres)["COLLECTIONFLOW_DB__URL"] == {
+        "secretKeyRef": {"name": "cf-db", "key": "url"}
+    }
+    assert [v["name"] for v in deployment_pod(postgres)["volumes"]] == ["tmp"]
+
+    sqlite = render()
+    assert operator_env(sqlite)["COLLECTIONFLOW_DB__URL"] == (
+        "sqlite+aiosqlite:////data/collectionflow.sqlite"
+    )
+    data = [v for v in deployment_pod(sqlite)["volumes"] if v["name"] == "data"]
+    assert data == [{"name": "data", "emptyDir": {}}]
+    assert "LOST" in notes()
+
+    persistent = render({"persistence": {"enabled": True, "size": "5Gi"}})
+    claim = one(persistent, "PersistentVolumeClaim")
+    assert claim["spec"]["resources"]["requests"]["storage"] == "5Gi"
+    volume = next(v for v in deployment_pod(persistent)["volumes"] if v["name"] == "data")
+    assert volume["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+
+
+def test_operator_settings_come_from_values_and_name_real_settings() -> None:
+    objects = render(
+        {
+            "operator": {"stallTimeoutSeconds": 120, "maxRecoveries": 5},
+            "image": {"repository": "ghcr.io/acme/cf", "tag": "1.2.3"},
+            "extraEnv": [{"name": "COLLECTIONFLOW_OPERATOR__INPUT_REMINDER_SECONDS", "value": "9"}],
+        }
+    )
+    env = operator_env(objects)
+
+    assert env["COLLECTIONFLOW_OPERATOR__STALL_TIMEOUT_SECONDS"] == "120"
+    assert env["COLLECTIONFLOW_OPERATOR__MAX_RECOVERIES"] == "5"
+    assert env["COLLECTIONFLOW_OPERATOR__IMAGE"] == "ghcr.io/acme/cf:1.2.3"
+    assert env["COLLECTIONFLOW_OPERATOR__INPUT_REMINDER_SECONDS"] == "9"
+    assert deployment_pod(objects)["containers"][0]["image"] == "ghcr.io/acme/cf:1.2.3"
+    fields = set(OperatorSettings.model_fields)
+    for name in env:
+        if name.startswith("COLLECTIONFLOW_OPERATOR__"):
+            assert name.removeprefix("COLLECTIONFLOW_OPERATOR__").lower() in fields, name
+
+
+def test_a_digest_pins_the_image() -> None:
+    digest = "sha256:" + "a" * 64
+    pod = deployment_pod(render({"image": {"digest": digest}}))
+    assert pod["containers"][0]["image"] == f"collectionflow-operator@{digest}"
+
+
+def test_metrics_service_monitors_and_network_policy() -> None:
+    objects = render(MONITORED)
+    service = one(objects, "Service")
+    assert service["spec"]["ports"] == [{"name": "metrics", "port": 9090, "targetPort": "metrics"}]
+    monitor = one(objects, "ServiceMonitor")
+    assert monitor["spec"]["endpoints"] == [{"port": "metrics", "interval": "30s"}]
+    assert find(objects, "PodMonitor") == []
+    policy = one(objects, "NetworkPolicy")
+    assert [rule["ports"] for rule in policy["spec"]["ingress"]] == [
+        [{"port": "health"}],
+        [{"port": "metrics"}],
+    ]
+    disabled = render({"metrics": {"enabled": False}})
+    assert find(disabled, "Service") == []
+    assert operator_env(disabled)["COLLECTIONFLOW_OPERATOR__METRICS_PORT"] == "0"
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"imagee": {"tag": "x"}}, "imagee"),
+        ({"operator": {"stallTimeoutSecond": 5}}, "stallTimeoutSecond"),
+        ({"operator": {"stallTimeoutSeconds": "soon"}}, "stallTimeoutSeconds"),
+        ({"watchNamespaces": "team-a"}, "watchNamespaces"),
+        ({"healthPort": 70000}, "healthPort"),
+    ],
+)
+def test_a_bad_value_is_refused_naming_the_key(values: dict[str, Any], message: str) -> None:
+    with pytest.raises(helm.HelmError, match=re.escape(message)):
+        render(values)
+
+
+def test_both_monitors_on_is_refused_with_a_clear_message() -> None:
+    values = {"metrics": {"serviceMonitor": {"enabled": True}, "podMonitor": {"enabled": True}}}
+    with pytest.raises(helm.HelmError, match="enable one of them"):
+        render(values)
+
+
+def test_every_value_is_documented() -> None:
+    """Each leaf key has a comment above it, or sits in a block whose key has one."""
+    lines = (CHART / "values.yaml").read_text().splitlines()
+    undocumented = []
+    documented_blocks: list[tuple[int, bool]] = []  # (indent, documented) of open parents
+    for index, line in enumerate(lines):
+        match = re.match(r"^(\s*)([A-Za-z]+):\s*(\S.*)?$", line)
+        if not match:
+            continue
+        indent = len(match.group(1))
+        while documented_blocks and documented_blocks[-1][0] >= indent:
+            documented_blocks.pop()
+        commented = index > 0 and lines[index - 1].strip().startswith("#")
+        inherited = any(documented for _, documented in documented_blocks)
+        if match.group(3) is None:
+            documented_blocks.append((indent, commented or inherited))
+        elif not (commented or inherited):
+            undocumented.append(match.group(2))
+    assert undocumented == []
