@@ -204,14 +204,16 @@ def test_a_digest_pins_the_image() -> None:
 def test_metrics_service_monitors_and_network_policy() -> None:
     objects = render(MONITORED)
     service = one(objects, "Service")
-    assert service["spec"]["ports"] == [{"name": "metrics", "port": 9090, "targetPort": "metrics"}]
+    assert service["spec"]["ports"] == [
+        {"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"}
+    ]
     monitor = one(objects, "ServiceMonitor")
     assert monitor["spec"]["endpoints"] == [{"port": "metrics", "interval": "30s"}]
     assert find(objects, "PodMonitor") == []
     policy = one(objects, "NetworkPolicy")
     assert [rule["ports"] for rule in policy["spec"]["ingress"]] == [
-        [{"port": "health"}],
-        [{"port": "metrics"}],
+        [{"port": "health", "protocol": "TCP"}],
+        [{"port": "metrics", "protocol": "TCP"}],
     ]
     disabled = render({"metrics": {"enabled": False}})
     assert find(disabled, "Service") == []

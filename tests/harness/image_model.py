@@ -63,6 +63,7 @@ class LocalImage:
     reference: str
     rootfs: Path
     config: ImageConfig
+    image_id: str = ""
 
     def runs(self, image: str) -> bool:
         """Whether a pod's ``image`` names this one: same tag, and a repository that matches

@@ -58,7 +58,8 @@ def prepare_image(reference: str) -> LocalImage:
     rootfs = Path(_buildah("mount", name))
     for point in MOUNT_POINTS:
         Path(inside(str(rootfs), point)).mkdir(parents=True, exist_ok=True)
-    return LocalImage(reference, rootfs, ImageConfig.from_oci(info["OCIv1"]["config"]))
+    config = ImageConfig.from_oci(info["OCIv1"]["config"])
+    return LocalImage(reference, rootfs, config, image_id=f"sha256:{image_id}")
 
 
 class VolumeNotReady(Exception):

@@ -429,8 +429,14 @@ class _Container:
             restart_count=self.restart_count,
             last_state=self.last_state,
             container_id=self.container_id,
-            image_id=f"nodeagent://{self.image}" if self.has_run else "",
+            image_id=self._image_id() if self.has_run else "",
         )
+
+    def _image_id(self) -> str:
+        """Which image ran: the built image's ID, or the venv."""
+        if self.local is not None:
+            return f"local://{self.local.reference}@{self.local.image_id}"
+        return f"nodeagent://{self.image}"
 
 
 def _terminated_from_json(value: object) -> Terminated | None:

@@ -28,7 +28,13 @@ from collectionflow.domain.view import UnreadableFlow
 from collectionflow.handlers.context import OperatorContext, flow_logger
 from collectionflow.handlers.reconcile import reconcile
 from collectionflow.handlers.stall import check_flow
-from collectionflow.k8s.gateway import Conflict, KubeGateway, ObjectRef, load_api_client
+from collectionflow.k8s.gateway import (
+    Conflict,
+    KubeGateway,
+    ObjectRef,
+    api_error_message,
+    load_api_client,
+)
 from collectionflow.metrics import Metrics
 from collectionflow.settings import get_settings
 from collectionflow.specs.names import LABEL_FLOW_UID, LABEL_MANAGED_BY, MANAGED_BY
@@ -109,10 +115,7 @@ async def run_flow(
                 failures += 1
                 delay = min(MAX_BACKOFF_SECONDS, 2.0**failures)
                 flow_logger(namespace, name).warning(
-                    "Kubernetes API error %s %s; retrying in %.0fs",
-                    error.status,
-                    error.reason,
-                    delay,
+                    "Kubernetes API error %s; retrying in %.0fs", api_error_message(error), delay
                 )
             if delay:
                 await _sleep_until_woken(wake, stopped, delay)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
 import uuid
 from collections.abc import Callable
@@ -38,6 +39,16 @@ class ObjectRef:
     uid: str
     kind: str = KIND
     api_version: str = f"{GROUP}/{VERSION}"
+
+
+def api_error_message(error: ApiException) -> str:
+    """The status line of an API error and the apiserver's own message, which names the verb,
+    the resource and the user (``jobs.batch is forbidden: User ... cannot create ...``)."""
+    try:
+        message = json.loads(error.body or "{}").get("message")
+    except (ValueError, AttributeError):
+        message = None
+    return f"{error.status} {error.reason}" + (f": {message}" if message else "")
 
 
 def load_api_client() -> client.ApiClient:

@@ -1,0 +1,245 @@
+"""The chart installed for real into the test cluster with helm-python-sdk: the operator's pod
+and its phase Jobs run from the built image, a flow succeeds, an upgrade rolls the operator
+while a flow runs, an uninstall keeps the CRD and the flows, and a namespaced install stays in
+its namespaces."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import helm_python as helm
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from harness.chart import CHART
+from harness.cluster import OPERATOR_IMAGE, Cluster
+from harness.controlplane import free_port
+from harness.flows import Flows, install_crd
+from harness.image_model import split_reference
+from harness.postgres import PostgresServer
+from harness.waiting import wait_for
+
+pytestmark = pytest.mark.e2e
+
+RELEASE = "cf"
+FULLNAME = "cf-collectionflow-operator"
+CRD_NAME = "collectionflows.flows.collectionflow.io"
+SAMPLE = {
+    "parameters": {
+        "assets": [
+            {"name": "app-01", "platform": "aws", "os": "linux", "cpu": 8, "memoryGiB": 32},
+        ],
+        "requiredAttributes": ["os", "cpu", "memoryGiB"],
+    }
+}
+
+
+def base_values(**extra: Any) -> dict[str, Any]:
+    repository, tag = split_reference(OPERATOR_IMAGE)
+    return {
+        "image": {"repository": repository, "tag": tag},
+        "healthPort": free_port(),
+        "metrics": {"port": free_port()},
+        "operator": {"heartbeatSeconds": 1, "resyncSeconds": 5},
+        **extra,
+    }
+
+
+def kubectl(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
+    return subprocess.run(["kubectl", *args], env=env, capture_output=True, text=True, check=False)
+
+
+def adopt_crd(api: client.ApiClient, namespace: str) -> None:
+    """Let the release take over a CRD that other tests installed without Helm."""
+    ext = client.ApiextensionsV1Api(api)
+    try:
+        ext.patch_custom_resource_definition(
+            CRD_NAME,
+            {
+                "metadata": {
+                    "labels": {"app.kubernetes.io/managed-by": "Helm"},
+                    "annotations": {
+                        "meta.helm.sh/release-name": RELEASE,
+                        "meta.helm.sh/release-namespace": namespace,
+                    },
+                }
+            },
+        )
+    except ApiException as error:
+        if error.status != 404:
+            raise
+
+
+@pytest.fixture
+def make_namespace(api: client.ApiClient) -> Iterator[Callable[[str], str]]:
+    core = client.CoreV1Api(api)
+    made: list[str] = []
+
+    def make(prefix: str) -> str:
+        name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+        core.create_namespace({"metadata": {"name": name}})
+        made.append(name)
+        wait_for(
+            lambda: core.read_namespaced_service_account("default", name).secrets,
+            f"the default ServiceAccount token in {name}",
+        )
+        return name
+
+    yield make
+    for name in made:
+        core.delete_namespace(name)
+
+
+def operator_pod(api: client.ApiClient, namespace: str) -> dict[str, Any]:
+    pods = client.CoreV1Api(api).list_namespaced_pod(
+        namespace, label_selector=f"app.kubernetes.io/instance={RELEASE}"
+    )
+    running = [
+        api.sanitize_for_serialization(pod)
+        for pod in pods.items
+        if pod.status.phase == "Running" and not pod.metadata.deletion_timestamp
+    ]
+    return running[0] if len(running) == 1 else {}
+
+
+@pytest.fixture
+def operator_log_on_failure(
+    cluster: Cluster, api: client.ApiClient, namespace: str, request: pytest.FixtureRequest
+) -> Iterator[None]:
+    """Print the in-cluster operator's log when the test fails."""
+    yield
+    report = getattr(request.node, "rep_call", None)
+    agent = cluster.local.node_agent if cluster.local else None
+    if report is None or not report.failed or agent is None:
+        return
+    pods = client.CoreV1Api(api).list_namespaced_pod(namespace)
+    for pod in pods.items:
+        if pod.metadata.name.startswith(FULLNAME):
+            log = agent.container_log(namespace, pod.metadata.name, "operator")
+            print(f"--- operator pod {pod.metadata.name} ---\n{log[-6000:]}")
+
+
+def image_ids(api: client.ApiClient, namespace: str, selector: str) -> set[str]:
+    pods = client.CoreV1Api(api).list_namespaced_pod(namespace, label_selector=selector)
+    return {status.image_id for pod in pods.items for status in pod.status.container_statuses or []}
+
+
+def test_install_run_upgrade_and_uninstall(
+    cluster: Cluster,
+    api: client.ApiClient,
+    namespace: str,
+    postgres_server: PostgresServer,
+    flows: Flows,
+    operator_log_on_failure: None,
+) -> None:
+    install_crd(api)
+    adopt_crd(api, namespace)
+    url = postgres_server.create_database(f"helm_{uuid.uuid4().hex[:8]}")
+    client.CoreV1Api(api).create_namespaced_secret(
+        namespace, {"metadata": {"name": "cf-db"}, "stringData": {"url": url}}
+    )
+    values = base_values(database={"existingSecret": "cf-db"})
+    config = helm.Config(kubeconfig_path=str(cluster.kubeconfig), namespace=namespace)
+
+    started = time.monotonic()
+    release = config.install(
+        CHART, RELEASE, values, namespace=namespace, wait="watcher", timeout=120
+    )
+    assert (release["status"], release["revision"]) == ("deployed", 1)
+    assert "kubectl get cflow" in release["notes"]
+    pod = wait_for(lambda: operator_pod(api, namespace), "the operator's pod running", 60)
+    assert pod["spec"]["serviceAccountName"] == FULLNAME
+    image_id = pod["status"]["containerStatuses"][0]["imageID"]
+    assert image_id.startswith(f"local://{OPERATOR_IMAGE}@sha256:"), image_id
+
+    flows.create("first", SAMPLE)
+    flows.wait_state("first", "Succeeded", timeout=60)
+    install_to_succeeded = time.monotonic() - started
+    assert image_ids(api, namespace, "flows.collectionflow.io/flow=first") == {image_id}
+    print(f"helm install -> flow Succeeded: {install_to_succeeded:.1f}s")
+
+    slow = {
+        **SAMPLE,
+        "parameters": {
+            **SAMPLE["parameters"],
+            "simulate": {"platform_detection": {"sleepSeconds": 6}},
+        },
+    }
+    flows.create("during-upgrade", slow)
+    flows.wait_for("during-upgrade", lambda s: s.get("phase") == "platform_detection", "running")
+    old_uid = pod["metadata"]["uid"]
+    values["operator"]["stallTimeoutSeconds"] = 240
+    upgraded = config.upgrade(
+        CHART, RELEASE, values, namespace=namespace, wait="watcher", timeout=120
+    )
+    assert (upgraded["status"], upgraded["revision"]) == ("deployed", 2)
+    new_pod = wait_for(
+        lambda: (p := operator_pod(api, namespace)) and p["metadata"]["uid"] != old_uid and p,
+        "a new operator pod",
+        90,
+    )
+    env = {e["name"]: e.get("value") for e in new_pod["spec"]["containers"][0]["env"]}
+    assert env["COLLECTIONFLOW_OPERATOR__STALL_TIMEOUT_SECONDS"] == "240"
+    status = flows.wait_state("during-upgrade", "Succeeded", timeout=180)
+    assert status["progressPercentage"] == 100
+    attempts = [job.metadata.name for job in flows.jobs("during-upgrade")]
+    assert len(attempts) == len(set(attempts)) == len(status["phaseHistory"])
+
+    config.uninstall(RELEASE, wait="watcher", timeout=120)
+    apps = client.AppsV1Api(api)
+    wait_for(
+        lambda: not apps.list_namespaced_deployment(namespace).items, "the Deployment gone", 60
+    )
+    rbac = client.RbacAuthorizationV1Api(api)
+    left = [
+        r.metadata.name for r in rbac.list_cluster_role().items if FULLNAME in str(r.metadata.name)
+    ]
+    assert left == []
+    assert client.ApiextensionsV1Api(api).read_custom_resource_definition(CRD_NAME)
+    assert flows.get("first")["status"]["state"] == "Succeeded"
+
+
+def test_namespaced_install_stays_in_its_namespaces(
+    cluster: Cluster,
+    api: client.ApiClient,
+    namespace: str,
+    make_namespace: Callable[[str], str],
+    operator_log_on_failure: None,
+) -> None:
+    install_crd(api)
+    watched = make_namespace("team")
+    unwatched = make_namespace("other")
+    values = base_values(watchNamespaces=[watched], crds={"install": False})
+    config = helm.Config(kubeconfig_path=str(cluster.kubeconfig), namespace=namespace)
+    config.install(CHART, RELEASE, values, namespace=namespace, wait="watcher", timeout=120)
+    try:
+        wait_for(lambda: operator_pod(api, namespace), "the operator's pod running", 60)
+        team, other = Flows(api, watched), Flows(api, unwatched)
+        other.create("ignored", SAMPLE)
+        team.create("watched", SAMPLE)
+
+        team.wait_state("watched", "Succeeded", timeout=180)
+        assert other.get("ignored").get("status") is None
+        assert other.jobs("ignored") == []
+
+        account = f"system:serviceaccount:{namespace}:{FULLNAME}"
+        denied = {
+            "secrets in the watched namespace": ("get", "secrets", "-n", watched),
+            "jobs in another namespace": ("get", "jobs", "-n", unwatched),
+            "flows in another namespace": ("get", "collectionflows", "-n", unwatched),
+        }
+        for what, args in denied.items():
+            result = kubectl(cluster, *args, f"--as={account}")
+            assert result.returncode != 0, what
+            assert "Forbidden" in result.stderr, (what, result.stderr)
+        allowed = kubectl(cluster, "get", "jobs", "-n", watched, f"--as={account}")
+        assert allowed.returncode == 0, allowed.stderr
+    finally:
+        config.uninstall(RELEASE, wait="watcher", timeout=120)
