@@ -1,9 +1,10 @@
 # The operator and its phase workers share this image:
 #   operator: collectionflow run        phase Job: collectionflow worker
 #
-# Build it with `make image`: that first builds the project's wheels on the host into
-# dist/wheels/, so this build needs no network. `docker build` works as well after
-# `make wheels`; BASE_IMAGE is any image with Python 3.11 and its venv module.
+# Build it with `make image` (IMAGE_BUILDER=docker to force Docker): it first builds the
+# project's wheels on the host into dist/wheels/, so this build needs no network and no
+# index settings. BASE_IMAGE is any image with Python 3.11 and its venv module; without
+# Docker, make image builds over a Debian base made with debootstrap.
 ARG BASE_IMAGE=python:3.11-slim
 
 FROM ${BASE_IMAGE} AS build

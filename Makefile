@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 KIND_CLUSTER ?= collectionflow
 
-.PHONY: help setup system-deps k8s-binaries image test test-unit lint fmt demo cluster kind-up kind-down bench clean
+.PHONY: help setup system-deps k8s-binaries crd image test test-unit lint fmt demo cluster kind-up kind-down bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -24,6 +24,10 @@ system-deps: ## PostgreSQL, kubectl and etcd from the distribution (Debian/Ubunt
 
 k8s-binaries: ## build or fetch kube-apiserver, kube-controller-manager and etcd (cached)
 	@if [ -z "$$KUBECONFIG" ]; then bash scripts/provision-k8s.sh >/dev/null; fi
+
+crd: $(BIN)/.installed ## regenerate the CRD from the API models, in crds/ and in the chart
+	$(BIN)/collectionflow crd > crds/collectionflow.yaml
+	cp crds/collectionflow.yaml charts/collectionflow-operator/files/collectionflow.yaml
 
 image: $(BIN)/.installed ## the operator image from the Dockerfile (docker, or buildah over debootstrap)
 	PYTHON=$(BIN)/python bash scripts/build-image.sh
@@ -44,10 +48,10 @@ fmt: $(BIN)/.installed
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-cluster: setup k8s-binaries ## start the local control plane and node agent, print KUBECONFIG, block
+cluster: setup k8s-binaries image ## start the local control plane and node agent, print KUBECONFIG, block
 	$(BIN)/python -m harness up
 
-demo: setup k8s-binaries ## a local cluster, the operator, the sample flows live to Succeeded
+demo: setup k8s-binaries image ## a local cluster, the operator, the sample flows live to Succeeded
 	$(BIN)/python scripts/demo.py
 
 kind-up: ## for machines with Docker: a kind cluster with our image loaded

@@ -87,7 +87,10 @@ if ! $sudo buildah "${storage[@]}" images --quiet "$base" >/dev/null 2>&1; then
     $sudo debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
       "$suite" "$rootfs" "$mirror" >"$cache/debootstrap.log" 2>&1 \
       || { tail -20 "$cache/debootstrap.log" >&2; say "debootstrap failed"; exit 1; }
-    $sudo rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+    # What a slim base leaves out: package caches, documentation, manual pages, translations.
+    $sudo rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* \
+      "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* \
+      "$rootfs"/usr/share/locale/*
     $sudo chmod 0755 "$rootfs"  # mktemp made it 0700: the image's / would be closed to non-root
     $sudo tar -C "$rootfs" -cf "$tarball.part" . && mv "$tarball.part" "$tarball"
   fi

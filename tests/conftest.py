@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from harness.cluster import Cluster, LocalCluster
+from harness.pods import wait_for_default_token
 from harness.postgres import PostgresServer
 
 
@@ -67,7 +66,7 @@ def namespace(
     name = "".join(c for c in name if c.isalnum() or c == "-")
     core = client.CoreV1Api(api)
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    _wait_for_default_service_account(core, name, needs_token=cluster.local is not None)
+    wait_for_default_token(core, name, token=cluster.local is not None)
     try:
         yield name
     finally:
@@ -76,21 +75,3 @@ def namespace(
         except ApiException as error:
             if error.status != 404:
                 raise
-
-
-def _wait_for_default_service_account(
-    core: client.CoreV1Api, namespace: str, needs_token: bool
-) -> None:
-    """Kubernetes 1.20 refuses pods (500) until the token controller gave `default` a token."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            account: Any = core.read_namespaced_service_account("default", namespace)
-        except ApiException as error:
-            if error.status != 404:
-                raise
-        else:
-            if account.secrets or not needs_token:
-                return
-        time.sleep(0.1)
-    raise AssertionError(f"namespace {namespace}: no default ServiceAccount token within 30s")

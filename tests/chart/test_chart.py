@@ -42,7 +42,8 @@ def test_lint_strict_is_clean(values: dict[str, Any]) -> None:
 
 def test_the_charts_crd_is_the_one_in_crds() -> None:
     source = REPO / "crds" / "collectionflow.yaml"
-    assert (CHART / "files" / "collectionflow.yaml").read_text() == source.read_text()
+    copy = CHART / "files" / "collectionflow.yaml"
+    assert copy.read_text() == source.read_text(), f"{copy} differs from {source}: run make crd"
 
     crd = one(render(), "CustomResourceDefinition")
     metadata = crd.pop("metadata")

@@ -22,6 +22,7 @@ from harness.cluster import OPERATOR_IMAGE, Cluster
 from harness.controlplane import free_port
 from harness.flows import Flows, install_crd
 from harness.image_model import split_reference
+from harness.pods import wait_for_default_token
 from harness.postgres import PostgresServer
 from harness.waiting import wait_for
 
@@ -86,10 +87,7 @@ def make_namespace(api: client.ApiClient) -> Iterator[Callable[[str], str]]:
         name = f"{prefix}-{uuid.uuid4().hex[:6]}"
         core.create_namespace({"metadata": {"name": name}})
         made.append(name)
-        wait_for(
-            lambda: core.read_namespaced_service_account("default", name).secrets,
-            f"the default ServiceAccount token in {name}",
-        )
+        wait_for_default_token(core, name)
         return name
 
     yield make
@@ -198,8 +196,17 @@ def test_install_run_upgrade_and_uninstall(
         lambda: not apps.list_namespaced_deployment(namespace).items, "the Deployment gone", 60
     )
     rbac = client.RbacAuthorizationV1Api(api)
+    core = client.CoreV1Api(api)
     left = [
-        r.metadata.name for r in rbac.list_cluster_role().items if FULLNAME in str(r.metadata.name)
+        f"{kind}/{item.metadata.name}"
+        for kind, items in (
+            ("ClusterRole", rbac.list_cluster_role().items),
+            ("ClusterRoleBinding", rbac.list_cluster_role_binding().items),
+            ("ServiceAccount", core.list_namespaced_service_account(namespace).items),
+            ("Service", core.list_namespaced_service(namespace).items),
+        )
+        for item in items
+        if str(item.metadata.name).startswith(FULLNAME)
     ]
     assert left == []
     assert client.ApiextensionsV1Api(api).read_custom_resource_definition(CRD_NAME)

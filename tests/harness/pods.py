@@ -79,21 +79,25 @@ class Pods:
         self.core.delete_namespaced_pod(name, self.namespace, grace_period_seconds=grace)
 
 
-def namespace_pods(api: client.ApiClient, namespace: str) -> Pods:
-    """Pods of the test's namespace, once pods can be created there.
-
-    The ServiceAccount admission plugin of 1.20 rejects pods until the token controller has
-    created the `default` ServiceAccount's token in a new namespace.
-    """
-    core = client.CoreV1Api(api)
+def wait_for_default_token(
+    core: client.CoreV1Api, namespace: str, token: bool = True, timeout: float = 30.0
+) -> None:
+    """The ServiceAccount admission plugin rejects pods until the `default` ServiceAccount of a
+    new namespace exists, and on 1.20 (``token``) until the token controller gave it a token."""
 
     def default_token() -> bool:
         try:
-            return bool(core.read_namespaced_service_account("default", namespace).secrets)
+            account = core.read_namespaced_service_account("default", namespace)
+            return bool(account.secrets) or not token
         except ApiException as error:
             if error.status == 404:
                 return False
             raise
 
-    wait_for(default_token, f"the default ServiceAccount token in {namespace}")
+    wait_for(default_token, f"the default ServiceAccount token in {namespace}", timeout)
+
+
+def namespace_pods(api: client.ApiClient, namespace: str) -> Pods:
+    """Pods of the test's namespace, once pods can be created there."""
+    wait_for_default_token(client.CoreV1Api(api), namespace)
     return Pods(api, namespace)
