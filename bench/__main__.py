@@ -2,6 +2,6 @@
 
 import sys
 
-from bench import job_pods, stall_latency
+from bench import idle, job_pods, stall_latency
 
-sys.exit(max(job_pods.main(), stall_latency.main()))
+sys.exit(max(job_pods.main(), stall_latency.main(), idle.main()))

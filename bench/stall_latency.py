@@ -11,14 +11,12 @@ it is measured within one run, so machine speed cancels out.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import json
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -30,16 +28,12 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-
-from collectionflow.db.models import FailureJournal  # noqa: E402
-from harness.cluster import Cluster, LocalCluster  # noqa: E402
-from harness.flows import Flows, OperatorProcess, install_crd  # noqa: E402
+from bench.common import REPO, RESULTS, cluster
+from collectionflow.db.models import FailureJournal
+from harness.flows import Flows, OperatorProcess, install_crd
 
 INTERVALS = (2.0, 5.0)
 STALL_TIMEOUTS = (10, 20)
-RESULTS = REPO / "bench" / "results"
 
 
 @dataclass(frozen=True)
@@ -52,16 +46,6 @@ class Sample:
     @property
     def ratio(self) -> float:
         return self.latency_seconds / self.bound_seconds
-
-
-@contextlib.contextmanager
-def cluster(workdir: Path) -> Iterator[Cluster]:
-    existing = os.environ.get("KUBECONFIG")
-    if existing:
-        yield Cluster(Path(existing), None)
-        return
-    with LocalCluster(workdir / "cluster") as local:
-        yield Cluster(local.kubeconfig, local)
 
 
 def hung_spec(stall_timeout: int) -> dict[str, Any]:

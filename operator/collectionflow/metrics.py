@@ -8,7 +8,6 @@ firing. Alert on `collectionflow_watch_event_age_seconds` growing past the watch
 from __future__ import annotations
 
 import time
-from collections import Counter as Tally
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
@@ -38,6 +37,14 @@ class Metrics:
         self.flows = Gauge(
             "collectionflow_flows", "Flows by state", ["state"], registry=self.registry
         )
+        for each in FlowState:
+            self.flows.labels(state=each.value).set(0)
+        self.reconcilers = Gauge(
+            "collectionflow_reconcilers",
+            "Flows with a reconciler running: every flow but those at rest (Succeeded, or "
+            "Failed with no retry asked for), which cost nothing",
+            registry=self.registry,
+        )
         self.phase_duration = Histogram(
             "collectionflow_phase_duration_seconds",
             "Duration of finished phase attempts",
@@ -57,13 +64,16 @@ class Metrics:
         self._last_watch_event = time.monotonic()
 
     def flow_state(self, uid: str, state: FlowState | None) -> None:
-        if state is None:
-            self._states.pop(uid, None)
-        else:
+        """Count ``uid`` under ``state`` (None: the flow is gone); O(1), called per event."""
+        before = self._states.pop(uid, None) if state is None else self._states.get(uid)
+        if state is not None:
             self._states[uid] = state
-        tally = Tally(self._states.values())
-        for each in FlowState:
-            self.flows.labels(state=each.value).set(tally.get(each, 0))
+        if before is state:
+            return
+        if before is not None:
+            self.flows.labels(state=before.value).dec()
+        if state is not None:
+            self.flows.labels(state=state.value).inc()
 
     def serve(self, port: int) -> None:
         start_http_server(port, registry=self.registry)

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from collectionflow.db.models import CollectionFlow, FailureJournal
 from harness.flows import REPO, Flows, OperatorProcess
+from harness.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -255,15 +256,19 @@ def test_database_drift_is_repaired(
 def test_retry_in_place_reruns_only_from_the_failed_phase(
     flows: Flows, start_operator: Callable[..., OperatorProcess], db_url: str
 ) -> None:
-    start_operator(db_url, **FAST_CHECKS)
+    operator = start_operator(db_url, **FAST_CHECKS)
     failing = spec(gap_analysis={"exitCode": 4, "failAttempts": 1})
     failing["phases"] = [{"name": "gap_analysis", "retries": 0}]
     flows.create("retry", failing)
     failed = flows.wait_state("retry", "Failed", timeout=90)
     assert failed["phase"] == "gap_analysis"
+    reconcilers = "collectionflow_reconcilers"
+    wait_for(lambda: metric(operator.metrics_url, reconcilers) == 0, "a Failed flow at rest", 10)
 
     flows.annotate("retry", **{"flows.collectionflow.io/retry": "1"})
     status = flows.wait_state("retry", "Succeeded", timeout=90)
+    wait_for(lambda: metric(operator.metrics_url, reconcilers) == 0, "a Succeeded flow at rest", 10)
+    assert metric(operator.metrics_url, 'collectionflow_flows{state="Succeeded"}') == 1
     names = sorted(job.metadata.name for job in flows.jobs("retry"))
     assert names == sorted(
         [

@@ -127,15 +127,21 @@ class Decision:
 NOTHING = Decision()
 
 
+def at_rest(flow: FlowView) -> bool:
+    """Nothing for `decide` to do until the object changes: the flow Succeeded, or it Failed
+    and no new retry was asked for. A flow at rest needs no reconciler and no stall check."""
+    state = flow.status.state
+    retry_asked = bool(flow.retry_request) and flow.retry_request != flow.status.retry_token
+    return state is FlowState.SUCCEEDED or (state is FlowState.FAILED and not retry_asked)
+
+
 def decide(flow: FlowView, job: JobObservation | None, now: dt.datetime) -> Decision:
     """What to do about `flow`, given the observed Job of its current attempt."""
     status = flow.status
-    if status.state is FlowState.SUCCEEDED:
+    if at_rest(flow):
         return NOTHING
     if status.state is FlowState.FAILED:
-        if flow.retry_request and flow.retry_request != status.retry_token:
-            return _retry_in_place(flow, now)
-        return NOTHING
+        return _retry_in_place(flow, now)
     try:
         plan = plan_for(flow.spec)
     except InvalidSpec as error:

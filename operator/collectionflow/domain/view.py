@@ -11,8 +11,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from collectionflow.api.models import CollectionFlowSpec, CollectionFlowStatus
-from collectionflow.domain.machine import FlowView
+from collectionflow.api.models import CollectionFlowSpec, CollectionFlowStatus, FlowState
+from collectionflow.domain.machine import FlowView, at_rest
 from collectionflow.specs.names import (
     ANNOTATION_INPUT,
     ANNOTATION_INPUT_COMPLETE,
@@ -54,3 +54,20 @@ def flow_view(body: dict[str, Any]) -> FlowView:
         manual_input=manual_input,
         retry_request=annotations.get(ANNOTATION_RETRY) or None,
     )
+
+
+def has_work(body: dict[str, Any]) -> bool:
+    """Whether a flow object needs a reconciler: it is not at rest, or it cannot be read (the
+    reconciler reports why)."""
+    try:
+        return not at_rest(flow_view(body))
+    except UnreadableFlow:
+        return True
+
+
+def observed_state(body: dict[str, Any]) -> FlowState:
+    """The state the object's status reports; Pending before the operator wrote any."""
+    try:
+        return FlowState((body.get("status") or {}).get("state") or FlowState.PENDING)
+    except ValueError:
+        return FlowState.PENDING

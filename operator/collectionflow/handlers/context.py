@@ -62,7 +62,6 @@ class OperatorContext:
     def forget(self, uid: str) -> None:
         self.locks.pop(uid, None)
         self.wakeups.unregister(uid)
-        self.metrics.flow_state(uid, None)
 
 
 class FlowLogger(logging.LoggerAdapter[logging.Logger]):

@@ -24,7 +24,7 @@ from collectionflow.db.engine import make_engine, make_sessionmaker
 from collectionflow.db.errors import DatabaseUnavailable
 from collectionflow.db.migrate import upgrade
 from collectionflow.db.repository import FlowRepository
-from collectionflow.domain.view import UnreadableFlow
+from collectionflow.domain.view import UnreadableFlow, has_work, observed_state
 from collectionflow.handlers.context import OperatorContext, flow_logger
 from collectionflow.handlers.reconcile import reconcile
 from collectionflow.handlers.stall import check_flow
@@ -85,13 +85,30 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         ctx.kube.api_client.close()
 
 
-@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=5.0)
+def _has_work(body: kopf.Body, **_: Any) -> bool:
+    """kopf starts a flow's reconciler and stall check while this holds and stops them when it
+    no longer does, so flows at rest cost no task, no timer and no API reads."""
+    return has_work(dict(body))
+
+
+# A daemon is stopped when its flow comes to rest, which its own status write announces while
+# it still posts that step's Events: it is asked to stop (the loop checks `stopped`) and only
+# cancelled if it has not finished its step after the backoff.
+@kopf.daemon(
+    GROUP,
+    VERSION,
+    PLURAL,
+    when=_has_work,
+    cancellation_backoff=10.0,
+    cancellation_timeout=5.0,
+)
 async def run_flow(
     name: str, namespace: str | None, uid: str, stopped: kopf.DaemonStopped, memo: Any, **_: Any
 ) -> None:
     assert namespace is not None, "CollectionFlow is namespaced"
     ctx: OperatorContext = memo.ctx
     wake = ctx.wakeups.register(uid)
+    ctx.metrics.reconcilers.inc()
     failures = 0
     try:
         while not stopped:
@@ -120,6 +137,7 @@ async def run_flow(
             if delay:
                 await _sleep_until_woken(wake, stopped, delay)
     finally:
+        ctx.metrics.reconcilers.dec()
         ctx.forget(uid)
 
 
@@ -161,7 +179,13 @@ async def _database_back(ctx: OperatorContext, namespace: str, name: str, uid: s
         )
 
 
-@kopf.timer(GROUP, VERSION, PLURAL, interval=get_settings().operator.stall_check_interval_seconds)
+@kopf.timer(
+    GROUP,
+    VERSION,
+    PLURAL,
+    when=_has_work,
+    interval=get_settings().operator.stall_check_interval_seconds,
+)
 async def stall_check(name: str, namespace: str | None, uid: str, memo: Any, **_: Any) -> None:
     """Runs once right after the operator starts, for every flow, and then every interval."""
     assert namespace is not None, "CollectionFlow is namespaced"
@@ -174,8 +198,11 @@ async def stall_check(name: str, namespace: str | None, uid: str, memo: Any, **_
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-def flow_changed(uid: str, memo: Any, **_: Any) -> None:
-    memo.ctx.metrics.watch_event()
+def flow_changed(event: Mapping[str, Any], body: kopf.Body, uid: str, memo: Any, **_: Any) -> None:
+    metrics = memo.ctx.metrics
+    metrics.watch_event()
+    gone = event.get("type") == "DELETED"
+    metrics.flow_state(uid, None if gone else observed_state(dict(body)))
     memo.ctx.wakeups.wake(uid)
 
 

@@ -150,12 +150,10 @@ class KubeGateway:
         return await self._read(self.batch.read_namespaced_job, name, namespace)
 
     async def create_job(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        """Create the Job, or adopt the one a previous run already made under this name."""
+        """Create the Job, or adopt the one a previous run already made under this name (409):
+        one request in the usual case, no read before it."""
         namespace = manifest["metadata"]["namespace"]
         name = manifest["metadata"]["name"]
-        existing = await self.get_job(namespace, name)
-        if existing is not None:
-            return existing
         try:
             return self._plain(
                 await self._call(self.batch.create_namespaced_job, namespace, manifest)
