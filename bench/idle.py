@@ -2,11 +2,13 @@
 
 N flows are created and their status written as `Succeeded` (as an operator that finished
 them would leave them). The apiserver's request rate is measured for a baseline window without
-the operator; then the operator starts, and once it has seen every flow and settled, the same
-window is measured again. The operator's share is the difference of the two request rates
-(from the apiserver's own `apiserver_request_total`), its CPU from /proc, and its RSS. Last,
-SIGTERM and the time to exit. Settings: BENCH_IDLE_FLOWS (default 10000), BENCH_IDLE_WINDOW
-seconds (default 120).
+the operator. An operator then sees the flows for the first time: kopf gives each its finalizer
+and annotation once (two patches a flow), and the time until the request rate is back near the
+baseline is reported. Then the operator restarts, as it would with those flows stored, and once
+it has seen every flow the same window is measured again. The operator's share is the
+difference of the two request rates (from the apiserver's own `apiserver_request_total`), its
+CPU from /proc, and its RSS. Last, SIGTERM and the time to exit.
+Settings: BENCH_IDLE_FLOWS (default 10000), BENCH_IDLE_WINDOW seconds (default 120).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ SUCCEEDED = {
 class Result:
     flows: int
     window_seconds: float
+    first_sight_seconds: float
     startup_seconds: float
     operator_cpu_percent: float
     operator_requests_per_second: float
@@ -79,10 +82,15 @@ def rss_mb(pid: int, key: str = "VmRSS") -> float:
 
 
 def metric(url: str, sample: str) -> float:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        for line in response.read().decode().splitlines():
-            if line.rpartition(" ")[0] == sample:
-                return float(line.rpartition(" ")[2])
+    """One sample of the operator's metrics; -1 while it does not serve them yet."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return -1.0
+    for line in text.splitlines():
+        if line.rpartition(" ")[0] == sample:
+            return float(line.rpartition(" ")[2])
     return -1.0
 
 
@@ -124,12 +132,22 @@ def measure(workdir: Path) -> Result:
         store_finished_flows(api, namespace, FLOWS)
         print(f"stored {FLOWS} Succeeded flows in {time.monotonic() - started:.0f}s")
         baseline = rate(api, min(WINDOW, 60.0))
-        operator = OperatorProcess(
-            target.kubeconfig,
-            namespace,
-            f"sqlite+aiosqlite:///{workdir / 'idle.sqlite'}",
-            workdir / "operator.log",
-        ).start()
+        database = f"sqlite+aiosqlite:///{workdir / 'idle.sqlite'}"
+        first = OperatorProcess(target.kubeconfig, namespace, database, workdir / "first.log")
+        begun = time.monotonic()
+        first.start()
+        try:
+            wait_for(
+                lambda: rate(api, 10.0) <= baseline + 2,
+                "the first sight of every flow to be over",
+                timeout=900,
+                interval=0.0,
+            )
+        finally:
+            first.stop()
+        first_sight = time.monotonic() - begun
+        operator = OperatorProcess(target.kubeconfig, namespace, database, workdir / "op.log")
+        operator.start()
         assert operator.popen is not None
         pid = operator.popen.pid
         try:
@@ -159,6 +177,7 @@ def measure(workdir: Path) -> Result:
         return Result(
             flows=FLOWS,
             window_seconds=WINDOW,
+            first_sight_seconds=first_sight,
             startup_seconds=startup,
             operator_cpu_percent=cpu,
             operator_requests_per_second=max(0.0, during - baseline),
@@ -175,7 +194,8 @@ def report(result: Result) -> None:
     table.add_column("value", justify="right")
     table.add_column("target", justify="right")
     rows = [
-        ("startup until every flow seen, s", f"{result.startup_seconds:.1f}", ""),
+        ("first sight of every flow (once), s", f"{result.first_sight_seconds:.1f}", ""),
+        ("restart until every flow seen, s", f"{result.startup_seconds:.1f}", ""),
         ("operator CPU, % of a core", f"{result.operator_cpu_percent:.2f}", "<= 2"),
         (
             "apiserver requests/s from the operator",
