@@ -345,7 +345,7 @@ def test_a_phase_job_heart_beats_as_its_service_account(
     leases = Leases(api, namespace)
     if operator_made_the_lease:
         operator_lease = build_heartbeat_lease(
-            namespace, request.job_name, job.metadata.uid, "operator", before
+            namespace, request.job_name, job.metadata.uid, request.flow_uid, "operator", before
         )
         leases.coordination.create_namespaced_lease(
             namespace, client.V1Lease.model_validate(operator_lease)

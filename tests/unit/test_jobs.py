@@ -200,8 +200,17 @@ def test_overrides_are_honoured() -> None:
 
 def test_heartbeat_lease_is_owned_by_its_job() -> None:
     lease = build_heartbeat_lease(
-        "team-a", "demo-gap-analysis-2", "job-uid", "operator", "2024-05-01T12:00:00.000000Z"
+        "team-a",
+        "demo-gap-analysis-2",
+        "job-uid",
+        "flow-uid",
+        "operator",
+        "2024-05-01T12:00:00.000000Z",
     )
+    assert lease["metadata"]["labels"] == {
+        "flows.collectionflow.io/flow-uid": "flow-uid",
+        "app.kubernetes.io/managed-by": "collectionflow-operator",
+    }
     assert (lease["apiVersion"], lease["kind"]) == ("coordination.k8s.io/v1", "Lease")
     assert lease["metadata"]["name"] == "demo-gap-analysis-2"
     assert lease["metadata"]["namespace"] == "team-a"

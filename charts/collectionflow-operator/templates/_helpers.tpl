@@ -81,14 +81,16 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [get, list, watch, create, delete]
-# The pods of a phase Job, read to tell why a phase does not start (image pull, scheduling).
+# The pods of phase Jobs, watched (our label only) for results and for why a phase does not
+# start (image pull, scheduling).
 - apiGroups: [""]
   resources: [pods]
-  verbs: [get, list]
-# The heartbeat Lease of each attempt: created with its Job, read by the stall check.
+  verbs: [get, list, watch]
+# The heartbeat Lease of each attempt: created with its Job, watched (our label only) by the
+# stall sweep.
 - apiGroups: [coordination.k8s.io]
   resources: [leases]
-  verbs: [get, create]
+  verbs: [get, list, watch, create]
 # Events on the flows (PhaseStarted, FlowStalled, ...), posted by the operator and kopf.
 - apiGroups: [""]
   resources: [events]

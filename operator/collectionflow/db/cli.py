@@ -12,7 +12,8 @@ from sqlalchemy.engine import make_url
 
 from collectionflow.db.engine import make_engine, make_sessionmaker
 from collectionflow.db.migrate import new_revision, upgrade_sync
-from collectionflow.db.repository import FlowRepository, JournalRow
+from collectionflow.db.queries import JournalRow
+from collectionflow.db.repository import FlowRepository
 from collectionflow.settings import get_settings
 
 app = typer.Typer(no_args_is_help=True, help="Database schema and records.")

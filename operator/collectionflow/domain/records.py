@@ -105,3 +105,13 @@ def master_update_for(ids: FlowIds, snapshot: ChildSnapshot) -> MasterFlowUpdate
         current_phase=snapshot.current_phase,
         progress_percentage=snapshot.progress_percentage,
     )
+
+
+@dataclass(frozen=True)
+class Transition:
+    """What one phase transition writes to the database, in one transaction."""
+
+    finished: PhaseRunRecord | None = None
+    started: PhaseRunRecord | None = None
+    child: tuple[str, ChildSnapshot] | None = None
+    master: MasterFlowUpdate | None = None

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from collectionflow.db.repository import FlowRepository
+from collectionflow.domain.cache import WatchCache
 from collectionflow.k8s.gateway import KubeGateway
 from collectionflow.metrics import Metrics
 from collectionflow.settings import Settings
@@ -42,6 +43,58 @@ class Wakeups:
         if event is not None:
             event.set()
 
+    def wake_all(self) -> None:
+        for event in self._events.values():
+            event.set()
+
+
+class DatabaseHealth:
+    """One view of the database for every flow: whether it is down, and when it last came back.
+
+    The first reconcile that meets an outage marks it down; flows then wait on `recovered`
+    instead of each backing off on its own, and one probe wakes them all when the database
+    answers again. A Job that finished before the database came back (plus the grace) was held
+    by the known outage, not missed: it is not reported a second time as a stall.
+    """
+
+    def __init__(self) -> None:
+        self.down_since: dt.datetime | None = None
+        self.back_at: dt.datetime | None = None
+        self.recovered = asyncio.Event()
+        self.recovered.set()
+
+    @property
+    def is_down(self) -> bool:
+        return self.down_since is not None
+
+    def mark_down(self, now: dt.datetime) -> bool:
+        """Record an outage; True when this is its first report."""
+        self.recovered.clear()
+        if self.down_since is not None:
+            return False
+        self.down_since = now
+        return True
+
+    def mark_up(self, now: dt.datetime) -> None:
+        if self.down_since is not None:
+            self.down_since = None
+            self.back_at = now
+        self.recovered.set()
+
+    def excuses(
+        self, finished_at: dt.datetime | None, now: dt.datetime, grace: dt.timedelta
+    ) -> bool:
+        """Whether a Job that finished at `finished_at` is held by a known outage: the database
+        is down, or came back after the Job finished and less than `grace` ago."""
+        if self.down_since is not None:
+            return True
+        return (
+            self.back_at is not None
+            and finished_at is not None
+            and finished_at <= self.back_at
+            and now - self.back_at < grace
+        )
+
 
 @dataclass
 class OperatorContext:
@@ -52,8 +105,11 @@ class OperatorContext:
     metrics: Metrics = field(default_factory=Metrics)
     clock: Callable[[], dt.datetime] = utc_now
     wakeups: Wakeups = field(default_factory=Wakeups)
+    cache: WatchCache = field(default_factory=WatchCache)
+    database: DatabaseHealth = field(default_factory=DatabaseHealth)
     database_down: set[str] = field(default_factory=set)
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def lock(self, uid: str) -> asyncio.Lock:
         """Serialises the reconciles and stall checks of one flow."""

@@ -1,12 +1,18 @@
 """kopf registrations. Thin on purpose: each handler hands its work to a plain function.
 
-Each flow gets a daemon that reconciles it whenever something relevant happens (its own
-watch events, or watch events of its Jobs, which wake it) and at a slow resync interval as
-a safety net. Errors never end the loop: a database outage is retried with backoff and
-reported once per outage as a `DatabaseUnavailable` Warning Event on the flow.
+kopf's watches of flows, phase Jobs, their pods and heartbeat Leases (the last three filtered
+on the server by our managed-by label) feed the watch cache. A change a flow decides on wakes
+its daemon, which reconciles from the cache; the operator's own status writes wake nobody.
+A flow with work has a daemon; a flow at rest has none and costs nothing. Each daemon re-reads
+its flow, Job and pods from the API at a slow resync interval, as a safety net, so the reads
+follow the active flows, not the stored ones.
 
-A timer per flow checks it for stalls on evidence (heartbeats, Jobs, pods, the database),
-never on kopf's `idle=`, which the operator's own status writes would keep resetting.
+Errors never end the loop. A database outage is shared: the first reconcile that meets it
+marks it down, held flows wait for one probe to see the database answer again and then all
+wake at once; each flow reports it once as a `DatabaseUnavailable` Warning Event.
+
+One sweep task checks the active flows for stalls on cached evidence every interval, never
+on kopf's `idle=`, which the operator's own status writes would keep resetting.
 """
 
 from __future__ import annotations
@@ -17,17 +23,18 @@ from collections.abc import Mapping
 from typing import Any
 
 import kopf
-from kubernetes.client.exceptions import ApiException
+from kubernetes_asyncio.client.exceptions import ApiException
 
 from collectionflow.api.models import GROUP, PLURAL, VERSION
 from collectionflow.db.engine import make_engine, make_sessionmaker
-from collectionflow.db.errors import DatabaseUnavailable
+from collectionflow.db.errors import DatabaseUnavailable, UnknownMasterFlow
 from collectionflow.db.migrate import upgrade
 from collectionflow.db.repository import FlowRepository
+from collectionflow.domain.cache import DELETED
 from collectionflow.domain.view import UnreadableFlow, has_work, observed_state
 from collectionflow.handlers.context import OperatorContext, flow_logger
 from collectionflow.handlers.reconcile import reconcile
-from collectionflow.handlers.stall import check_flow
+from collectionflow.handlers.stall import sweep
 from collectionflow.k8s.gateway import (
     Conflict,
     KubeGateway,
@@ -41,6 +48,7 @@ from collectionflow.specs.names import LABEL_FLOW_UID, LABEL_MANAGED_BY, MANAGED
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 30.0
+PROBE_SECONDS = 1.0
 
 
 @kopf.on.startup()
@@ -56,6 +64,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 30
     settings.networking.request_timeout = 60
+    for resource in (("batch", "jobs"), ("", "pods"), ("coordination.k8s.io", "leases")):
+        settings.watching.label_selectors[resource] = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
 
     app = get_settings()
     url = app.db.resolved_url()
@@ -67,13 +77,15 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     metrics = Metrics()
     if app.operator.metrics_port:
         metrics.serve(app.operator.metrics_port)
-    memo.ctx = OperatorContext(
+    ctx = OperatorContext(
         metrics=metrics,
         settings=app,
-        kube=KubeGateway(load_api_client()),
+        kube=KubeGateway(await load_api_client()),
         repository=FlowRepository(make_sessionmaker(engine)),
         engine=engine,
     )
+    ctx.tasks.add(asyncio.create_task(_sweep_forever(ctx), name="stall-sweep"))
+    memo.ctx = ctx
     log.info("operator ready: database %s", engine.url.render_as_string(hide_password=True))
 
 
@@ -81,13 +93,16 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     ctx: OperatorContext | None = getattr(memo, "ctx", None)
     if ctx is not None:
+        for task in ctx.tasks:
+            task.cancel()
+        await asyncio.gather(*ctx.tasks, return_exceptions=True)
         await ctx.engine.dispose()
-        ctx.kube.api_client.close()
+        await ctx.kube.api_client.close()
 
 
 def _has_work(body: kopf.Body, **_: Any) -> bool:
-    """kopf starts a flow's reconciler and stall check while this holds and stops them when it
-    no longer does, so flows at rest cost no task, no timer and no API reads."""
+    """kopf starts a flow's reconciler while this holds and stops it when it no longer does,
+    so flows at rest cost no task and no API reads."""
     return has_work(dict(body))
 
 
@@ -110,23 +125,28 @@ async def run_flow(
     wake = ctx.wakeups.register(uid)
     ctx.metrics.reconcilers.inc()
     failures = 0
+    fresh = True
     try:
         while not stopped:
             wake.clear()
             delay = ctx.settings.operator.resync_seconds
+            waits_for = wake
             try:
                 async with ctx.lock(uid):
-                    await reconcile(ctx, namespace, name)
+                    decision = await reconcile(ctx, uid, namespace, name, fresh=fresh)
                 failures = 0
+                if decision is not None and decision.status is not None:
+                    delay = 0.0  # decide again on what was just written
                 await _database_back(ctx, namespace, name, uid)
             except Conflict:
+                ctx.cache.forget_flow(uid)
                 delay = 0.0
             except DatabaseUnavailable as error:
-                failures += 1
-                delay = min(MAX_BACKOFF_SECONDS, 2.0**failures)
-                await _database_down(ctx, namespace, name, uid, error, delay)
-            except UnreadableFlow as error:
-                delay = ctx.settings.operator.resync_seconds
+                waits_for = ctx.database.recovered
+                delay = MAX_BACKOFF_SECONDS
+                await _database_down(ctx, namespace, name, uid, error)
+                await asyncio.sleep(PROBE_SECONDS)
+            except (UnreadableFlow, UnknownMasterFlow) as error:
                 flow_logger(namespace, name).error("%s", error)
             except ApiException as error:
                 failures += 1
@@ -134,38 +154,58 @@ async def run_flow(
                 flow_logger(namespace, name).warning(
                     "Kubernetes API error %s; retrying in %.0fs", api_error_message(error), delay
                 )
+            fresh = False
             if delay:
-                await _sleep_until_woken(wake, stopped, delay)
+                fresh = not await _sleep_until(waits_for, stopped, delay)
     finally:
         ctx.metrics.reconcilers.dec()
         ctx.forget(uid)
 
 
-async def _sleep_until_woken(
-    wake: asyncio.Event, stopped: kopf.DaemonStopped, delay: float
-) -> None:
-    waiters = {asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stopped.wait())}
+async def _sleep_until(event: asyncio.Event, stopped: kopf.DaemonStopped, delay: float) -> bool:
+    """Wait for `event`, the daemon's stop, or `delay`; True unless the delay ran out."""
+    waiters = {asyncio.ensure_future(event.wait()), asyncio.ensure_future(stopped.wait())}
     try:
-        await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for waiter in waiters:
             waiter.cancel()
+    return bool(done)
 
 
 async def _database_down(
-    ctx: OperatorContext, namespace: str, name: str, uid: str, error: Exception, delay: float
+    ctx: OperatorContext, namespace: str, name: str, uid: str, error: Exception
 ) -> None:
-    flow_logger(namespace, name).warning(
-        "database unavailable (%s); retrying in %.0fs", error, delay
-    )
+    if ctx.database.mark_down(ctx.clock()):
+        log.warning("database unavailable (%s); holding flows until it answers", error)
+        ctx.tasks.add(asyncio.create_task(_probe_database(ctx), name="database-probe"))
     if uid not in ctx.database_down:
         ctx.database_down.add(uid)
+        flow_logger(namespace, name).warning("database unavailable; flow held: %s", error)
         await ctx.kube.post_event(
             ObjectRef(namespace, name, uid),
             "Warning",
             "DatabaseUnavailable",
             f"database unavailable, flow held until it returns: {error}",
         )
+
+
+async def _probe_database(ctx: OperatorContext) -> None:
+    """Ask the database every second until it answers, then wake every held flow."""
+    current = asyncio.current_task()
+    try:
+        while ctx.database.is_down:
+            try:
+                await ctx.repository.ping()
+            except DatabaseUnavailable:
+                await asyncio.sleep(PROBE_SECONDS)
+                continue
+            ctx.database.mark_up(ctx.clock())
+            log.info("database reachable again; waking every held flow")
+            ctx.wakeups.wake_all()
+    finally:
+        if current is not None:
+            ctx.tasks.discard(current)
 
 
 async def _database_back(ctx: OperatorContext, namespace: str, name: str, uid: str) -> None:
@@ -179,39 +219,48 @@ async def _database_back(ctx: OperatorContext, namespace: str, name: str, uid: s
         )
 
 
-@kopf.timer(
-    GROUP,
-    VERSION,
-    PLURAL,
-    when=_has_work,
-    interval=get_settings().operator.stall_check_interval_seconds,
-)
-async def stall_check(name: str, namespace: str | None, uid: str, memo: Any, **_: Any) -> None:
-    """Runs once right after the operator starts, for every flow, and then every interval."""
-    assert namespace is not None, "CollectionFlow is namespaced"
-    ctx: OperatorContext = memo.ctx
-    try:
-        async with ctx.lock(uid):
-            await check_flow(ctx, namespace, name)
-    except (DatabaseUnavailable, Conflict, UnreadableFlow) as error:
-        flow_logger(namespace, name).warning("stall check postponed: %s", error)
+async def _sweep_forever(ctx: OperatorContext) -> None:
+    interval = ctx.settings.operator.stall_check_interval_seconds
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await sweep(ctx)
+        except Exception:  # the sweep must outlive any one bad pass
+            log.exception("stall sweep failed; next pass in %.0fs", interval)
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
 def flow_changed(event: Mapping[str, Any], body: kopf.Body, uid: str, memo: Any, **_: Any) -> None:
-    metrics = memo.ctx.metrics
-    metrics.watch_event()
-    gone = event.get("type") == "DELETED"
-    metrics.flow_state(uid, None if gone else observed_state(dict(body)))
-    memo.ctx.wakeups.wake(uid)
+    ctx: OperatorContext = memo.ctx
+    ctx.metrics.watch_event()
+    kind = event.get("type")
+    ctx.metrics.flow_state(uid, None if kind == DELETED else observed_state(dict(body)))
+    if ctx.cache.observe_flow(kind, body):
+        ctx.wakeups.wake(uid)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={LABEL_MANAGED_BY: MANAGED_BY})
-def job_changed(labels: Mapping[str, str], memo: Any, **_: Any) -> None:
-    memo.ctx.metrics.watch_event()
-    flow_uid = labels.get(LABEL_FLOW_UID)
-    if flow_uid:
-        memo.ctx.wakeups.wake(flow_uid)
+def job_changed(
+    event: Mapping[str, Any], body: kopf.Body, labels: Mapping[str, str], memo: Any, **_: Any
+) -> None:
+    ctx: OperatorContext = memo.ctx
+    ctx.metrics.watch_event()
+    if ctx.cache.observe_job(event.get("type"), body) and labels.get(LABEL_FLOW_UID):
+        ctx.wakeups.wake(labels[LABEL_FLOW_UID])
+
+
+@kopf.on.event("", "v1", "pods", labels={LABEL_MANAGED_BY: MANAGED_BY})
+def pod_changed(
+    event: Mapping[str, Any], body: kopf.Body, labels: Mapping[str, str], memo: Any, **_: Any
+) -> None:
+    ctx: OperatorContext = memo.ctx
+    if ctx.cache.observe_pod(event.get("type"), body) and labels.get(LABEL_FLOW_UID):
+        ctx.wakeups.wake(labels[LABEL_FLOW_UID])
+
+
+@kopf.on.event("coordination.k8s.io", "v1", "leases", labels={LABEL_MANAGED_BY: MANAGED_BY})
+def lease_changed(event: Mapping[str, Any], body: kopf.Body, memo: Any, **_: Any) -> None:
+    memo.ctx.cache.observe_lease(event.get("type"), body)
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)

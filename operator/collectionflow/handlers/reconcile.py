@@ -4,10 +4,14 @@ A Job that finished long before this reconcile saw it (the operator was down, sa
 `MissedCompletion` stall: reported like any other, and recovered by advancing, never by
 running the phase again.
 
+The evidence comes from the watch cache (`domain.cache`), with an API read only where the cache
+has none; a resync (`fresh=True`) reads the flow, its Job and pods from the API instead.
+
 The order of the side effects is what makes a crash or an outage at any point harmless:
-1. the database learns what finished (idempotent writes keyed by flow uid, phase, attempt);
-2. the next Job is created under its deterministic name (an existing one is adopted);
-3. the child record is synced and the flow's status written, guarded by resourceVersion;
+1. the next Job is created under its deterministic name (an existing one is adopted);
+2. one database transaction records what finished, what started, and the child's and the
+   master's state (idempotent writes keyed by flow uid, phase, attempt);
+3. the flow's status is written, as a merge patch guarded by resourceVersion;
 4. only then are Events posted and consumed annotations removed.
 If any step fails, nothing after it happens; the next reconcile recomputes the same decision
 from the same evidence (the finished Job is still there) and repeats the steps, each of which
@@ -29,7 +33,7 @@ from collectionflow.domain.machine import (
     child_snapshot,
     decide,
 )
-from collectionflow.domain.observe import job_finished_at, observe_job
+from collectionflow.domain.observe import job_finished_at, observe_job, terminated_state
 from collectionflow.domain.plan import plan_for
 from collectionflow.domain.records import (
     FlowIds,
@@ -37,9 +41,10 @@ from collectionflow.domain.records import (
     JournalEntry,
     PhaseRunRecord,
     PhaseRunState,
+    Transition,
     master_update_for,
 )
-from collectionflow.domain.recovery import RecoveryAction, RecoveryPlan
+from collectionflow.domain.recovery import plan_recovery
 from collectionflow.domain.registry import UnknownFlowType, flow_definition
 from collectionflow.domain.stall import missed_completion
 from collectionflow.domain.view import flow_view
@@ -48,38 +53,68 @@ from collectionflow.handlers.visibility import report_recovered, report_stall
 from collectionflow.k8s.gateway import ObjectRef
 from collectionflow.specs.jobs import PhaseJobRequest, build_heartbeat_lease, build_phase_job
 from collectionflow.specs.names import ANNOTATION_INPUT, ANNOTATION_INPUT_COMPLETE
+from collectionflow.specs.patches import merge_patch
 
 
 def rfc3339(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-async def reconcile(ctx: OperatorContext, namespace: str, name: str) -> Decision | None:
+async def read_flow(
+    ctx: OperatorContext, uid: str, namespace: str, name: str, fresh: bool
+) -> dict[str, Any] | None:
+    """The flow from the cache, or from the API when the cache lacks it or `fresh` is asked."""
+    body = None if fresh else ctx.cache.flow(uid)
+    if body is not None:
+        return body
+    read = await ctx.kube.get_flow(namespace, name)
+    if read is None:
+        ctx.cache.forget_flow(uid)
+        return None
+    ctx.cache.refresh_flow(read)
+    return ctx.cache.flow(uid)
+
+
+async def reconcile(
+    ctx: OperatorContext, uid: str, namespace: str, name: str, fresh: bool = False
+) -> Decision | None:
     """Reconcile the flow once; returns the decision carried out (None: flow gone)."""
-    body = await ctx.kube.get_flow(namespace, name)
+    body = await read_flow(ctx, uid, namespace, name, fresh)
     if body is None or body["metadata"].get("deletionTimestamp"):
         return None
     view = flow_view(body)
-    ids = await _ensure_ids(ctx, view)
-    job, finished_at = await observe_current_job(ctx, view)
+    ids = await ensure_ids(ctx, view)
+    job, finished_at = await observe_current_job(ctx, view, fresh)
     now = ctx.clock()
-    grace = dt.timedelta(seconds=ctx.settings.operator.missed_completion_grace_seconds)
+    settings = ctx.settings.operator
+    grace = dt.timedelta(seconds=settings.missed_completion_grace_seconds)
     status = view.status
     missed = missed_completion(
         status.state, status.phase, status.attempt, job, finished_at, now, grace
     )
-    advance = RecoveryPlan(RecoveryAction.ADVANCE, summary="advanced past the finished phase")
+    if missed is not None and ctx.database.excuses(finished_at, now, grace):
+        missed = None
+    recovery = None
     if missed is not None:
-        await report_stall(ctx, view, missed, advance, now)
+        recovery = plan_recovery(
+            view,
+            missed,
+            now,
+            view.spec.max_recoveries
+            if view.spec.max_recoveries is not None
+            else settings.max_recoveries,
+            dt.timedelta(seconds=settings.recovery_backoff_seconds),
+        )
+        await report_stall(ctx, view, missed, recovery, now)
     decision = decide(view, job, now)
     await carry_out(ctx, body, view, ids, decision)
-    if missed is not None:
-        await report_recovered(ctx, view, missed, advance)
+    if missed is not None and recovery is not None:
+        await report_recovered(ctx, view, missed, recovery)
     ctx.metrics.flow_state(view.uid, (decision.status or view.status).state)
     return decision
 
 
-async def _ensure_ids(ctx: OperatorContext, view: FlowView) -> FlowIds:
+async def ensure_ids(ctx: OperatorContext, view: FlowView) -> FlowIds:
     status = view.status
     if status.master_flow_id and status.child_flow_id:
         return FlowIds(status.master_flow_id, status.child_flow_id)
@@ -98,17 +133,25 @@ async def _ensure_ids(ctx: OperatorContext, view: FlowView) -> FlowIds:
 
 
 async def observe_current_job(
-    ctx: OperatorContext, view: FlowView
+    ctx: OperatorContext, view: FlowView, fresh: bool = False
 ) -> tuple[JobObservation | None, dt.datetime | None]:
     """The current attempt's Job as observed, and when it finished (if it did)."""
     status = view.status
     if status.state is not FlowState.RUNNING or not status.current_job:
         return None, None
-    job = await ctx.kube.get_job(view.namespace, status.current_job)
+    namespace, name = view.namespace, status.current_job
+    job = None if fresh else ctx.cache.job(namespace, name)
+    if job is None:
+        job = await ctx.kube.get_job(namespace, name)
+        ctx.cache.put_job(job, namespace, name)
     pods: list[dict[str, Any]] = []
-    if job is not None and (job.get("status") or {}).get("conditions"):
-        pods = await ctx.kube.list_job_pods(view.namespace, status.current_job)
-    return observe_job(status.current_job, job, pods), job_finished_at(job)
+    if job is not None and job["status"].get("conditions"):
+        cached = None if fresh else ctx.cache.job_pods(namespace, name)
+        if cached is None or not any(terminated_state(pod) for pod in cached):
+            cached = await ctx.kube.list_job_pods(namespace, name)
+            ctx.cache.put_pods(namespace, name, cached)
+        pods = cached
+    return observe_job(name, job, pods), job_finished_at(job)
 
 
 async def carry_out(
@@ -120,9 +163,6 @@ async def carry_out(
 ) -> None:
     log = flow_logger(view.namespace, view.name, view.status.phase, view.status.attempt)
     now = ctx.clock()
-    if decision.finished is not None:
-        await _record_finished(ctx, view, decision.finished, now)
-        _observe_duration(ctx, view, decision.finished, now)
     if decision.failure is not None:
         failure = decision.failure
         await ctx.repository.journal(
@@ -141,8 +181,9 @@ async def carry_out(
             )
         )
         log.warning("journaled failure: %s", failure.error_message)
+    started = None
     if decision.start is not None:
-        await _start_phase(ctx, view, decision.start, now)
+        started = await _start_phase(ctx, view, decision.start, decision.finished, now)
 
     status = decision.status
     if status is None and view.status.master_flow_id != ids.master_flow_id:
@@ -151,34 +192,65 @@ async def carry_out(
         status = status.model_copy(
             update={"master_flow_id": ids.master_flow_id, "child_flow_id": ids.child_flow_id}
         )
-        await _sync_database(ctx, view, ids, status)
-        await ctx.kube.replace_flow_status(body, status.to_api())
+    finished = _finished_run(view, decision.finished, now)
+    if finished is not None or started is not None or status is not None:
+        await ctx.repository.record_transition(
+            database_sync(view, ids, status, finished=finished, started=started)
+        )
+    if decision.finished is not None:
+        _observe_duration(ctx, view, decision.finished, now)
+    if status is not None:
+        patch = merge_patch(body.get("status") or {}, status.to_api())
+        ctx.cache.wrote_flow(await ctx.kube.patch_flow_status(body, patch))
 
     ref = ObjectRef(view.namespace, view.name, view.uid)
     for event in decision.events:
         log.log(30 if event.type == "Warning" else 20, "%s: %s", event.reason, event.message)
         await ctx.kube.post_event(ref, event.type, event.reason, event.message)
     if decision.consume_input and (view.input_complete or view.manual_input is not None):
-        await ctx.kube.remove_flow_annotations(
-            view.namespace, view.name, [ANNOTATION_INPUT_COMPLETE, ANNOTATION_INPUT]
+        ctx.cache.wrote_flow(
+            await ctx.kube.remove_flow_annotations(
+                view.namespace, view.name, [ANNOTATION_INPUT_COMPLETE, ANNOTATION_INPUT]
+            )
         )
 
 
-async def _record_finished(
-    ctx: OperatorContext, view: FlowView, finished: PhaseFinished, now: dt.datetime
-) -> None:
+def database_sync(
+    view: FlowView,
+    ids: FlowIds,
+    status: CollectionFlowStatus | None,
+    finished: PhaseRunRecord | None = None,
+    started: PhaseRunRecord | None = None,
+) -> Transition:
+    """The database writes that mirror `status` (the child's and the master's state), with the
+    runs that finished and started in the same transition."""
+    child = master = None
+    if status is not None:
+        try:
+            definition = flow_definition(view.spec.flow_type)
+        except UnknownFlowType:
+            definition = None
+        if definition is not None:
+            snapshot = child_snapshot(definition, status)
+            child, master = (view.uid, snapshot), master_update_for(ids, snapshot)
+    return Transition(finished=finished, started=started, child=child, master=master)
+
+
+def _finished_run(
+    view: FlowView, finished: PhaseFinished | None, now: dt.datetime
+) -> PhaseRunRecord | None:
+    if finished is None:
+        return None
     result = finished.result
-    await ctx.repository.record_phase_finished(
-        PhaseRunRecord(
-            flow_uid=view.uid,
-            phase=finished.phase,
-            attempt=finished.attempt,
-            job_name=finished.job_name,
-            state=PhaseRunState.SUCCEEDED if finished.succeeded else PhaseRunState.FAILED,
-            finished_at=now,
-            result=result.model_dump(mode="json") if result is not None else None,
-            error=finished.error,
-        )
+    return PhaseRunRecord(
+        flow_uid=view.uid,
+        phase=finished.phase,
+        attempt=finished.attempt,
+        job_name=finished.job_name,
+        state=PhaseRunState.SUCCEEDED if finished.succeeded else PhaseRunState.FAILED,
+        finished_at=now,
+        result=result.model_dump(mode="json") if result is not None else None,
+        error=finished.error,
     )
 
 
@@ -200,11 +272,19 @@ def _observe_duration(
 
 
 async def _start_phase(
-    ctx: OperatorContext, view: FlowView, start: StartPhase, now: dt.datetime
-) -> None:
+    ctx: OperatorContext,
+    view: FlowView,
+    start: StartPhase,
+    finished: PhaseFinished | None,
+    now: dt.datetime,
+) -> PhaseRunRecord:
+    """Create the phase's Job and heartbeat Lease; the run to record once they exist."""
     settings = ctx.settings.operator
     plan = plan_for(view.spec)
-    outputs = await ctx.repository.phase_outputs(view.uid)
+    stored = await ctx.repository.phase_outputs(view.uid)
+    outputs = {phase: value.get("outputs", value) for phase, value in stored.items()}
+    if finished is not None and finished.succeeded and finished.result is not None:
+        outputs[finished.phase] = finished.result.model_dump(mode="json").get("outputs", {})
     request = PhaseJobRequest(
         namespace=view.namespace,
         flow_name=view.name,
@@ -217,7 +297,7 @@ async def _start_phase(
         service_account=settings.worker_service_account,
         heartbeat_seconds=settings.heartbeat_seconds,
         parameters=view.spec.parameters,
-        previous_outputs={k: v.get("outputs", v) for k, v in outputs.items()},
+        previous_outputs=outputs,
         manual_input=start.manual_input,
     )
     if settings.manage_worker_rbac:
@@ -225,30 +305,22 @@ async def _start_phase(
             view.namespace, settings.worker_service_account, settings.worker_cluster_role
         )
     job = await ctx.kube.create_job(build_phase_job(request))
+    ctx.cache.put_job(job, view.namespace, request.job_name)
     await ctx.kube.create_lease(
         build_heartbeat_lease(
-            view.namespace, request.job_name, job["metadata"]["uid"], "operator", rfc3339(now)
+            view.namespace,
+            request.job_name,
+            job["metadata"]["uid"],
+            view.uid,
+            "operator",
+            rfc3339(now),
         )
     )
-    await ctx.repository.record_phase_started(
-        PhaseRunRecord(
-            flow_uid=view.uid,
-            phase=start.phase,
-            attempt=start.attempt,
-            job_name=request.job_name,
-            state=PhaseRunState.RUNNING,
-            started_at=now,
-        )
+    return PhaseRunRecord(
+        flow_uid=view.uid,
+        phase=start.phase,
+        attempt=start.attempt,
+        job_name=request.job_name,
+        state=PhaseRunState.RUNNING,
+        started_at=now,
     )
-
-
-async def _sync_database(
-    ctx: OperatorContext, view: FlowView, ids: FlowIds, status: CollectionFlowStatus
-) -> None:
-    try:
-        definition = flow_definition(view.spec.flow_type)
-    except UnknownFlowType:
-        return
-    snapshot = child_snapshot(definition, status)
-    await ctx.repository.sync_child(view.uid, snapshot)
-    await ctx.repository.update_master(master_update_for(ids, snapshot))

@@ -1,4 +1,8 @@
-"""The stall check of one flow: gather evidence, judge it (domain.stall), recover (domain.recovery).
+"""The stall check: gather evidence, judge it (domain.stall), recover (domain.recovery).
+
+One sweep every interval goes over the active flows in the watch cache and judges each on
+cached evidence (its Job, pods and heartbeat Lease as watched, the database's child record).
+Only a flow that looks stalled is checked again on evidence read from the API, and acted on.
 
 Every detection is a Warning Event `FlowStalled` and a journal row with the evidence; every
 recovery is a Normal Event `FlowRecovered` and a journal row; both are counted in metrics.
@@ -10,8 +14,10 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
+from kubernetes_asyncio.client.exceptions import ApiException
+
 from collectionflow.api.models import FlowState
-from collectionflow.db.errors import DatabaseUnavailable
+from collectionflow.db.errors import DatabaseUnavailable, UnknownMasterFlow
 from collectionflow.domain.machine import Decision, FlowView, child_snapshot, fail_flow
 from collectionflow.domain.observe import (
     job_created_at,
@@ -21,7 +27,6 @@ from collectionflow.domain.observe import (
     pod_evidence,
 )
 from collectionflow.domain.plan import InvalidSpec, plan_for
-from collectionflow.domain.records import FlowIds, master_update_for
 from collectionflow.domain.recovery import RecoveryAction, RecoveryPlan, plan_recovery
 from collectionflow.domain.stall import (
     Evidence,
@@ -30,16 +35,61 @@ from collectionflow.domain.stall import (
     find_stall,
     input_reminder_due,
 )
-from collectionflow.domain.view import flow_view
+from collectionflow.domain.view import UnreadableFlow, flow_view, has_work
 from collectionflow.handlers.context import OperatorContext, flow_logger
-from collectionflow.handlers.reconcile import carry_out, reconcile
+from collectionflow.handlers.reconcile import (
+    carry_out,
+    database_sync,
+    ensure_ids,
+    read_flow,
+    reconcile,
+)
 from collectionflow.handlers.visibility import report_recovered, report_stall
-from collectionflow.k8s.gateway import ObjectRef
+from collectionflow.k8s.gateway import Conflict, ObjectRef, api_error_message
 
 
-async def check_flow(ctx: OperatorContext, namespace: str, name: str) -> Finding | None:
-    """Check one flow for a stall and recover it; returns the finding (None: not stalled)."""
-    body = await ctx.kube.get_flow(namespace, name)
+async def sweep(ctx: OperatorContext) -> int:
+    """One pass over the active flows in the cache; returns how many were checked on fresh
+    evidence. Skipped while the database is known to be down: the flows are held by it."""
+    if ctx.database.is_down:
+        return 0
+    checked = 0
+    for body in ctx.cache.active_flows():
+        if not has_work(body) or body["metadata"].get("deletionTimestamp"):
+            continue
+        try:
+            view = flow_view(body)
+            if not await _looks_stalled(ctx, view, ctx.clock()):
+                continue
+            checked += 1
+            async with ctx.lock(view.uid):
+                await check_flow(ctx, view.uid, view.namespace, view.name)
+        except (DatabaseUnavailable, Conflict, UnreadableFlow, UnknownMasterFlow) as error:
+            flow_logger(body["metadata"]["namespace"], body["metadata"]["name"]).warning(
+                "stall check postponed: %s", error
+            )
+        except ApiException as error:
+            flow_logger(body["metadata"]["namespace"], body["metadata"]["name"]).warning(
+                "stall check postponed: Kubernetes API error %s", api_error_message(error)
+            )
+    return checked
+
+
+async def _looks_stalled(ctx: OperatorContext, view: FlowView, now: dt.datetime) -> bool:
+    status = view.status
+    if _reminder_due(ctx, view, now):
+        return True
+    job = ctx.cache.job(view.namespace, status.current_job) if status.current_job else None
+    pods = ctx.cache.job_pods(view.namespace, status.current_job or "") or []
+    lease = ctx.cache.lease(view.namespace, status.current_job or "")
+    evidence = await gather_evidence(ctx, view, now, job, pods, lease)
+    return evidence is not None and find_stall(evidence) is not None
+
+
+async def check_flow(ctx: OperatorContext, uid: str, namespace: str, name: str) -> Finding | None:
+    """Check one flow for a stall on evidence read from the API, and recover it; returns the
+    finding (None: not stalled)."""
+    body = await read_flow(ctx, uid, namespace, name, fresh=True)
     if body is None or body["metadata"].get("deletionTimestamp"):
         return None
     view = flow_view(body)
@@ -47,14 +97,22 @@ async def check_flow(ctx: OperatorContext, namespace: str, name: str) -> Finding
     now = ctx.clock()
     if await _remind_input(ctx, body, view, now):
         return None
-    evidence = await gather_evidence(ctx, view, now)
+    job = pods = lease = None
+    current = view.status.current_job
+    if view.status.state is FlowState.RUNNING and current:
+        job = await ctx.kube.get_job(namespace, current)
+        ctx.cache.put_job(job, namespace, current)
+        pods = await ctx.kube.list_job_pods(namespace, current) if job else []
+        ctx.cache.put_pods(namespace, current, pods)
+        lease = await ctx.kube.get_lease(namespace, current) if job else None
+    evidence = await gather_evidence(ctx, view, now, job, pods or [], lease)
     if evidence is None:
         return None
     finding = find_stall(evidence)
     if finding is None:
         return None
     if finding.reason is StallReason.MISSED_COMPLETION:
-        await reconcile(ctx, namespace, name)  # reports the stall and advances past it
+        await reconcile(ctx, uid, namespace, name)  # reports the stall and advances past it
         return finding
     operator = ctx.settings.operator
     plan = plan_recovery(
@@ -76,7 +134,12 @@ async def check_flow(ctx: OperatorContext, namespace: str, name: str) -> Finding
 
 
 async def gather_evidence(
-    ctx: OperatorContext, view: FlowView, now: dt.datetime
+    ctx: OperatorContext,
+    view: FlowView,
+    now: dt.datetime,
+    job: dict[str, Any] | None,
+    pods: list[dict[str, Any]],
+    lease: dict[str, Any] | None,
 ) -> Evidence | None:
     status = view.status
     try:
@@ -100,14 +163,14 @@ async def gather_evidence(
         missed_completion_grace=dt.timedelta(seconds=operator.missed_completion_grace_seconds),
     )
     if status.state is FlowState.RUNNING and status.current_job:
-        job = await ctx.kube.get_job(view.namespace, status.current_job)
-        pods = await ctx.kube.list_job_pods(view.namespace, status.current_job) if job else []
-        lease = await ctx.kube.get_lease(view.namespace, status.current_job) if job else None
+        finished_at = job_finished_at(job)
+        grace = evidence.missed_completion_grace
         evidence = dataclasses.replace(
             evidence,
             job=observe_job(status.current_job, job, pods),
             job_created_at=job_created_at(job),
-            job_finished_at=job_finished_at(job),
+            # A Job held by a known database outage is not a missed completion.
+            job_finished_at=None if ctx.database.excuses(finished_at, now, grace) else finished_at,
             heartbeat=lease_renewed_at(lease),
             pods=tuple(pod_evidence(pod) for pod in pods),
         )
@@ -131,11 +194,9 @@ async def _recover(
     finding: Finding,
     plan: RecoveryPlan,
 ) -> None:
-    ids = FlowIds(view.status.master_flow_id or "", view.status.child_flow_id or "")
+    ids = await ensure_ids(ctx, view)
     if plan.action is RecoveryAction.RESYNC:
-        snapshot = child_snapshot(plan_for(view.spec).definition, view.status)
-        await ctx.repository.sync_child(view.uid, snapshot)
-        await ctx.repository.update_master(master_update_for(ids, snapshot))
+        await ctx.repository.record_transition(database_sync(view, ids, view.status))
     else:
         if plan.delete_job:
             await ctx.kube.delete_job(view.namespace, plan.delete_job)
@@ -148,26 +209,30 @@ async def _recover(
     await report_recovered(ctx, view, finding, plan)
 
 
-async def _remind_input(
-    ctx: OperatorContext, body: dict[str, Any], view: FlowView, now: dt.datetime
-) -> bool:
-    """Remind (or, by setting, fail) a flow that waits too long for input; True if it did."""
-    operator = ctx.settings.operator
+def _reminder_due(ctx: OperatorContext, view: FlowView, now: dt.datetime) -> bool:
     status = view.status
-    reminder_after = dt.timedelta(seconds=operator.input_reminder_seconds)
-    if not input_reminder_due(
+    return input_reminder_due(
         status.state,
         status.input_requested_at,
         status.last_input_reminder_time,
         now,
-        reminder_after,
-    ):
+        dt.timedelta(seconds=ctx.settings.operator.input_reminder_seconds),
+    )
+
+
+async def _remind_input(
+    ctx: OperatorContext, body: dict[str, Any], view: FlowView, now: dt.datetime
+) -> bool:
+    """Remind (or, by setting, fail) a flow that waits too long for input; True if it did."""
+    if not _reminder_due(ctx, view, now):
         return False
+    operator = ctx.settings.operator
+    status = view.status
     ref = ObjectRef(view.namespace, view.name, view.uid)
     waited = (now - (status.input_requested_at or now)).total_seconds()
     message = f"phase {status.phase} has waited {waited:.0f}s for input"
     await ctx.kube.post_event(ref, "Normal", "InputReminder", message)
-    ids = FlowIds(status.master_flow_id or "", status.child_flow_id or "")
+    ids = await ensure_ids(ctx, view)
     if operator.fail_on_input_timeout:
         decision = fail_flow(view, now, "InputTimeout", message)
     else:

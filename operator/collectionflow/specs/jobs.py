@@ -14,7 +14,7 @@ from typing import Any
 
 from collectionflow.api.models import GROUP, KIND, VERSION
 from collectionflow.domain.plan import PhaseConfig
-from collectionflow.specs.names import job_name, phase_labels
+from collectionflow.specs.names import heartbeat_labels, job_name, phase_labels
 
 WORKER_COMMAND = ("collectionflow", "worker")
 WORKER_UID = 65532
@@ -136,7 +136,7 @@ def build_phase_job(request: PhaseJobRequest) -> dict[str, Any]:
 
 
 def build_heartbeat_lease(
-    namespace: str, name: str, job_uid: str, holder: str, renew_time: str
+    namespace: str, name: str, job_uid: str, flow_uid: str, holder: str, renew_time: str
 ) -> dict[str, Any]:
     """The Lease a phase's worker renews; owned by its Job, so it goes when the Job goes."""
     return {
@@ -145,6 +145,7 @@ def build_heartbeat_lease(
         "metadata": {
             "name": name,
             "namespace": namespace,
+            "labels": heartbeat_labels(flow_uid),
             "ownerReferences": [
                 {
                     "apiVersion": "batch/v1",

@@ -57,3 +57,9 @@ def phase_labels(flow_name: str, flow_uid: str, phase: str, attempt: int) -> dic
         LABEL_ATTEMPT: str(attempt),
         LABEL_MANAGED_BY: MANAGED_BY,
     }
+
+
+def heartbeat_labels(flow_uid: str) -> dict[str, str]:
+    """The labels of a phase's heartbeat Lease, whoever creates it: the operator watches Leases
+    with the managed-by label only."""
+    return {LABEL_FLOW_UID: flow_uid, LABEL_MANAGED_BY: MANAGED_BY}

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from collectionflow.specs.names import heartbeat_labels
 from collectionflow.worker.context import PhaseContext, WorkerConfigError
 
 log = logging.getLogger(__name__)
@@ -92,12 +93,14 @@ class LeaseHeartbeat:
         holder_identity: str,
         interval_seconds: float,
         job_name: str | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> None:
         self.namespace = namespace
         self.lease_name = lease_name
         self.holder_identity = holder_identity
         self.interval_seconds = interval_seconds
         self.job_name = job_name
+        self.labels = dict(labels or {})
         self._coordination = client.CoordinationV1Api(api_client)
         self._batch = client.BatchV1Api(api_client)
         self._request_timeout = min(max(interval_seconds, 1.0), MAX_REQUEST_SECONDS)
@@ -167,7 +170,11 @@ class LeaseHeartbeat:
 
     def _create(self) -> bool:
         """Create the Lease without times (the renewal sets them); True when it exists now."""
-        metadata: dict[str, Any] = {"name": self.lease_name, "namespace": self.namespace}
+        metadata: dict[str, Any] = {
+            "name": self.lease_name,
+            "namespace": self.namespace,
+            "labels": self.labels,
+        }
         owner = self._job_owner_reference()
         if owner is not None:
             metadata["ownerReferences"] = [owner]
@@ -247,6 +254,7 @@ def start_heartbeat(ctx: PhaseContext, environ: Mapping[str, str]) -> Heartbeat:
             holder_identity=environ.get("HOSTNAME") or f"{ctx.phase}-{ctx.attempt}",
             interval_seconds=ctx.heartbeat_seconds,
             job_name=environ.get(ENV_JOB_NAME) or ctx.heartbeat_lease,
+            labels=heartbeat_labels(ctx.flow_uid),
         )
     heartbeat.start()
     return heartbeat

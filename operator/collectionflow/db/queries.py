@@ -1,0 +1,184 @@
+"""The database reads: phase runs, outputs, child records and the journal, for the operator,
+the CLI and the tests. Each read opens a session of its own."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import overload
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from collectionflow.db.errors import unavailable_on_connection_failure
+from collectionflow.db.models import CollectionFlow, FailureJournal, MasterFlow, PhaseRun
+from collectionflow.domain.records import (
+    ChildSnapshot,
+    FlowIds,
+    FlowRef,
+    JournalEntry,
+    JsonObject,
+    PhaseRunRecord,
+    PhaseRunState,
+)
+
+
+@dataclass(frozen=True)
+class JournalRow:
+    id: int
+    created_at: datetime
+    entry: JournalEntry
+
+
+@dataclass(frozen=True)
+class FlowRow:
+    """A child flow with its ids, for listings."""
+
+    ref: FlowRef
+    ids: FlowIds
+    snapshot: ChildSnapshot
+    updated_at: datetime
+    cancelled_at: datetime | None
+
+
+class FlowQueries:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def ping(self) -> None:
+        """One round trip to the database (DatabaseUnavailable when it does not answer)."""
+        with unavailable_on_connection_failure():
+            async with self._sessions() as session:
+                await session.execute(select(1))
+
+    async def phase_outputs(self, flow_uid: str) -> dict[str, JsonObject]:
+        """`{phase: outputs}` of the succeeded phases, from each phase's latest such attempt."""
+        with unavailable_on_connection_failure():
+            async with self._sessions() as session:
+                rows = await session.execute(
+                    select(PhaseRun.phase, PhaseRun.result)
+                    .join(CollectionFlow, PhaseRun.flow_id == CollectionFlow.id)
+                    .where(
+                        CollectionFlow.k8s_uid == flow_uid,
+                        PhaseRun.state == PhaseRunState.SUCCEEDED.value,
+                    )
+                    .order_by(PhaseRun.attempt)
+                )
+                return {phase: result or {} for phase, result in rows}
+
+    async def phase_run(self, flow_uid: str, phase: str, attempt: int) -> PhaseRunRecord | None:
+        with unavailable_on_connection_failure():
+            async with self._sessions() as session:
+                run = await session.scalar(
+                    select(PhaseRun)
+                    .join(CollectionFlow, PhaseRun.flow_id == CollectionFlow.id)
+                    .where(
+                        CollectionFlow.k8s_uid == flow_uid,
+                        PhaseRun.phase == phase,
+                        PhaseRun.attempt == attempt,
+                    )
+                )
+        if run is None:
+            return None
+        return PhaseRunRecord(
+            flow_uid=flow_uid,
+            phase=run.phase,
+            attempt=run.attempt,
+            job_name=run.job_name,
+            state=PhaseRunState(run.state),
+            started_at=as_utc(run.started_at),
+            finished_at=as_utc(run.finished_at),
+            result=run.result,
+            error=run.error,
+        )
+
+    async def child_snapshot(self, flow_uid: str) -> ChildSnapshot | None:
+        with unavailable_on_connection_failure():
+            async with self._sessions() as session:
+                flow = await session.scalar(
+                    select(CollectionFlow).where(CollectionFlow.k8s_uid == flow_uid)
+                )
+        return None if flow is None else snapshot_of(flow)
+
+    async def journal_entries(
+        self, flow_uid: str | None = None, limit: int = 50
+    ) -> list[JournalRow]:
+        """The newest `limit` journal rows, of one flow or of all."""
+        query = select(FailureJournal).order_by(FailureJournal.id.desc()).limit(limit)
+        if flow_uid is not None:
+            query = query.where(FailureJournal.k8s_uid == flow_uid)
+        with unavailable_on_connection_failure():
+            async with self._sessions() as session:
+                rows: Sequence[FailureJournal] = (await session.scalars(query)).all()
+        return [
+            JournalRow(
+                id=row.id,
+                created_at=as_utc(row.created_at),
+                entry=JournalEntry(
+                    source=row.source,
+                    operation=row.operation,
+                    dedupe_key=row.dedupe_key,
+                    flow_uid=row.k8s_uid,
+                    master_flow_id=row.master_flow_id,
+                    child_flow_id=row.child_flow_id,
+                    phase=row.phase,
+                    next_phase=row.next_phase,
+                    agent_decision=row.agent_decision,
+                    error_message=row.error_message,
+                    diagnostics=row.diagnostics,
+                ),
+            )
+            for row in rows
+        ]
+
+    async def list_flows(self, limit: int = 100) -> list[FlowRow]:
+        """The most recently created `limit` flows, newest first."""
+        with unavailable_on_connection_failure():
+            async with self._sessions() as session:
+                rows = await session.execute(
+                    select(CollectionFlow, MasterFlow)
+                    .join(MasterFlow, CollectionFlow.master_flow_id == MasterFlow.id)
+                    .order_by(CollectionFlow.created_at.desc(), CollectionFlow.id)
+                    .limit(limit)
+                )
+                pairs = rows.all()
+        return [
+            FlowRow(
+                ref=FlowRef(
+                    flow_uid=flow.k8s_uid,
+                    namespace=flow.k8s_namespace,
+                    name=flow.k8s_name,
+                    flow_type=flow.flow_type,
+                    master_flow_id=flow.master_flow_id,
+                    client_account_id=master.client_account_id,
+                    engagement_id=master.engagement_id,
+                ),
+                ids=FlowIds(master_flow_id=flow.master_flow_id, child_flow_id=flow.id),
+                snapshot=snapshot_of(flow),
+                updated_at=as_utc(flow.updated_at),
+                cancelled_at=as_utc(flow.cancelled_at),
+            )
+            for flow, master in pairs
+        ]
+
+
+def snapshot_of(flow: CollectionFlow) -> ChildSnapshot:
+    return ChildSnapshot(
+        current_phase=flow.current_phase,
+        next_phase=flow.next_phase,
+        status=flow.status,
+        progress_percentage=flow.progress_percentage,
+        phase_state=flow.phase_state,
+    )
+
+
+@overload
+def as_utc(moment: datetime) -> datetime: ...
+@overload
+def as_utc(moment: datetime | None) -> datetime | None: ...
+def as_utc(moment: datetime | None) -> datetime | None:
+    """The same moment in UTC; naive times are UTC already (SQLite drops the offset)."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -1,0 +1,266 @@
+"""What the operator knows from its watches: flows, phase Jobs, their pods and heartbeat Leases.
+
+Pure: the handlers feed it the bodies kopf's watches deliver and read decisions' evidence back.
+Only the fields the decisions use are kept, so 10,000 stored flows cost little memory.
+
+Each `observe_*` says whether the change matters to the flow, so that the flow is woken only
+when something it decides on changed:
+- a flow: its generation, our annotations, its status (written by someone else), deletion;
+- a Job: a condition coming or going;
+- a pod: a container waiting (with a new reason) or terminated;
+- a Lease: never (a Lease going stale is found by the stall sweep, by time).
+
+The operator's own status writes come back as watch events. `wrote_flow` records the
+resourceVersion the write returned; the event carrying it is recognised and wakes nobody, and
+older events still in flight are not allowed to overwrite the newer body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from collectionflow.specs.names import (
+    ANNOTATION_INPUT,
+    ANNOTATION_INPUT_COMPLETE,
+    ANNOTATION_RETRY,
+    LABEL_FLOW_UID,
+)
+
+Body = Mapping[str, Any]
+DELETED = "DELETED"
+FLOW_ANNOTATIONS = (ANNOTATION_INPUT, ANNOTATION_INPUT_COMPLETE, ANNOTATION_RETRY)
+JOB_NAME_LABEL = "job-name"
+
+
+def _version(value: str | None) -> int | None:
+    """A resourceVersion as a number when it is one (etcd's revisions are), else None."""
+    return int(value) if value and value.isdigit() else None
+
+
+def is_older(version: str | None, than: str | None) -> bool:
+    """Whether `version` is known to precede `than`; unknown orders count as not older."""
+    a, b = _version(version), _version(than)
+    return a is not None and b is not None and a < b
+
+
+def slim_flow(body: Body) -> dict[str, Any]:
+    meta = body.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    return {
+        "metadata": {
+            "name": meta.get("name"),
+            "namespace": meta.get("namespace"),
+            "uid": meta.get("uid"),
+            "generation": meta.get("generation"),
+            "resourceVersion": meta.get("resourceVersion"),
+            "deletionTimestamp": meta.get("deletionTimestamp"),
+            "annotations": {k: annotations[k] for k in FLOW_ANNOTATIONS if k in annotations},
+        },
+        "spec": dict(body.get("spec") or {}),
+        "status": dict(body.get("status") or {}),
+    }
+
+
+def _flow_fingerprint(flow: Body) -> tuple[Any, ...]:
+    meta = flow["metadata"]
+    return (
+        meta.get("generation"),
+        tuple(sorted(meta.get("annotations", {}).items())),
+        meta.get("deletionTimestamp"),
+        repr(flow.get("status")),
+    )
+
+
+def slim_job(body: Body) -> dict[str, Any]:
+    meta = body.get("metadata") or {}
+    status = body.get("status") or {}
+    keep = ("type", "status", "reason", "message", "lastTransitionTime")
+    return {
+        "metadata": {
+            "name": meta.get("name"),
+            "namespace": meta.get("namespace"),
+            "uid": meta.get("uid"),
+            "creationTimestamp": meta.get("creationTimestamp"),
+            "labels": {LABEL_FLOW_UID: (meta.get("labels") or {}).get(LABEL_FLOW_UID)},
+        },
+        "status": {
+            "completionTime": status.get("completionTime"),
+            "conditions": [{k: c.get(k) for k in keep} for c in status.get("conditions") or []],
+        },
+    }
+
+
+def _job_fingerprint(job: Body | None) -> tuple[Any, ...]:
+    if job is None:
+        return ()
+    return tuple((c["type"], c["status"]) for c in job["status"]["conditions"])
+
+
+def slim_pod(body: Body) -> dict[str, Any]:
+    meta = body.get("metadata") or {}
+    status = body.get("status") or {}
+
+    def container(c: Body) -> dict[str, Any]:
+        state = c.get("state") or {}
+        kept: dict[str, Any] = {}
+        if state.get("waiting"):
+            kept["waiting"] = {k: state["waiting"].get(k) for k in ("reason", "message")}
+        if state.get("running"):
+            kept["running"] = {"startedAt": state["running"].get("startedAt")}
+        if state.get("terminated"):
+            terminated = state["terminated"]
+            kept["terminated"] = {
+                k: terminated.get(k) for k in ("exitCode", "reason", "message", "finishedAt")
+            }
+        return {"state": kept}
+
+    return {
+        "metadata": {
+            "name": meta.get("name"),
+            "namespace": meta.get("namespace"),
+            "creationTimestamp": meta.get("creationTimestamp"),
+            "labels": {
+                key: (meta.get("labels") or {}).get(key) for key in (JOB_NAME_LABEL, LABEL_FLOW_UID)
+            },
+        },
+        "status": {
+            "phase": status.get("phase"),
+            "conditions": [
+                {"type": c.get("type"), "reason": c.get("reason")}
+                for c in status.get("conditions") or []
+                if c.get("type") == "PodScheduled"
+            ],
+            "containerStatuses": [container(c) for c in status.get("containerStatuses") or []],
+        },
+    }
+
+
+def _pod_fingerprint(pod: Body | None) -> tuple[Any, ...]:
+    if pod is None:
+        return ()
+    return tuple(
+        (
+            (c["state"].get("waiting") or {}).get("reason"),
+            "terminated" in c["state"],
+        )
+        for c in pod["status"]["containerStatuses"]
+    )
+
+
+@dataclass
+class WatchCache:
+    flows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    jobs: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    pods: dict[tuple[str, str], dict[str, dict[str, Any]]] = field(default_factory=dict)
+    leases: dict[tuple[str, str], str | None] = field(default_factory=dict)
+    _written: dict[str, str] = field(default_factory=dict)
+
+    # Flows
+
+    def observe_flow(self, event_type: str | None, body: Body) -> bool:
+        """Take a flow's watch event; True when the flow should be woken."""
+        meta = body.get("metadata") or {}
+        uid = meta.get("uid", "")
+        if event_type == DELETED:
+            self._written.pop(uid, None)
+            return self.flows.pop(uid, None) is not None
+        version = meta.get("resourceVersion")
+        written = self._written.get(uid)
+        if written is not None:
+            if version == written:
+                del self._written[uid]
+                self.flows[uid] = slim_flow(body)
+                return False
+            if is_older(version, written):
+                return False
+            del self._written[uid]
+        flow = slim_flow(body)
+        previous = self.flows.get(uid)
+        self.flows[uid] = flow
+        return previous is None or _flow_fingerprint(previous) != _flow_fingerprint(flow)
+
+    def wrote_flow(self, body: Body) -> None:
+        """The operator wrote the flow; `body` is what the API returned."""
+        uid = body["metadata"]["uid"]
+        self.flows[uid] = slim_flow(body)
+        self._written[uid] = body["metadata"]["resourceVersion"]
+
+    def refresh_flow(self, body: Body) -> None:
+        """The flow as just read from the API: newer than anything in flight."""
+        uid = body["metadata"]["uid"]
+        self.flows[uid] = slim_flow(body)
+        self._written.pop(uid, None)
+
+    def flow(self, uid: str) -> dict[str, Any] | None:
+        return self.flows.get(uid)
+
+    def forget_flow(self, uid: str) -> None:
+        """Drop what is known of the flow (after a conflict): the next read goes to the API."""
+        self.flows.pop(uid, None)
+        self._written.pop(uid, None)
+
+    def active_flows(self) -> Iterator[dict[str, Any]]:
+        yield from list(self.flows.values())
+
+    # Jobs, pods, Leases
+
+    def observe_job(self, event_type: str | None, body: Body) -> bool:
+        meta = body.get("metadata") or {}
+        key = (meta.get("namespace", ""), meta.get("name", ""))
+        previous = self.jobs.get(key)
+        if event_type == DELETED:
+            self.jobs.pop(key, None)
+            self.pods.pop(key, None)
+            self.leases.pop(key, None)
+            return previous is not None
+        job = slim_job(body)
+        self.jobs[key] = job
+        return previous is None or _job_fingerprint(previous) != _job_fingerprint(job)
+
+    def put_job(self, body: Body | None, namespace: str, name: str) -> None:
+        """A Job the operator created or read itself (None: it does not exist)."""
+        if body is None:
+            self.jobs.pop((namespace, name), None)
+        else:
+            self.jobs[(namespace, name)] = slim_job(body)
+
+    def job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.jobs.get((namespace, name))
+
+    def observe_pod(self, event_type: str | None, body: Body) -> bool:
+        meta = body.get("metadata") or {}
+        job = (meta.get("labels") or {}).get(JOB_NAME_LABEL)
+        if not job:
+            return False
+        key = (meta.get("namespace", ""), job)
+        pods = self.pods.setdefault(key, {})
+        previous = pods.get(meta.get("name", ""))
+        if event_type == DELETED:
+            pods.pop(meta.get("name", ""), None)
+            return False
+        pod = slim_pod(body)
+        pods[pod["metadata"]["name"]] = pod
+        return _pod_fingerprint(previous) != _pod_fingerprint(pod)
+
+    def put_pods(self, namespace: str, job: str, pods: list[dict[str, Any]]) -> None:
+        self.pods[(namespace, job)] = {p["metadata"]["name"]: slim_pod(p) for p in pods}
+
+    def job_pods(self, namespace: str, job: str) -> list[dict[str, Any]] | None:
+        """The Job's pods as watched; None when none was ever seen."""
+        pods = self.pods.get((namespace, job))
+        return list(pods.values()) if pods else None
+
+    def observe_lease(self, event_type: str | None, body: Body) -> None:
+        meta = body.get("metadata") or {}
+        key = (meta.get("namespace", ""), meta.get("name", ""))
+        if event_type == DELETED:
+            self.leases.pop(key, None)
+        else:
+            self.leases[key] = (body.get("spec") or {}).get("renewTime")
+
+    def lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        if (namespace, name) not in self.leases:
+            return None
+        return {"spec": {"renewTime": self.leases[(namespace, name)]}}
