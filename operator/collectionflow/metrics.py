@@ -45,6 +45,12 @@ class Metrics:
             "Failed with no retry asked for), which cost nothing",
             registry=self.registry,
         )
+        self.api_requests = Counter(
+            "collectionflow_api_requests",
+            "Requests the operator's reconcilers sent to the Kubernetes API (kopf's own watches "
+            "and patches are not counted)",
+            registry=self.registry,
+        )
         self.phase_duration = Histogram(
             "collectionflow_phase_duration_seconds",
             "Duration of finished phase attempts",

@@ -32,6 +32,8 @@ Body = Mapping[str, Any]
 DELETED = "DELETED"
 FLOW_ANNOTATIONS = (ANNOTATION_INPUT, ANNOTATION_INPUT_COMPLETE, ANNOTATION_RETRY)
 JOB_NAME_LABEL = "job-name"
+# Waiting reasons every pod passes through on its way to running: not worth a wake-up.
+STARTING_REASONS = frozenset({"ContainerCreating", "PodInitializing"})
 
 
 def _version(value: str | None) -> int | None:
@@ -138,14 +140,16 @@ def slim_pod(body: Body) -> dict[str, Any]:
 
 
 def _pod_fingerprint(pod: Body | None) -> tuple[Any, ...]:
+    """The waiting reasons and terminations of the pod's containers (nothing for a pod that is
+    merely created, scheduled or running)."""
     if pod is None:
         return ()
+    states = [c["state"] for c in pod["status"]["containerStatuses"]]
+    reasons = [((s.get("waiting") or {}).get("reason"), "terminated" in s) for s in states]
     return tuple(
-        (
-            (c["state"].get("waiting") or {}).get("reason"),
-            "terminated" in c["state"],
-        )
-        for c in pod["status"]["containerStatuses"]
+        (reason, terminated)
+        for reason, terminated in reasons
+        if terminated or (reason is not None and reason not in STARTING_REASONS)
     )
 
 

@@ -80,7 +80,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     ctx = OperatorContext(
         metrics=metrics,
         settings=app,
-        kube=KubeGateway(await load_api_client()),
+        kube=KubeGateway(await load_api_client(), on_request=metrics.api_requests.inc),
         repository=FlowRepository(make_sessionmaker(engine)),
         engine=engine,
     )

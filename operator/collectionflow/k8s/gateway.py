@@ -60,8 +60,14 @@ async def load_api_client() -> client.ApiClient:
 
 
 class KubeGateway:
-    def __init__(self, api_client: client.ApiClient, component: str = "collectionflow-operator"):
+    def __init__(
+        self,
+        api_client: client.ApiClient,
+        component: str = "collectionflow-operator",
+        on_request: Callable[[], None] = lambda: None,
+    ):
         self.api_client = api_client
+        self.on_request = on_request
         self.component = component
         self.core = client.CoreV1Api(api_client)
         self.batch = client.BatchV1Api(api_client)
@@ -69,11 +75,10 @@ class KubeGateway:
         self.coordination = client.CoordinationV1Api(api_client)
         self.rbac = client.RbacAuthorizationV1Api(api_client)
         self._rbac_ready: set[tuple[str, str]] = set()
-        self.requests = 0
 
     async def _call(self, fn: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
         """One request; the response body as plain JSON (ApiException for non-2xx)."""
-        self.requests += 1
+        self.on_request()
         response = await fn(*args, _preload_content=False, **kwargs)
         try:
             data = await response.read()

@@ -1,0 +1,334 @@
+"""Throughput: N flows at once through the operator, against a bare Job chain on the same cluster.
+
+Each flow runs the eight phases of the `collection` flow type, every phase `command: ["true"]`
+(the manual phase made automatic), so the time is the cost of moving from phase to phase. The
+baseline is the least a controller can do for the same work: a chain controller in this process
+that watches Jobs and creates the next Job of a chain when one completes, eight per chain. Both
+run in the same run, on the same cluster, with the same image, one after the other.
+
+One observer watch per run sees every Job; a transition gap is the time from a Job seen
+Complete to the next Job of its chain (or flow) seen created. Reported per size: total time,
+the ratio, gap p50/p99 of both, the operator's CPU seconds per transition (/proc), apiserver
+requests per transition (the apiserver's `apiserver_request_total`, whole cluster, for both
+runs: the difference is what the operator adds) and the operator's own client requests
+(`collectionflow_api_requests`), and its peak RSS.
+Settings: BENCH_THROUGHPUT_SIZES (default "50,200,500").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, watch
+from rich.console import Console
+from rich.table import Table
+
+from bench.common import RESULTS, cluster
+from bench.idle import apiserver_requests, cpu_seconds, metric, rss_mb
+from collectionflow.domain.registry import flow_definition
+from harness.cluster import VENV_IMAGE
+from harness.flows import GROUP, PLURAL, VERSION, OperatorProcess, install_crd
+from harness.waiting import wait_for
+
+SIZES = tuple(int(n) for n in os.environ.get("BENCH_THROUGHPUT_SIZES", "50,200,500").split(","))
+PHASES = [phase.name for phase in flow_definition("collection").phases]
+STEPS = len(PHASES)
+CHAIN_LABEL = "bench.collectionflow.io/chain"
+STEP_LABEL = "bench.collectionflow.io/step"
+FLOW_UID_LABEL = f"{GROUP}/flow-uid"
+PHASE_LABEL = f"{GROUP}/phase"
+TIMEOUT = 1800.0
+
+
+@dataclass
+class Observer:
+    """Sees every Job of a namespace: when each appeared and when each was seen Complete."""
+
+    namespace: str
+    key: Callable[[dict[str, Any]], tuple[str, int] | None]
+    created: dict[tuple[str, int], float] = field(default_factory=dict)
+    completed: dict[tuple[str, int], float] = field(default_factory=dict)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self, api: client.ApiClient) -> None:
+        batch = client.BatchV1Api(api)
+        while not self.stop.is_set():
+            stream = watch.Watch()
+            for event in stream.stream(
+                batch.list_namespaced_job, self.namespace, timeout_seconds=5, _preload_content=False
+            ):
+                job = event["raw_object"]
+                key = self.key(job)
+                if key is None:
+                    continue
+                now = time.monotonic()
+                self.created.setdefault(key, now)
+                conditions = (job.get("status") or {}).get("conditions") or []
+                if any(c["type"] == "Complete" and c["status"] == "True" for c in conditions):
+                    self.completed.setdefault(key, now)
+                if self.stop.is_set():
+                    break
+
+    def gaps(self) -> list[float]:
+        return [
+            self.created[(chain, step + 1)] - done
+            for (chain, step), done in self.completed.items()
+            if (chain, step + 1) in self.created
+        ]
+
+
+def chain_job(name: str, chain: str, step: int) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "labels": {CHAIN_LABEL: chain, STEP_LABEL: str(step)}},
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "metadata": {"labels": {CHAIN_LABEL: chain, STEP_LABEL: str(step)}},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "c", "image": VENV_IMAGE, "command": ["true"]}],
+                },
+            },
+        },
+    }
+
+
+def run_chains(api: client.ApiClient, namespace: str, chains: int, observer: Observer) -> float:
+    """The bare chain controller: create step 0 of every chain, then the next on each
+    completion. Returns the seconds until the last step of every chain completed."""
+    batch = client.BatchV1Api(api)
+    started = time.monotonic()
+    for chain in range(chains):
+        batch.create_namespaced_job(namespace, chain_job(f"c{chain}-s0", f"c{chain}", 0))
+    advanced: set[tuple[str, int]] = set()
+    while len(observer.completed) < chains * STEPS:
+        if time.monotonic() - started > TIMEOUT:
+            raise RuntimeError("bare chain did not finish")
+        for chain, step in list(observer.completed):
+            if step + 1 < STEPS and (chain, step) not in advanced:
+                advanced.add((chain, step))
+                batch.create_namespaced_job(
+                    namespace, chain_job(f"{chain}-s{step + 1}", chain, step + 1)
+                )
+        time.sleep(0.005)
+    return time.monotonic() - started
+
+
+def flow_spec() -> dict[str, Any]:
+    phases: list[dict[str, Any]] = [{"name": p, "command": ["true"]} for p in PHASES]
+    for phase in phases:
+        phase["manual"] = False
+    return {"clientAccountId": "bench", "parameters": {}, "phases": phases}
+
+
+@dataclass(frozen=True)
+class Run:
+    flows: int
+    chain_seconds: float
+    operator_seconds: float
+    chain_gap_p50: float
+    chain_gap_p99: float
+    operator_gap_p50: float
+    operator_gap_p99: float
+    transitions: int
+    operator_cpu_per_transition_ms: float
+    chain_apiserver_requests_per_transition: float
+    operator_apiserver_requests_per_transition: float
+    operator_client_requests_per_transition: float
+    operator_peak_rss_mb: float
+
+    @property
+    def ratio(self) -> float:
+        return self.operator_seconds / self.chain_seconds
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
+
+
+def new_namespace(api: client.ApiClient, prefix: str) -> str:
+    name = f"{prefix}-{os.urandom(3).hex()}"
+    client.CoreV1Api(api).create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=name))
+    )
+    return name
+
+
+def observe(api: client.ApiClient, observer: Observer) -> threading.Thread:
+    thread = threading.Thread(target=observer.run, args=(api,), daemon=True)
+    thread.start()
+    return thread
+
+
+def measure_chain(api: client.ApiClient, size: int) -> tuple[float, list[float], float]:
+    namespace = new_namespace(api, "bench-chain")
+
+    def key(job: dict[str, Any]) -> tuple[str, int] | None:
+        labels = job["metadata"].get("labels") or {}
+        return (labels[CHAIN_LABEL], int(labels[STEP_LABEL])) if CHAIN_LABEL in labels else None
+
+    observer = Observer(namespace, key)
+    thread = observe(api, observer)
+    before = apiserver_requests(api)
+    try:
+        seconds = run_chains(api, namespace, size, observer)
+    finally:
+        observer.stop.set()
+        thread.join(10)
+    requests = apiserver_requests(api) - before
+    client.CoreV1Api(api).delete_namespace(namespace)
+    return seconds, observer.gaps(), requests
+
+
+def measure_operator(
+    api: client.ApiClient, kubeconfig: Path, workdir: Path, size: int
+) -> tuple[float, list[float], float, float, float, float]:
+    namespace = new_namespace(api, "bench-flows")
+    order = {name.replace("_", "-"): index for index, name in enumerate(PHASES)}
+
+    def key(job: dict[str, Any]) -> tuple[str, int] | None:
+        labels = job["metadata"].get("labels") or {}
+        if FLOW_UID_LABEL not in labels:
+            return None
+        return (labels[FLOW_UID_LABEL], order[labels[PHASE_LABEL]])
+
+    operator = OperatorProcess(
+        kubeconfig,
+        namespace,
+        f"sqlite+aiosqlite:///{workdir / (namespace + '.sqlite')}",
+        workdir / f"{namespace}.log",
+        {
+            "COLLECTIONFLOW_OPERATOR__IMAGE": VENV_IMAGE,
+            "COLLECTIONFLOW_OPERATOR__RESYNC_SECONDS": "60",
+            "COLLECTIONFLOW_OPERATOR__HEARTBEAT_SECONDS": "10",
+        },
+    ).start()
+    assert operator.popen is not None
+    pid = operator.popen.pid
+    custom = client.CustomObjectsApi(api)
+    observer = Observer(namespace, key)
+    try:
+        wait_for(lambda: metric(operator.metrics_url, "collectionflow_reconcilers") >= 0, "metrics")
+        thread = observe(api, observer)
+        cpu_before, requests_before = cpu_seconds(pid), apiserver_requests(api)
+        client_before = metric(operator.metrics_url, "collectionflow_api_requests_total")
+        started = time.monotonic()
+        for index in range(size):
+            body = {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "CollectionFlow",
+                "metadata": {"name": f"flow-{index:04d}"},
+                "spec": flow_spec(),
+            }
+            custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+        wait_for(
+            lambda: metric(operator.metrics_url, 'collectionflow_flows{state="Succeeded"}') >= size,
+            f"{size} flows to succeed",
+            timeout=TIMEOUT,
+            interval=0.05,
+        )
+        seconds = time.monotonic() - started
+        cpu = cpu_seconds(pid) - cpu_before
+        requests = apiserver_requests(api) - requests_before
+        own = metric(operator.metrics_url, "collectionflow_api_requests_total") - client_before
+        peak = rss_mb(pid, "VmHWM")
+        observer.stop.set()
+        thread.join(10)
+    finally:
+        operator.stop()
+    client.CoreV1Api(api).delete_namespace(namespace)
+    return seconds, observer.gaps(), cpu, requests, own, peak
+
+
+def measure(workdir: Path) -> list[Run]:
+    runs = []
+    with cluster(workdir) as target:
+        api = target.api_client()
+        api.configuration.connection_pool_maxsize = 8
+        install_crd(api)
+        for size in SIZES:
+            chain_s, chain_gaps, chain_requests = measure_chain(api, size)
+            op_s, op_gaps, cpu, requests, own, peak = measure_operator(
+                api, target.kubeconfig, workdir, size
+            )
+            transitions = size * STEPS
+            run = Run(
+                flows=size,
+                chain_seconds=round(chain_s, 2),
+                operator_seconds=round(op_s, 2),
+                chain_gap_p50=round(percentile(chain_gaps, 0.5), 3),
+                chain_gap_p99=round(percentile(chain_gaps, 0.99), 3),
+                operator_gap_p50=round(percentile(op_gaps, 0.5), 3),
+                operator_gap_p99=round(percentile(op_gaps, 0.99), 3),
+                transitions=transitions,
+                operator_cpu_per_transition_ms=round(cpu / transitions * 1000, 1),
+                chain_apiserver_requests_per_transition=round(chain_requests / transitions, 2),
+                operator_apiserver_requests_per_transition=round(requests / transitions, 2),
+                operator_client_requests_per_transition=round(own / transitions, 2),
+                operator_peak_rss_mb=round(peak, 1),
+            )
+            print(json.dumps(asdict(run) | {"ratio": round(run.ratio, 3)}), flush=True)
+            runs.append(run)
+    return runs
+
+
+def report(runs: list[Run]) -> None:
+    table = Table(title=f"{STEPS} phases of `true` per flow: operator against a bare Job chain")
+    columns = (
+        "flows",
+        "chain s",
+        "operator s",
+        "ratio",
+        "chain gap p50/p99 s",
+        "operator gap p50/p99 s",
+        "operator CPU ms/transition",
+        "apiserver req/transition chain / operator",
+        "operator client req/transition",
+        "operator peak RSS MB",
+    )
+    for column in columns:
+        table.add_column(column, justify="right")
+    for r in runs:
+        table.add_row(
+            str(r.flows),
+            f"{r.chain_seconds:.1f}",
+            f"{r.operator_seconds:.1f}",
+            f"{r.ratio:.2f}",
+            f"{r.chain_gap_p50:.2f} / {r.chain_gap_p99:.2f}",
+            f"{r.operator_gap_p50:.2f} / {r.operator_gap_p99:.2f}",
+            f"{r.operator_cpu_per_transition_ms:.1f}",
+            f"{r.chain_apiserver_requests_per_transition:.1f} / "
+            f"{r.operator_apiserver_requests_per_transition:.1f}",
+            f"{r.operator_client_requests_per_transition:.1f}",
+            f"{r.operator_peak_rss_mb:.0f}",
+        )
+    Console().print(table)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / "throughput.json"
+    out.write_text(
+        json.dumps([asdict(r) | {"ratio": round(r.ratio, 3)} for r in runs], indent=2) + "\n"
+    )
+    print(f"wrote {out}")
+
+
+def main() -> int:
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="cf-bench-throughput-") as workdir:
+        runs = measure(Path(workdir))
+    report(runs)
+    print(f"took {time.monotonic() - started:.0f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

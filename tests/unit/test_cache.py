@@ -1,0 +1,172 @@
+"""The watch cache: what wakes a flow, what is the operator's own write, what is kept."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from collectionflow.domain.cache import WatchCache, is_older, slim_job
+from collectionflow.handlers.context import DatabaseHealth
+from collectionflow.specs.names import ANNOTATION_RETRY, LABEL_FLOW_UID
+from collectionflow.specs.patches import merge_patch
+
+pytestmark = pytest.mark.unit
+
+
+def flow(rv: str, status: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    meta = {"name": "f", "namespace": "ns", "uid": "u1", "generation": 1, "resourceVersion": rv}
+    meta.update(extra)
+    return {"metadata": meta, "spec": {"suspend": False}, "status": status or {}}
+
+
+def job(conditions: list[dict[str, str]] | None = None, **status: Any) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": "f-init-1",
+            "namespace": "ns",
+            "uid": "j1",
+            "labels": {LABEL_FLOW_UID: "u1", "unrelated": "x"},
+            "managedFields": [{"manager": "kube-controller-manager"}],
+        },
+        "spec": {"template": {"spec": {"containers": [{"name": "c"}]}}},
+        "status": {"conditions": conditions or [], **status},
+    }
+
+
+def pod(state: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "p1", "namespace": "ns", "labels": {"job-name": "f-init-1"}},
+        "status": {"phase": "Running", "containerStatuses": [{"name": "c", "state": state}]},
+    }
+
+
+def test_a_new_flow_wakes_and_an_unchanged_one_does_not() -> None:
+    cache = WatchCache()
+    assert cache.observe_flow("ADDED", flow("10"))
+    finalizer_patch = flow("11", finalizers=["x"])
+    assert not cache.observe_flow("MODIFIED", finalizer_patch)
+
+
+def test_spec_generation_annotation_and_foreign_status_wake() -> None:
+    cache = WatchCache()
+    cache.observe_flow("ADDED", flow("10"))
+    assert cache.observe_flow("MODIFIED", flow("11", generation=2))
+    assert cache.observe_flow(
+        "MODIFIED", flow("12", generation=2, annotations={ANNOTATION_RETRY: "1"})
+    )
+    assert cache.observe_flow(
+        "MODIFIED",
+        flow("13", {"state": "Running"}, generation=2, annotations={ANNOTATION_RETRY: "1"}),
+    )
+
+
+def test_the_operators_own_write_wakes_nobody_and_older_events_do_not_overwrite_it() -> None:
+    cache = WatchCache()
+    cache.observe_flow("ADDED", flow("10"))
+    cache.wrote_flow(flow("12", {"state": "Running"}))
+    assert not cache.observe_flow("MODIFIED", flow("11", {"state": "Pending"}))
+    assert cache.flow("u1")["status"] == {"state": "Running"}  # type: ignore[index]
+    assert not cache.observe_flow("MODIFIED", flow("12", {"state": "Running"}))
+    assert cache.observe_flow("MODIFIED", flow("13", {"state": "Failed"}))
+
+
+def test_a_relisted_flow_newer_than_the_own_write_is_taken() -> None:
+    cache = WatchCache()
+    cache.wrote_flow(flow("12", {"state": "Running"}))
+    assert cache.observe_flow(None, flow("15", {"state": "Suspended"}))
+    assert cache.flow("u1")["status"] == {"state": "Suspended"}  # type: ignore[index]
+
+
+def test_deleted_flow_is_dropped() -> None:
+    cache = WatchCache()
+    cache.observe_flow("ADDED", flow("10"))
+    assert cache.observe_flow("DELETED", flow("11"))
+    assert cache.flow("u1") is None
+
+
+def test_job_wakes_on_conditions_only_and_is_kept_slim() -> None:
+    cache = WatchCache()
+    assert cache.observe_job("ADDED", job())
+    assert not cache.observe_job("MODIFIED", job(active=1))
+    complete = [{"type": "Complete", "status": "True", "lastTransitionTime": "t"}]
+    assert cache.observe_job("MODIFIED", job(complete, succeeded=1))
+    kept = cache.job("ns", "f-init-1")
+    assert kept is not None
+    assert kept["status"]["conditions"][0]["type"] == "Complete"
+    assert "managedFields" not in kept["metadata"]
+    assert "spec" not in kept
+    assert kept["metadata"]["labels"] == {LABEL_FLOW_UID: "u1"}
+
+
+def test_pod_wakes_on_waiting_reason_and_termination() -> None:
+    cache = WatchCache()
+    assert not cache.observe_pod("ADDED", pod({}))
+    assert not cache.observe_pod("MODIFIED", pod({"waiting": {"reason": "ContainerCreating"}}))
+    assert not cache.observe_pod("MODIFIED", pod({"running": {"startedAt": "t"}}))
+    assert cache.observe_pod("MODIFIED", pod({"waiting": {"reason": "ErrImagePull"}}))
+    assert not cache.observe_pod("MODIFIED", pod({"waiting": {"reason": "ErrImagePull"}}))
+    assert cache.observe_pod("MODIFIED", pod({"terminated": {"exitCode": 0, "message": "{}"}}))
+    [kept] = cache.job_pods("ns", "f-init-1") or []
+    assert kept["status"]["containerStatuses"][0]["state"]["terminated"]["message"] == "{}"
+
+
+def test_lease_renew_time_and_job_deletion_forgets_its_pods_and_lease() -> None:
+    cache = WatchCache()
+    cache.observe_job("ADDED", job())
+    cache.observe_pod("ADDED", pod({}))
+    cache.observe_lease(
+        "MODIFIED",
+        {"metadata": {"name": "f-init-1", "namespace": "ns"}, "spec": {"renewTime": "t"}},
+    )
+    assert cache.lease("ns", "f-init-1") == {"spec": {"renewTime": "t"}}
+    assert cache.observe_job("DELETED", job())
+    assert cache.job("ns", "f-init-1") is None
+    assert cache.job_pods("ns", "f-init-1") is None
+    assert cache.lease("ns", "f-init-1") is None
+
+
+def test_slim_job_keeps_what_observe_needs() -> None:
+    body = job([{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}])
+    body["status"]["completionTime"] = "2024-01-01T00:00:00Z"
+    slim = slim_job(body)
+    assert slim["status"]["completionTime"] == "2024-01-01T00:00:00Z"
+    assert slim["status"]["conditions"][0]["reason"] == "BackoffLimitExceeded"
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "older"),
+    [("9", "10", True), ("10", "9", False), ("10", "10", False), ("x", "10", False)],
+)
+def test_resource_versions_compare_as_numbers_when_they_are(a: str, b: str, older: bool) -> None:
+    assert is_older(a, b) is older
+
+
+def test_merge_patch_sets_changes_and_nulls_removed_keys() -> None:
+    old = {"state": "Running", "phase": "a", "conditions": [1], "nested": {"x": 1, "y": 2}}
+    new = {"state": "Running", "phase": "b", "conditions": [1, 2], "nested": {"x": 1}}
+    assert merge_patch(old, new) == {
+        "phase": "b",
+        "conditions": [1, 2],
+        "nested": {"y": None},
+    }
+    assert merge_patch(new, new) == {}
+
+
+def test_database_health_excuses_jobs_held_by_a_known_outage() -> None:
+    t0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    grace = dt.timedelta(seconds=15)
+    health = DatabaseHealth()
+    assert not health.excuses(t0, t0 + dt.timedelta(seconds=60), grace)
+    assert health.mark_down(t0)
+    assert not health.mark_down(t0 + dt.timedelta(seconds=1))
+    assert not health.recovered.is_set()
+    assert health.excuses(t0 + dt.timedelta(seconds=5), t0 + dt.timedelta(seconds=50), grace)
+    back = t0 + dt.timedelta(seconds=60)
+    health.mark_up(back)
+    assert health.recovered.is_set()
+    finished = t0 + dt.timedelta(seconds=30)
+    assert health.excuses(finished, back + dt.timedelta(seconds=5), grace)
+    assert not health.excuses(finished, back + dt.timedelta(seconds=20), grace)
+    assert not health.excuses(back + dt.timedelta(seconds=1), back + dt.timedelta(seconds=5), grace)
