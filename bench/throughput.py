@@ -1,10 +1,11 @@
 """Throughput: N flows at once through the operator, against a bare Job chain on the same cluster.
 
-Each flow runs the eight phases of the `collection` flow type, every phase `command: ["true"]`
+Each flow runs the seven phases of the `collection` flow type, every phase `command: ["true"]`
 (the manual phase made automatic), so the time is the cost of moving from phase to phase. The
 baseline is the least a controller can do for the same work: a chain controller in this process
-that watches Jobs and creates the next Job of a chain when one completes, eight per chain. Both
-run in the same run, on the same cluster, with the same image, one after the other.
+that watches Jobs and creates the next Job of a chain when one completes, seven per chain, each
+the very Job the operator would create for that phase (`build_phase_job`). Both run in the same
+run, on the same cluster, one after the other.
 
 One observer watch per run sees every Job; a transition gap is the time from a Job seen
 Complete to the next Job of its chain (or flow) seen created. Reported per size: total time,
@@ -34,7 +35,12 @@ from rich.table import Table
 
 from bench.common import RESULTS, cluster
 from bench.idle import apiserver_requests, cpu_seconds, metric, rss_mb
+from collectionflow.api.models import CollectionFlowSpec
+from collectionflow.domain.plan import plan_for
 from collectionflow.domain.registry import flow_definition
+from collectionflow.settings import OperatorSettings
+from collectionflow.specs.jobs import PhaseJobRequest, build_phase_job
+from collectionflow.specs.rbac import build_worker_rbac
 from harness.cluster import VENV_IMAGE
 from harness.flows import GROUP, PLURAL, VERSION, OperatorProcess, install_crd
 from harness.waiting import wait_for
@@ -47,6 +53,7 @@ STEP_LABEL = "bench.collectionflow.io/step"
 FLOW_UID_LABEL = f"{GROUP}/flow-uid"
 PHASE_LABEL = f"{GROUP}/phase"
 TIMEOUT = 1800.0
+WORKER_SERVICE_ACCOUNT = OperatorSettings().worker_service_account
 
 
 @dataclass
@@ -86,20 +93,27 @@ class Observer:
         ]
 
 
-def chain_job(name: str, chain: str, step: int) -> dict[str, Any]:
-    return {
-        "metadata": {"name": name, "labels": {CHAIN_LABEL: chain, STEP_LABEL: str(step)}},
-        "spec": {
-            "backoffLimit": 0,
-            "template": {
-                "metadata": {"labels": {CHAIN_LABEL: chain, STEP_LABEL: str(step)}},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "containers": [{"name": "c", "image": VENV_IMAGE, "command": ["true"]}],
-                },
-            },
-        },
-    }
+def chain_job(namespace: str, chain: str, step: int) -> dict[str, Any]:
+    """The Job the operator would create for this phase (same pod, same volumes, same
+    ServiceAccount), under the chain's name and labels and without an owner."""
+    plan = plan_for(CollectionFlowSpec.model_validate(flow_spec()))
+    job = build_phase_job(
+        PhaseJobRequest(
+            namespace=namespace,
+            flow_name=chain,
+            flow_uid=chain,
+            flow_type="collection",
+            phase=plan.phase(PHASES[step]),
+            attempt=1,
+            image=VENV_IMAGE,
+            service_account=WORKER_SERVICE_ACCOUNT,
+            heartbeat_seconds=10,
+        )
+    )
+    labels = {CHAIN_LABEL: chain, STEP_LABEL: str(step)}
+    job["metadata"] = {"name": f"{chain}-s{step}", "namespace": namespace, "labels": labels}
+    job["spec"]["template"]["metadata"]["labels"] = labels
+    return job
 
 
 def run_chains(api: client.ApiClient, namespace: str, chains: int, observer: Observer) -> float:
@@ -108,7 +122,7 @@ def run_chains(api: client.ApiClient, namespace: str, chains: int, observer: Obs
     batch = client.BatchV1Api(api)
     started = time.monotonic()
     for chain in range(chains):
-        batch.create_namespaced_job(namespace, chain_job(f"c{chain}-s0", f"c{chain}", 0))
+        batch.create_namespaced_job(namespace, chain_job(namespace, f"c{chain}", 0))
     advanced: set[tuple[str, int]] = set()
     while len(observer.completed) < chains * STEPS:
         if time.monotonic() - started > TIMEOUT:
@@ -116,9 +130,7 @@ def run_chains(api: client.ApiClient, namespace: str, chains: int, observer: Obs
         for chain, step in list(observer.completed):
             if step + 1 < STEPS and (chain, step) not in advanced:
                 advanced.add((chain, step))
-                batch.create_namespaced_job(
-                    namespace, chain_job(f"{chain}-s{step + 1}", chain, step + 1)
-                )
+                batch.create_namespaced_job(namespace, chain_job(namespace, chain, step + 1))
         time.sleep(0.005)
     return time.monotonic() - started
 
@@ -164,6 +176,18 @@ def new_namespace(api: client.ApiClient, prefix: str) -> str:
     return name
 
 
+def create_worker_account(api: client.ApiClient, namespace: str) -> None:
+    """The phase pods' ServiceAccount and Role, as the operator makes them in its namespaces."""
+    core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
+    creators = {
+        "ServiceAccount": core.create_namespaced_service_account,
+        "Role": rbac.create_namespaced_role,
+        "RoleBinding": rbac.create_namespaced_role_binding,
+    }
+    for manifest in build_worker_rbac(namespace, WORKER_SERVICE_ACCOUNT):
+        creators[manifest["kind"]](namespace, manifest)
+
+
 def observe(api: client.ApiClient, observer: Observer) -> threading.Thread:
     thread = threading.Thread(target=observer.run, args=(api,), daemon=True)
     thread.start()
@@ -172,12 +196,15 @@ def observe(api: client.ApiClient, observer: Observer) -> threading.Thread:
 
 def measure_chain(api: client.ApiClient, size: int) -> tuple[float, list[float], float]:
     namespace = new_namespace(api, "bench-chain")
+    create_worker_account(api, namespace)
 
     def key(job: dict[str, Any]) -> tuple[str, int] | None:
         labels = job["metadata"].get("labels") or {}
         return (labels[CHAIN_LABEL], int(labels[STEP_LABEL])) if CHAIN_LABEL in labels else None
 
     observer = Observer(namespace, key)
+    global LAST
+    LAST = observer
     thread = observe(api, observer)
     before = apiserver_requests(api)
     try:
@@ -217,6 +244,8 @@ def measure_operator(
     pid = operator.popen.pid
     custom = client.CustomObjectsApi(api)
     observer = Observer(namespace, key)
+    global LAST
+    LAST = observer
     try:
         wait_for(lambda: metric(operator.metrics_url, "collectionflow_reconcilers") >= 0, "metrics")
         thread = observe(api, observer)
@@ -235,12 +264,19 @@ def measure_operator(
             lambda: metric(operator.metrics_url, 'collectionflow_flows{state="Succeeded"}') >= size,
             f"{size} flows to succeed",
             timeout=TIMEOUT,
-            interval=0.05,
+            interval=0.5,
         )
         seconds = time.monotonic() - started
         cpu = cpu_seconds(pid) - cpu_before
         requests = apiserver_requests(api) - requests_before
         own = metric(operator.metrics_url, "collectionflow_api_requests_total") - client_before
+        global RECONCILES
+        RECONCILES = {
+            trigger: metric(
+                operator.metrics_url, f'collectionflow_reconciles_total{{trigger="{trigger}"}}'
+            )
+            for trigger in ("event", "step", "resync", "conflict")
+        }
         peak = rss_mb(pid, "VmHWM")
         observer.stop.set()
         thread.join(10)

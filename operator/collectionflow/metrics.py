@@ -45,6 +45,13 @@ class Metrics:
             "Failed with no retry asked for), which cost nothing",
             registry=self.registry,
         )
+        self.reconciles = Counter(
+            "collectionflow_reconciles",
+            "Reconciles of flows, by what started them: a watch event, a resync, or the "
+            "reconciler's own previous step",
+            ["trigger"],
+            registry=self.registry,
+        )
         self.api_requests = Counter(
             "collectionflow_api_requests",
             "Requests the operator's reconcilers sent to the Kubernetes API (kopf's own watches "

@@ -100,16 +100,17 @@ def test_job_wakes_on_conditions_only_and_is_kept_slim() -> None:
     assert kept["metadata"]["labels"] == {LABEL_FLOW_UID: "u1"}
 
 
-def test_pod_wakes_on_waiting_reason_and_termination() -> None:
+def test_pods_are_kept_slim_per_job_and_wake_nobody() -> None:
     cache = WatchCache()
-    assert not cache.observe_pod("ADDED", pod({}))
-    assert not cache.observe_pod("MODIFIED", pod({"waiting": {"reason": "ContainerCreating"}}))
-    assert not cache.observe_pod("MODIFIED", pod({"running": {"startedAt": "t"}}))
-    assert cache.observe_pod("MODIFIED", pod({"waiting": {"reason": "ErrImagePull"}}))
-    assert not cache.observe_pod("MODIFIED", pod({"waiting": {"reason": "ErrImagePull"}}))
-    assert cache.observe_pod("MODIFIED", pod({"terminated": {"exitCode": 0, "message": "{}"}}))
+    assert cache.job_pods("ns", "f-init-1") is None
+    cache.observe_pod("ADDED", pod({"waiting": {"reason": "ErrImagePull", "message": "m"}}))
+    cache.observe_pod("MODIFIED", pod({"terminated": {"exitCode": 0, "message": "{}"}}))
     [kept] = cache.job_pods("ns", "f-init-1") or []
-    assert kept["status"]["containerStatuses"][0]["state"]["terminated"]["message"] == "{}"
+    assert kept["status"]["containerStatuses"][0]["state"] == {
+        "terminated": {"exitCode": 0, "reason": None, "message": "{}", "finishedAt": None}
+    }
+    cache.observe_pod("DELETED", pod({}))
+    assert cache.job_pods("ns", "f-init-1") is None
 
 
 def test_lease_renew_time_and_job_deletion_forgets_its_pods_and_lease() -> None:

@@ -9,12 +9,15 @@ under concurrent writers on both PostgreSQL and SQLite. Connection failures surf
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 
 from sqlalchemy import Select, func, select
 from sqlalchemy import update as sql_update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from collectionflow.db.errors import (
     UnknownFlow,
@@ -50,6 +53,26 @@ _CHILD_IDS = uuid.UUID("0b7e1c55-2f0a-4d8e-b1a4-3c9f6d2e7a90")
 
 
 class FlowRepository(FlowQueries):
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        super().__init__(sessions)
+        bind = sessions.kw.get("bind")
+        # SQLite has one writer at a time, and a transaction that read before it writes fails
+        # at once (SQLITE_BUSY, no busy wait) when another one committed meanwhile; so this
+        # process's writes queue here instead. PostgreSQL takes them concurrently.
+        self._write_lock = (
+            asyncio.Lock() if bind is not None and bind.dialect.name == "sqlite" else None
+        )
+
+    @contextlib.asynccontextmanager
+    async def _writing(self) -> AsyncIterator[AsyncSession]:
+        """A session in a write transaction, committed on exit."""
+        async with contextlib.AsyncExitStack() as stack:
+            if self._write_lock is not None:
+                await stack.enter_async_context(self._write_lock)
+            session = await stack.enter_async_context(self._sessions())
+            await stack.enter_async_context(session.begin())
+            yield session
+
     async def ensure_flow(self, ref: FlowRef) -> FlowIds:
         """The ids of the flow's master and child records, creating them on first call.
 
@@ -57,7 +80,7 @@ class FlowRepository(FlowQueries):
         so concurrent first calls insert the same rows and all get the same answer.
         """
         with unavailable_on_connection_failure():
-            async with self._sessions() as session, session.begin():
+            async with self._writing() as session:
                 existing = await _flow_ids(session, ref.flow_uid)
                 if existing is not None:
                     return existing
@@ -103,7 +126,7 @@ class FlowRepository(FlowQueries):
     async def sync_child(self, flow_uid: str, snapshot: ChildSnapshot) -> bool:
         """Write the child's state; False (and no change) once the flow was cancelled."""
         with unavailable_on_connection_failure():
-            async with self._sessions() as session, session.begin():
+            async with self._writing() as session:
                 return await _sync_child(session, flow_uid, snapshot)
 
     async def update_master(self, update: MasterFlowUpdate) -> None:
@@ -120,7 +143,7 @@ class FlowRepository(FlowQueries):
             )
         recorded = False
         with unavailable_on_connection_failure():
-            async with self._sessions() as session, session.begin():
+            async with self._writing() as session:
                 if transition.finished is not None:
                     recorded = await _record_run(session, transition.finished)
                 if transition.started is not None:
@@ -134,7 +157,7 @@ class FlowRepository(FlowQueries):
     async def journal(self, entry: JournalEntry) -> bool:
         """Store the entry unless one with its dedupe key exists; True if it was stored."""
         with unavailable_on_connection_failure():
-            async with self._sessions() as session, session.begin():
+            async with self._writing() as session:
                 inserted = await session.execute(
                     _insert(session, FailureJournal)
                     .values(
@@ -162,7 +185,7 @@ class FlowRepository(FlowQueries):
         """
         now = utc_now()
         with unavailable_on_connection_failure():
-            async with self._sessions() as session, session.begin():
+            async with self._writing() as session:
                 cancelled = await session.execute(
                     sql_update(CollectionFlow)
                     .where(CollectionFlow.k8s_uid == flow_uid)

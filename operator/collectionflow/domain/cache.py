@@ -6,9 +6,9 @@ Only the fields the decisions use are kept, so 10,000 stored flows cost little m
 Each `observe_*` says whether the change matters to the flow, so that the flow is woken only
 when something it decides on changed:
 - a flow: its generation, our annotations, its status (written by someone else), deletion;
-- a Job: a condition coming or going;
-- a pod: a container waiting (with a new reason) or terminated;
-- a Lease: never (a Lease going stale is found by the stall sweep, by time).
+- a Job: a condition coming or going (a pod's end is always followed by one);
+- a pod or a Lease: never. The reconcile decides nothing from them; they are the stall sweep's
+  evidence (a pod waiting on an image, a Lease going stale), judged by time.
 
 The operator's own status writes come back as watch events. `wrote_flow` records the
 resourceVersion the write returned; the event carrying it is recognised and wakes nobody, and
@@ -32,8 +32,6 @@ Body = Mapping[str, Any]
 DELETED = "DELETED"
 FLOW_ANNOTATIONS = (ANNOTATION_INPUT, ANNOTATION_INPUT_COMPLETE, ANNOTATION_RETRY)
 JOB_NAME_LABEL = "job-name"
-# Waiting reasons every pod passes through on its way to running: not worth a wake-up.
-STARTING_REASONS = frozenset({"ContainerCreating", "PodInitializing"})
 
 
 def _version(value: str | None) -> int | None:
@@ -139,20 +137,6 @@ def slim_pod(body: Body) -> dict[str, Any]:
     }
 
 
-def _pod_fingerprint(pod: Body | None) -> tuple[Any, ...]:
-    """The waiting reasons and terminations of the pod's containers (nothing for a pod that is
-    merely created, scheduled or running)."""
-    if pod is None:
-        return ()
-    states = [c["state"] for c in pod["status"]["containerStatuses"]]
-    reasons = [((s.get("waiting") or {}).get("reason"), "terminated" in s) for s in states]
-    return tuple(
-        (reason, terminated)
-        for reason, terminated in reasons
-        if terminated or (reason is not None and reason not in STARTING_REASONS)
-    )
-
-
 @dataclass
 class WatchCache:
     flows: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -233,20 +217,17 @@ class WatchCache:
     def job(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.jobs.get((namespace, name))
 
-    def observe_pod(self, event_type: str | None, body: Body) -> bool:
+    def observe_pod(self, event_type: str | None, body: Body) -> None:
         meta = body.get("metadata") or {}
         job = (meta.get("labels") or {}).get(JOB_NAME_LABEL)
         if not job:
-            return False
-        key = (meta.get("namespace", ""), job)
-        pods = self.pods.setdefault(key, {})
-        previous = pods.get(meta.get("name", ""))
+            return
+        pods = self.pods.setdefault((meta.get("namespace", ""), job), {})
         if event_type == DELETED:
             pods.pop(meta.get("name", ""), None)
-            return False
-        pod = slim_pod(body)
-        pods[pod["metadata"]["name"]] = pod
-        return _pod_fingerprint(previous) != _pod_fingerprint(pod)
+        else:
+            pod = slim_pod(body)
+            pods[pod["metadata"]["name"]] = pod
 
     def put_pods(self, namespace: str, job: str, pods: list[dict[str, Any]]) -> None:
         self.pods[(namespace, job)] = {p["metadata"]["name"]: slim_pod(p) for p in pods}

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import kopf
@@ -54,9 +54,7 @@ PROBE_SECONDS = 1.0
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=GROUP, key="last-handled-configuration"
-    )
+    settings.persistence.diffbase_storage = NoDiffBase()
     settings.persistence.finalizer = f"{GROUP}/finalizer"
     settings.posting.level = logging.WARNING
     # Without these a watch can go quiet for hours and handlers stop firing (kopf #585, #955).
@@ -100,6 +98,22 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         await ctx.kube.api_client.close()
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """No handler here reacts to a diff (no on.create, on.update or on.delete: the watch cache
+    decides what changed), so kopf need not deep-copy every watched body to build one."""
+
+    def build(
+        self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None
+    ) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
+
+
 def _has_work(body: kopf.Body, **_: Any) -> bool:
     """kopf starts a flow's reconciler while this holds and stops it when it no longer does,
     so flows at rest cost no task and no API reads."""
@@ -126,21 +140,25 @@ async def run_flow(
     ctx.metrics.reconcilers.inc()
     failures = 0
     fresh = True
+    trigger = "resync"
     try:
         while not stopped:
             wake.clear()
+            ctx.metrics.reconciles.labels(trigger=trigger).inc()
             delay = ctx.settings.operator.resync_seconds
             waits_for = wake
             try:
                 async with ctx.lock(uid):
                     decision = await reconcile(ctx, uid, namespace, name, fresh=fresh)
                 failures = 0
-                if decision is not None and decision.status is not None:
+                if decision is not None and decision.status is not None and not decision.start:
                     delay = 0.0  # decide again on what was just written
+                    trigger = "step"
                 await _database_back(ctx, namespace, name, uid)
             except Conflict:
                 ctx.cache.forget_flow(uid)
                 delay = 0.0
+                trigger = "conflict"
             except DatabaseUnavailable as error:
                 waits_for = ctx.database.recovered
                 delay = MAX_BACKOFF_SECONDS
@@ -157,6 +175,7 @@ async def run_flow(
             fresh = False
             if delay:
                 fresh = not await _sleep_until(waits_for, stopped, delay)
+                trigger = "resync" if fresh else "event"
     finally:
         ctx.metrics.reconcilers.dec()
         ctx.forget(uid)
@@ -176,9 +195,7 @@ async def _sleep_until(event: asyncio.Event, stopped: kopf.DaemonStopped, delay:
 async def _database_down(
     ctx: OperatorContext, namespace: str, name: str, uid: str, error: Exception
 ) -> None:
-    if ctx.database.mark_down(ctx.clock()):
-        log.warning("database unavailable (%s); holding flows until it answers", error)
-        ctx.tasks.add(asyncio.create_task(_probe_database(ctx), name="database-probe"))
+    _note_outage(ctx, error)
     if uid not in ctx.database_down:
         ctx.database_down.add(uid)
         flow_logger(namespace, name).warning("database unavailable; flow held: %s", error)
@@ -188,6 +205,13 @@ async def _database_down(
             "DatabaseUnavailable",
             f"database unavailable, flow held until it returns: {error}",
         )
+
+
+def _note_outage(ctx: OperatorContext, error: Exception) -> None:
+    """Mark the database down; the first to notice starts the one probe."""
+    if ctx.database.mark_down(ctx.clock()):
+        log.warning("database unavailable (%s); holding flows until it answers", error)
+        ctx.tasks.add(asyncio.create_task(_probe_database(ctx), name="database-probe"))
 
 
 async def _probe_database(ctx: OperatorContext) -> None:
@@ -230,13 +254,34 @@ async def _sweep_forever(ctx: OperatorContext) -> None:
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-def flow_changed(event: Mapping[str, Any], body: kopf.Body, uid: str, memo: Any, **_: Any) -> None:
+def flow_changed(
+    event: Mapping[str, Any], body: kopf.Body, name: str, uid: str, memo: Any, **_: Any
+) -> None:
     ctx: OperatorContext = memo.ctx
     ctx.metrics.watch_event()
     kind = event.get("type")
     ctx.metrics.flow_state(uid, None if kind == DELETED else observed_state(dict(body)))
     if ctx.cache.observe_flow(kind, body):
         ctx.wakeups.wake(uid)
+    if kind == DELETED:
+        task = asyncio.create_task(_cancel_rows(ctx, body["metadata"]["namespace"], name, uid))
+        ctx.tasks.add(task)
+        task.add_done_callback(ctx.tasks.discard)
+
+
+async def _cancel_rows(ctx: OperatorContext, namespace: str, name: str, uid: str) -> None:
+    """A deleted flow's Jobs go with it (owner references); its database rows are marked
+    cancelled, retried until the database answers."""
+    while True:
+        try:
+            await ctx.repository.mark_cancelled(uid)
+        except DatabaseUnavailable as error:
+            _note_outage(ctx, error)
+            await ctx.database.recovered.wait()
+            await asyncio.sleep(PROBE_SECONDS)
+            continue
+        flow_logger(namespace, name).info("flow deleted; database rows marked cancelled")
+        return
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={LABEL_MANAGED_BY: MANAGED_BY})
@@ -250,25 +295,10 @@ def job_changed(
 
 
 @kopf.on.event("", "v1", "pods", labels={LABEL_MANAGED_BY: MANAGED_BY})
-def pod_changed(
-    event: Mapping[str, Any], body: kopf.Body, labels: Mapping[str, str], memo: Any, **_: Any
-) -> None:
-    ctx: OperatorContext = memo.ctx
-    if ctx.cache.observe_pod(event.get("type"), body) and labels.get(LABEL_FLOW_UID):
-        ctx.wakeups.wake(labels[LABEL_FLOW_UID])
+def pod_changed(event: Mapping[str, Any], body: kopf.Body, memo: Any, **_: Any) -> None:
+    memo.ctx.cache.observe_pod(event.get("type"), body)
 
 
 @kopf.on.event("coordination.k8s.io", "v1", "leases", labels={LABEL_MANAGED_BY: MANAGED_BY})
 def lease_changed(event: Mapping[str, Any], body: kopf.Body, memo: Any, **_: Any) -> None:
     memo.ctx.cache.observe_lease(event.get("type"), body)
-
-
-@kopf.on.delete(GROUP, VERSION, PLURAL)
-async def flow_deleted(name: str, namespace: str | None, uid: str, memo: Any, **_: Any) -> None:
-    """Jobs go with the flow (owner references); the database rows are marked cancelled."""
-    ctx: OperatorContext = memo.ctx
-    try:
-        await ctx.repository.mark_cancelled(uid)
-    except DatabaseUnavailable as error:
-        raise kopf.TemporaryError(f"database unavailable: {error}", delay=10) from error
-    flow_logger(namespace or "", name).info("flow deleted; database rows marked cancelled")
