@@ -20,6 +20,7 @@ from collectionflow.domain.records import (
     MasterFlowUpdate,
     PhaseRunRecord,
     PhaseRunState,
+    Transition,
     master_update_for,
 )
 
@@ -320,3 +321,49 @@ async def test_list_flows_shows_refs_and_ids(repository: FlowRepository) -> None
     )
     assert rows[ref.flow_uid].ids == ids
     assert rows[ref.flow_uid].snapshot == ChildSnapshot(None, None, "pending", 0.0, {})
+
+
+async def test_a_transition_is_written_whole_or_not_at_all(
+    repository: FlowRepository, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    ref = new_ref()
+    ids = await repository.ensure_flow(ref)
+    await repository.record_phase_started(run_of(ref))
+    snapshot = ChildSnapshot(
+        "platform_detection",
+        "automated_collection",
+        "running",
+        14,
+        {"platform_detection": "running"},
+    )
+    finished = run_of(ref, state=PhaseRunState.SUCCEEDED, finished_at=STARTED)
+    started = run_of(ref, "platform_detection")
+    broken = MasterFlowUpdate(str(uuid.uuid4()), "running", "platform_detection", 14)
+
+    with pytest.raises(UnknownMasterFlow):
+        await repository.record_transition(
+            Transition(finished, started, (ref.flow_uid, snapshot), broken, ids.child_flow_id)
+        )
+    run = await repository.phase_run(ref.flow_uid, "initialization", 1)
+    assert run is not None
+    assert run.state is PhaseRunState.RUNNING, "rolled back"
+    assert await count_phase_runs(sessions, ids.child_flow_id) == 1
+
+    recorded = await repository.record_transition(
+        Transition(
+            finished,
+            started,
+            (ref.flow_uid, snapshot),
+            master_update_for(ids, snapshot),
+            ids.child_flow_id,
+        )
+    )
+    assert recorded
+    assert await count_phase_runs(sessions, ids.child_flow_id) == 2
+    assert await repository.child_snapshot(ref.flow_uid) == snapshot
+    async with sessions() as session:
+        master = await session.get(MasterFlow, ids.master_flow_id)
+    assert master is not None
+    assert master.progress_percentage == 14
+    again = await repository.record_transition(Transition(finished=finished))
+    assert not again, "a finished run is recorded once"

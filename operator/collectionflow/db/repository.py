@@ -145,9 +145,11 @@ class FlowRepository(FlowQueries):
         with unavailable_on_connection_failure():
             async with self._writing() as session:
                 if transition.finished is not None:
-                    recorded = await _record_run(session, transition.finished)
+                    recorded = await _record_run(
+                        session, transition.finished, transition.child_flow_id
+                    )
                 if transition.started is not None:
-                    await _record_run(session, transition.started)
+                    await _record_run(session, transition.started, transition.child_flow_id)
                 if transition.child is not None:
                     await _sync_child(session, transition.child[0], transition.child[1])
                 if transition.master is not None:
@@ -236,10 +238,13 @@ async def _child_id(session: AsyncSession, flow_uid: str) -> str:
     return child_id
 
 
-async def _record_run(session: AsyncSession, run: PhaseRunRecord) -> bool:
-    """Upsert a phase run unless it has finished already; True if the row was written."""
+async def _record_run(
+    session: AsyncSession, run: PhaseRunRecord, child_id: str | None = None
+) -> bool:
+    """Upsert a phase run unless it has finished already; True if the row was written.
+    With the child's id known (the flow's status carries it) no query looks it up."""
     statement = _insert(session, PhaseRun).values(
-        _phase_run_values(await _child_id(session, run.flow_uid), run)
+        _phase_run_values(child_id or await _child_id(session, run.flow_uid), run)
     )
     columns = ["job_name", "state"]
     if run.state.finished:

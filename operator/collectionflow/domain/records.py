@@ -115,3 +115,4 @@ class Transition:
     started: PhaseRunRecord | None = None
     child: tuple[str, ChildSnapshot] | None = None
     master: MasterFlowUpdate | None = None
+    child_flow_id: str | None = None

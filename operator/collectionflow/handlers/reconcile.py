@@ -233,7 +233,13 @@ def database_sync(
         if definition is not None:
             snapshot = child_snapshot(definition, status)
             child, master = (view.uid, snapshot), master_update_for(ids, snapshot)
-    return Transition(finished=finished, started=started, child=child, master=master)
+    return Transition(
+        finished=finished,
+        started=started,
+        child=child,
+        master=master,
+        child_flow_id=ids.child_flow_id,
+    )
 
 
 def _finished_run(
