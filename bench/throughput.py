@@ -85,6 +85,12 @@ class Observer:
                 if self.stop.is_set():
                     break
 
+    def job_runs(self) -> list[float]:
+        """From each Job seen created to seen Complete: the cluster's part of a phase."""
+        return [
+            done - self.created[key] for key, done in self.completed.items() if key in self.created
+        ]
+
     def gaps(self) -> list[float]:
         return [
             self.created[(chain, step + 1)] - done
@@ -121,8 +127,8 @@ def run_chains(api: client.ApiClient, namespace: str, chains: int, observer: Obs
     completion. Returns the seconds until the last step of every chain completed."""
     batch = client.BatchV1Api(api)
     started = time.monotonic()
-    for chain in range(chains):
-        batch.create_namespaced_job(namespace, chain_job(namespace, f"c{chain}", 0))
+    for index in range(chains):
+        batch.create_namespaced_job(namespace, chain_job(namespace, f"c{index}", 0))  # type: ignore[arg-type]
     advanced: set[tuple[str, int]] = set()
     while len(observer.completed) < chains * STEPS:
         if time.monotonic() - started > TIMEOUT:
@@ -130,7 +136,7 @@ def run_chains(api: client.ApiClient, namespace: str, chains: int, observer: Obs
         for chain, step in list(observer.completed):
             if step + 1 < STEPS and (chain, step) not in advanced:
                 advanced.add((chain, step))
-                batch.create_namespaced_job(namespace, chain_job(namespace, chain, step + 1))
+                batch.create_namespaced_job(namespace, chain_job(namespace, chain, step + 1))  # type: ignore[arg-type]
         time.sleep(0.005)
     return time.monotonic() - started
 
@@ -151,11 +157,14 @@ class Run:
     chain_gap_p99: float
     operator_gap_p50: float
     operator_gap_p99: float
+    chain_job_run_p50: float
+    operator_job_run_p50: float
     transitions: int
     operator_cpu_per_transition_ms: float
     chain_apiserver_requests_per_transition: float
     operator_apiserver_requests_per_transition: float
     operator_client_requests_per_transition: float
+    operator_reconciles_per_transition: float
     operator_peak_rss_mb: float
 
     @property
@@ -179,7 +188,7 @@ def new_namespace(api: client.ApiClient, prefix: str) -> str:
 def create_worker_account(api: client.ApiClient, namespace: str) -> None:
     """The phase pods' ServiceAccount and Role, as the operator makes them in its namespaces."""
     core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
-    creators = {
+    creators: dict[str, Callable[..., Any]] = {
         "ServiceAccount": core.create_namespaced_service_account,
         "Role": rbac.create_namespaced_role,
         "RoleBinding": rbac.create_namespaced_role_binding,
@@ -194,7 +203,25 @@ def observe(api: client.ApiClient, observer: Observer) -> threading.Thread:
     return thread
 
 
-def measure_chain(api: client.ApiClient, size: int) -> tuple[float, list[float], float]:
+@dataclass(frozen=True)
+class Side:
+    """One side of a comparison: how long, how quickly it moved, what it cost the apiserver."""
+
+    seconds: float
+    gaps: list[float]
+    job_runs: list[float]
+    apiserver_requests: float
+
+
+@dataclass(frozen=True)
+class OperatorCosts:
+    cpu_seconds: float
+    client_requests: float
+    reconciles: float
+    peak_rss_mb: float
+
+
+def measure_chain(api: client.ApiClient, size: int) -> Side:
     namespace = new_namespace(api, "bench-chain")
     create_worker_account(api, namespace)
 
@@ -203,8 +230,6 @@ def measure_chain(api: client.ApiClient, size: int) -> tuple[float, list[float],
         return (labels[CHAIN_LABEL], int(labels[STEP_LABEL])) if CHAIN_LABEL in labels else None
 
     observer = Observer(namespace, key)
-    global LAST
-    LAST = observer
     thread = observe(api, observer)
     before = apiserver_requests(api)
     try:
@@ -214,12 +239,12 @@ def measure_chain(api: client.ApiClient, size: int) -> tuple[float, list[float],
         thread.join(10)
     requests = apiserver_requests(api) - before
     client.CoreV1Api(api).delete_namespace(namespace)
-    return seconds, observer.gaps(), requests
+    return Side(seconds, observer.gaps(), observer.job_runs(), requests)
 
 
 def measure_operator(
     api: client.ApiClient, kubeconfig: Path, workdir: Path, size: int
-) -> tuple[float, list[float], float, float, float, float]:
+) -> tuple[Side, OperatorCosts]:
     namespace = new_namespace(api, "bench-flows")
     order = {name.replace("_", "-"): index for index, name in enumerate(PHASES)}
 
@@ -244,13 +269,17 @@ def measure_operator(
     pid = operator.popen.pid
     custom = client.CustomObjectsApi(api)
     observer = Observer(namespace, key)
-    global LAST
-    LAST = observer
+
+    def operator_metric(sample: str) -> float:
+        return metric(operator.metrics_url, sample)
+
+    reconciles = "collectionflow_reconciles_total"
+    own_requests = "collectionflow_api_requests_total"
     try:
-        wait_for(lambda: metric(operator.metrics_url, "collectionflow_reconcilers") >= 0, "metrics")
+        wait_for(lambda: operator_metric("collectionflow_reconcilers") >= 0, "operator metrics")
         thread = observe(api, observer)
         cpu_before, requests_before = cpu_seconds(pid), apiserver_requests(api)
-        client_before = metric(operator.metrics_url, "collectionflow_api_requests_total")
+        client_before = operator_metric(own_requests)
         started = time.monotonic()
         for index in range(size):
             body = {
@@ -261,29 +290,28 @@ def measure_operator(
             }
             custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
         wait_for(
-            lambda: metric(operator.metrics_url, 'collectionflow_flows{state="Succeeded"}') >= size,
+            lambda: operator_metric('collectionflow_flows{state="Succeeded"}') >= size,
             f"{size} flows to succeed",
             timeout=TIMEOUT,
             interval=0.5,
         )
         seconds = time.monotonic() - started
-        cpu = cpu_seconds(pid) - cpu_before
+        costs = OperatorCosts(
+            cpu_seconds=cpu_seconds(pid) - cpu_before,
+            client_requests=operator_metric(own_requests) - client_before,
+            reconciles=sum(
+                operator_metric(f'{reconciles}{{trigger="{trigger}"}}')
+                for trigger in ("event", "step", "resync", "conflict")
+            ),
+            peak_rss_mb=rss_mb(pid, "VmHWM"),
+        )
         requests = apiserver_requests(api) - requests_before
-        own = metric(operator.metrics_url, "collectionflow_api_requests_total") - client_before
-        global RECONCILES
-        RECONCILES = {
-            trigger: metric(
-                operator.metrics_url, f'collectionflow_reconciles_total{{trigger="{trigger}"}}'
-            )
-            for trigger in ("event", "step", "resync", "conflict")
-        }
-        peak = rss_mb(pid, "VmHWM")
         observer.stop.set()
         thread.join(10)
     finally:
         operator.stop()
     client.CoreV1Api(api).delete_namespace(namespace)
-    return seconds, observer.gaps(), cpu, requests, own, peak
+    return Side(seconds, observer.gaps(), observer.job_runs(), requests), costs
 
 
 def measure(workdir: Path) -> list[Run]:
@@ -293,25 +321,32 @@ def measure(workdir: Path) -> list[Run]:
         api.configuration.connection_pool_maxsize = 8
         install_crd(api)
         for size in SIZES:
-            chain_s, chain_gaps, chain_requests = measure_chain(api, size)
-            op_s, op_gaps, cpu, requests, own, peak = measure_operator(
-                api, target.kubeconfig, workdir, size
-            )
+            chain = measure_chain(api, size)
+            flows, costs = measure_operator(api, target.kubeconfig, workdir, size)
             transitions = size * STEPS
             run = Run(
                 flows=size,
-                chain_seconds=round(chain_s, 2),
-                operator_seconds=round(op_s, 2),
-                chain_gap_p50=round(percentile(chain_gaps, 0.5), 3),
-                chain_gap_p99=round(percentile(chain_gaps, 0.99), 3),
-                operator_gap_p50=round(percentile(op_gaps, 0.5), 3),
-                operator_gap_p99=round(percentile(op_gaps, 0.99), 3),
+                chain_seconds=round(chain.seconds, 2),
+                operator_seconds=round(flows.seconds, 2),
+                chain_gap_p50=round(percentile(chain.gaps, 0.5), 3),
+                chain_gap_p99=round(percentile(chain.gaps, 0.99), 3),
+                operator_gap_p50=round(percentile(flows.gaps, 0.5), 3),
+                operator_gap_p99=round(percentile(flows.gaps, 0.99), 3),
+                chain_job_run_p50=round(percentile(chain.job_runs, 0.5), 2),
+                operator_job_run_p50=round(percentile(flows.job_runs, 0.5), 2),
                 transitions=transitions,
-                operator_cpu_per_transition_ms=round(cpu / transitions * 1000, 1),
-                chain_apiserver_requests_per_transition=round(chain_requests / transitions, 2),
-                operator_apiserver_requests_per_transition=round(requests / transitions, 2),
-                operator_client_requests_per_transition=round(own / transitions, 2),
-                operator_peak_rss_mb=round(peak, 1),
+                operator_cpu_per_transition_ms=round(costs.cpu_seconds / transitions * 1000, 1),
+                chain_apiserver_requests_per_transition=round(
+                    chain.apiserver_requests / transitions, 2
+                ),
+                operator_apiserver_requests_per_transition=round(
+                    flows.apiserver_requests / transitions, 2
+                ),
+                operator_client_requests_per_transition=round(
+                    costs.client_requests / transitions, 2
+                ),
+                operator_reconciles_per_transition=round(costs.reconciles / transitions, 2),
+                operator_peak_rss_mb=round(costs.peak_rss_mb, 1),
             )
             print(json.dumps(asdict(run) | {"ratio": round(run.ratio, 3)}), flush=True)
             runs.append(run)
@@ -327,9 +362,10 @@ def report(runs: list[Run]) -> None:
         "ratio",
         "chain gap p50/p99 s",
         "operator gap p50/p99 s",
+        "Job run p50 s chain / operator",
         "operator CPU ms/transition",
         "apiserver req/transition chain / operator",
-        "operator client req/transition",
+        "operator client req / reconciles per transition",
         "operator peak RSS MB",
     )
     for column in columns:
@@ -342,10 +378,12 @@ def report(runs: list[Run]) -> None:
             f"{r.ratio:.2f}",
             f"{r.chain_gap_p50:.2f} / {r.chain_gap_p99:.2f}",
             f"{r.operator_gap_p50:.2f} / {r.operator_gap_p99:.2f}",
+            f"{r.chain_job_run_p50:.2f} / {r.operator_job_run_p50:.2f}",
             f"{r.operator_cpu_per_transition_ms:.1f}",
             f"{r.chain_apiserver_requests_per_transition:.1f} / "
             f"{r.operator_apiserver_requests_per_transition:.1f}",
-            f"{r.operator_client_requests_per_transition:.1f}",
+            f"{r.operator_client_requests_per_transition:.1f} / "
+            f"{r.operator_reconciles_per_transition:.2f}",
             f"{r.operator_peak_rss_mb:.0f}",
         )
     Console().print(table)

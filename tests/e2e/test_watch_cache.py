@@ -39,7 +39,7 @@ def states(api: client.ApiClient, namespace: str) -> Counter[str]:
 
 def stall_events(flows: Flows) -> list[str]:
     events = flows.core.list_namespaced_event(flows.namespace, field_selector="reason=FlowStalled")
-    return [event.message for event in events.items]
+    return [str(event.message) for event in events.items]
 
 
 def test_hundred_flows_through_three_sigkills_run_every_phase_once(

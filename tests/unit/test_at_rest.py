@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from collectionflow.api.models import FlowState
+from collectionflow.api.names import ANNOTATION_RETRY
 from collectionflow.domain.view import has_work, observed_state
-from collectionflow.specs.names import ANNOTATION_RETRY
 
 pytestmark = pytest.mark.unit
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from collectionflow.api.models import CollectionFlowSpec
+from collectionflow.api.names import job_name
 from collectionflow.domain.plan import PhaseConfig, plan_for
 from collectionflow.specs.jobs import (
     WORKER_COMMAND,
@@ -15,7 +16,6 @@ from collectionflow.specs.jobs import (
     build_heartbeat_lease,
     build_phase_job,
 )
-from collectionflow.specs.names import job_name
 from collectionflow.specs.rbac import WORKER_RULES, build_worker_rbac
 
 pytestmark = pytest.mark.unit

@@ -19,6 +19,7 @@ from collectionflow.api.models import (
     FlowState,
     PhaseRunState,
 )
+from collectionflow.api.names import job_name
 from collectionflow.domain.machine import (
     HISTORY_LIMIT,
     NOTHING,
@@ -34,7 +35,6 @@ from collectionflow.domain.machine import (
 )
 from collectionflow.domain.registry import COLLECTION
 from collectionflow.domain.results import PhaseOutcome, PhaseResult
-from collectionflow.specs.names import job_name
 
 pytestmark = pytest.mark.unit
 

@@ -7,8 +7,7 @@ import re
 
 import pytest
 
-from collectionflow.domain.registry import COLLECTION
-from collectionflow.specs.names import (
+from collectionflow.api.names import (
     LABEL_ATTEMPT,
     LABEL_FLOW,
     LABEL_FLOW_UID,
@@ -17,6 +16,7 @@ from collectionflow.specs.names import (
     job_name,
     phase_labels,
 )
+from collectionflow.domain.registry import COLLECTION
 
 pytestmark = pytest.mark.unit
 

@@ -20,6 +20,7 @@ from collectionflow.api.models import (
     PhaseRunState,
     RecoveryPolicy,
 )
+from collectionflow.api.names import job_name
 from collectionflow.domain.machine import (
     NOTHING,
     Decision,
@@ -34,7 +35,6 @@ from collectionflow.domain.recovery import RecoveryAction, RecoveryPlan, plan_re
 from collectionflow.domain.registry import COLLECTION
 from collectionflow.domain.results import PhaseOutcome, PhaseResult
 from collectionflow.domain.stall import Finding, StallReason
-from collectionflow.specs.names import job_name
 
 pytestmark = pytest.mark.unit
 

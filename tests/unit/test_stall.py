@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from collectionflow.api.models import FlowState
+from collectionflow.api.names import job_name
 from collectionflow.domain.machine import JobObservation, JobState
 from collectionflow.domain.records import ChildSnapshot
 from collectionflow.domain.stall import (
@@ -26,7 +27,6 @@ from collectionflow.domain.stall import (
     input_reminder_due,
     missed_completion,
 )
-from collectionflow.specs.names import job_name
 
 pytestmark = pytest.mark.unit
 

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from collectionflow.specs.names import (
+from collectionflow.api.names import (
     ANNOTATION_INPUT,
     ANNOTATION_INPUT_COMPLETE,
     ANNOTATION_RETRY,

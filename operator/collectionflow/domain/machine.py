@@ -25,13 +25,13 @@ from collectionflow.api.models import (
     PhaseHistoryEntry,
     PhaseRunState,
 )
+from collectionflow.api.names import job_name
 from collectionflow.domain.conditions import conditions_for
 from collectionflow.domain.plan import FlowPlan, InvalidSpec, plan_for
 from collectionflow.domain.progress import progress_after, progress_succeeded
 from collectionflow.domain.records import ChildSnapshot
 from collectionflow.domain.registry import FlowDefinition, UnknownPhase
 from collectionflow.domain.results import PhaseOutcome, PhaseResult
-from collectionflow.specs.names import job_name
 
 HISTORY_LIMIT = 50
 

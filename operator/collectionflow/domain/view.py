@@ -12,12 +12,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from collectionflow.api.models import CollectionFlowSpec, CollectionFlowStatus, FlowState
-from collectionflow.domain.machine import FlowView, at_rest
-from collectionflow.specs.names import (
+from collectionflow.api.names import (
     ANNOTATION_INPUT,
     ANNOTATION_INPUT_COMPLETE,
     ANNOTATION_RETRY,
 )
+from collectionflow.domain.machine import FlowView, at_rest
 
 
 class UnreadableFlow(ValueError):

@@ -26,6 +26,7 @@ import kopf
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from collectionflow.api.models import GROUP, PLURAL, VERSION
+from collectionflow.api.names import LABEL_FLOW_UID, LABEL_MANAGED_BY, MANAGED_BY
 from collectionflow.db.engine import make_engine, make_sessionmaker
 from collectionflow.db.errors import DatabaseUnavailable, UnknownMasterFlow
 from collectionflow.db.migrate import upgrade
@@ -44,7 +45,6 @@ from collectionflow.k8s.gateway import (
 )
 from collectionflow.metrics import Metrics
 from collectionflow.settings import get_settings
-from collectionflow.specs.names import LABEL_FLOW_UID, LABEL_MANAGED_BY, MANAGED_BY
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 30.0

@@ -24,6 +24,7 @@ import datetime as dt
 from typing import Any
 
 from collectionflow.api.models import CollectionFlowStatus, FlowState
+from collectionflow.api.names import ANNOTATION_INPUT, ANNOTATION_INPUT_COMPLETE
 from collectionflow.domain.machine import (
     Decision,
     FlowView,
@@ -52,7 +53,6 @@ from collectionflow.handlers.context import OperatorContext, flow_logger
 from collectionflow.handlers.visibility import report_recovered, report_stall
 from collectionflow.k8s.gateway import ObjectRef
 from collectionflow.specs.jobs import PhaseJobRequest, build_heartbeat_lease, build_phase_job
-from collectionflow.specs.names import ANNOTATION_INPUT, ANNOTATION_INPUT_COMPLETE
 from collectionflow.specs.patches import merge_patch
 
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from collectionflow.api.models import GROUP, KIND, VERSION
+from collectionflow.api.names import heartbeat_labels, job_name, phase_labels
 from collectionflow.domain.plan import PhaseConfig
-from collectionflow.specs.names import heartbeat_labels, job_name, phase_labels
 
 WORKER_COMMAND = ("collectionflow", "worker")
 WORKER_UID = 65532

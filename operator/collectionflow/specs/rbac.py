@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from collectionflow.specs.names import LABEL_MANAGED_BY, MANAGED_BY
+from collectionflow.api.names import LABEL_MANAGED_BY, MANAGED_BY
 
 WORKER_RULES: list[dict[str, Any]] = [
     {

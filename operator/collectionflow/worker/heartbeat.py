@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from collectionflow.specs.names import heartbeat_labels
+from collectionflow.api.names import heartbeat_labels
 from collectionflow.worker.context import PhaseContext, WorkerConfigError
 
 log = logging.getLogger(__name__)
