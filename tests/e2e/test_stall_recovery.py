@@ -172,7 +172,7 @@ def test_pod_that_never_starts_is_retried_then_fails_recovery_exhausted(
     assert attempts[0]["phase"] == "platform_detection"
 
 
-def test_completion_missed_while_operator_was_down_advances_without_rerun(
+def test_completion_while_operator_was_down_is_caught_up_without_rerun_or_alarm(
     flows: Flows, start_operator: Callable[..., OperatorProcess], db_url: str
 ) -> None:
     operator = start_operator(db_url, **FAST_CHECKS)
@@ -190,15 +190,14 @@ def test_completion_missed_while_operator_was_down_advances_without_rerun(
 
     start_operator(db_url, **FAST_CHECKS)
     flows.wait_state("missed", "Succeeded", timeout=90)
-    stalled = [e.message for e in flows.events("missed") if e.reason == "FlowStalled"]
-    assert len(stalled) == 1
-    assert "MissedCompletion" in stalled[0]
+    events = flows.events("missed")
+    assert "FlowStalled" not in [e.reason for e in events], "a restart is not a stall"
+    [caught_up] = [e for e in events if e.reason == "CaughtUp"]
+    assert caught_up.type == "Normal"
+    assert "missed-platform-detection-1 finished (Succeeded)" in caught_up.message
     names = [job.metadata.name for job in flows.jobs("missed")]
     assert [n for n in names if "platform-detection" in n] == ["missed-platform-detection-1"]
-    assert [(op, r) for op, r, _ in journal(db_url, uid)] == [
-        ("stall_detected", "MissedCompletion"),
-        ("recovered", "MissedCompletion"),
-    ]
+    assert journal(db_url, uid) == []
 
 
 def test_database_drift_is_repaired(

@@ -110,6 +110,16 @@ class OperatorContext:
     database_down: set[str] = field(default_factory=set)
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    started_at: dt.datetime = field(default_factory=utc_now)
+
+    def excuses(
+        self, finished_at: dt.datetime | None, now: dt.datetime, grace: dt.timedelta
+    ) -> bool:
+        """Whether a Job finishing at `finished_at` unnoticed is explained by something already
+        known and not by the flow: this operator was not running yet (it catches up on start),
+        or the database was out (`DatabaseHealth.excuses`)."""
+        started = finished_at is not None and finished_at <= self.started_at + grace
+        return started or self.database.excuses(finished_at, now, grace)
 
     def lock(self, uid: str) -> asyncio.Lock:
         """Serialises the reconciles and stall checks of one flow."""

@@ -50,7 +50,7 @@ from collectionflow.domain.registry import UnknownFlowType, flow_definition
 from collectionflow.domain.stall import missed_completion
 from collectionflow.domain.view import flow_view
 from collectionflow.handlers.context import OperatorContext, flow_logger
-from collectionflow.handlers.visibility import report_recovered, report_stall
+from collectionflow.handlers.visibility import report_caught_up, report_recovered, report_stall
 from collectionflow.k8s.gateway import ObjectRef
 from collectionflow.specs.jobs import PhaseJobRequest, build_heartbeat_lease, build_phase_job
 from collectionflow.specs.patches import merge_patch
@@ -92,8 +92,9 @@ async def reconcile(
     missed = missed_completion(
         status.state, status.phase, status.attempt, job, finished_at, now, grace
     )
-    if missed is not None and ctx.database.excuses(finished_at, now, grace):
-        missed = None
+    caught_up = None
+    if missed is not None and ctx.excuses(finished_at, now, grace):
+        caught_up, missed = missed, None
     recovery = None
     if missed is not None:
         recovery = plan_recovery(
@@ -110,6 +111,8 @@ async def reconcile(
     await carry_out(ctx, body, view, ids, decision)
     if missed is not None and recovery is not None:
         await report_recovered(ctx, view, missed, recovery)
+    if caught_up is not None:
+        await report_caught_up(ctx, view, caught_up)
     ctx.metrics.flow_state(view.uid, (decision.status or view.status).state)
     return decision
 

@@ -169,8 +169,8 @@ async def gather_evidence(
             evidence,
             job=observe_job(status.current_job, job, pods),
             job_created_at=job_created_at(job),
-            # A Job held by a known database outage is not a missed completion.
-            job_finished_at=None if ctx.database.excuses(finished_at, now, grace) else finished_at,
+            # A Job held by an operator restart or a known outage is not a missed completion.
+            job_finished_at=None if ctx.excuses(finished_at, now, grace) else finished_at,
             heartbeat=lease_renewed_at(lease),
             pods=tuple(pod_evidence(pod) for pod in pods),
         )

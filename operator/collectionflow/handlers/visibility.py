@@ -45,6 +45,22 @@ async def report_recovered(
     await journal_stall(ctx, view, "recovered", finding, plan, ctx.clock())
 
 
+async def report_caught_up(ctx: OperatorContext, view: FlowView, finding: Finding) -> None:
+    """A Job that finished while this operator was not running yet, or while the database was
+    out: the flow advanced once it could. Not a stall (nothing is wrong with the flow), so a
+    Normal Event, no journal row."""
+    message = (
+        f"{finding.message.replace('but the flow did not advance', '').strip()}, while the "
+        "operator was not running or the database was out; advanced without rerunning it"
+    )
+    flow_logger(view.namespace, view.name, view.status.phase, view.status.attempt).info(
+        "CaughtUp: %s", message
+    )
+    await ctx.kube.post_event(
+        ObjectRef(view.namespace, view.name, view.uid), "Normal", "CaughtUp", message
+    )
+
+
 async def journal_stall(
     ctx: OperatorContext,
     view: FlowView,
