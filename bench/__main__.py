@@ -2,6 +2,14 @@
 
 import sys
 
-from bench import idle, job_pods, stall_latency
+from bench import idle, job_pods, outage, stall_latency, throughput
 
-sys.exit(max(job_pods.main(), stall_latency.main(), idle.main()))
+sys.exit(
+    max(
+        job_pods.main(),
+        stall_latency.main(),
+        throughput.main(),
+        outage.main(),
+        idle.main(),
+    )
+)
