@@ -171,3 +171,17 @@ def test_database_health_excuses_jobs_held_by_a_known_outage() -> None:
     assert health.excuses(finished, back + dt.timedelta(seconds=5), grace)
     assert not health.excuses(finished, back + dt.timedelta(seconds=20), grace)
     assert not health.excuses(back + dt.timedelta(seconds=1), back + dt.timedelta(seconds=5), grace)
+
+
+def test_only_flows_with_work_are_swept() -> None:
+    cache = WatchCache()
+    cache.observe_flow("ADDED", flow("10", {"state": "Running"}))
+    assert [f["status"]["state"] for f in cache.active_flows()] == ["Running"]
+    cache.wrote_flow(flow("11", {"state": "Succeeded"}))
+    assert cache.active_flows() == []
+    cache.observe_flow(
+        "MODIFIED", flow("12", {"state": "Succeeded"}, annotations={ANNOTATION_RETRY: "1"})
+    )
+    assert cache.active_flows() == []  # Succeeded stays at rest even with a retry asked
+    cache.observe_flow("DELETED", flow("13"))
+    assert cache.flow("u1") is None

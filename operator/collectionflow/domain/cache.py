@@ -17,7 +17,7 @@ older events still in flight are not allowed to overwrite the newer body.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,7 @@ from collectionflow.api.names import (
     ANNOTATION_RETRY,
     LABEL_FLOW_UID,
 )
+from collectionflow.domain.view import has_work
 
 Body = Mapping[str, Any]
 DELETED = "DELETED"
@@ -144,41 +145,53 @@ class WatchCache:
     pods: dict[tuple[str, str], dict[str, dict[str, Any]]] = field(default_factory=dict)
     leases: dict[tuple[str, str], str | None] = field(default_factory=dict)
     _written: dict[str, str] = field(default_factory=dict)
+    _active: set[str] = field(default_factory=set)
 
     # Flows
+
+    def _store(self, uid: str, flow: dict[str, Any]) -> None:
+        self.flows[uid] = flow
+        if has_work(flow):
+            self._active.add(uid)
+        else:
+            self._active.discard(uid)
+
+    def _drop(self, uid: str) -> dict[str, Any] | None:
+        self._written.pop(uid, None)
+        self._active.discard(uid)
+        return self.flows.pop(uid, None)
 
     def observe_flow(self, event_type: str | None, body: Body) -> bool:
         """Take a flow's watch event; True when the flow should be woken."""
         meta = body.get("metadata") or {}
         uid = meta.get("uid", "")
         if event_type == DELETED:
-            self._written.pop(uid, None)
-            return self.flows.pop(uid, None) is not None
+            return self._drop(uid) is not None
         version = meta.get("resourceVersion")
         written = self._written.get(uid)
         if written is not None:
             if version == written:
                 del self._written[uid]
-                self.flows[uid] = slim_flow(body)
+                self._store(uid, slim_flow(body))
                 return False
             if is_older(version, written):
                 return False
             del self._written[uid]
         flow = slim_flow(body)
         previous = self.flows.get(uid)
-        self.flows[uid] = flow
+        self._store(uid, flow)
         return previous is None or _flow_fingerprint(previous) != _flow_fingerprint(flow)
 
     def wrote_flow(self, body: Body) -> None:
         """The operator wrote the flow; `body` is what the API returned."""
         uid = body["metadata"]["uid"]
-        self.flows[uid] = slim_flow(body)
+        self._store(uid, slim_flow(body))
         self._written[uid] = body["metadata"]["resourceVersion"]
 
     def refresh_flow(self, body: Body) -> None:
         """The flow as just read from the API: newer than anything in flight."""
         uid = body["metadata"]["uid"]
-        self.flows[uid] = slim_flow(body)
+        self._store(uid, slim_flow(body))
         self._written.pop(uid, None)
 
     def flow(self, uid: str) -> dict[str, Any] | None:
@@ -186,11 +199,12 @@ class WatchCache:
 
     def forget_flow(self, uid: str) -> None:
         """Drop what is known of the flow (after a conflict): the next read goes to the API."""
-        self.flows.pop(uid, None)
-        self._written.pop(uid, None)
+        self._drop(uid)
 
-    def active_flows(self) -> Iterator[dict[str, Any]]:
-        yield from list(self.flows.values())
+    def active_flows(self) -> list[dict[str, Any]]:
+        """The flows with work to do (`has_work`): what the stall sweep goes over, so its cost
+        follows them and not the flows at rest."""
+        return [self.flows[uid] for uid in self._active]
 
     # Jobs, pods, Leases
 

@@ -35,7 +35,7 @@ from collectionflow.domain.stall import (
     find_stall,
     input_reminder_due,
 )
-from collectionflow.domain.view import UnreadableFlow, flow_view, has_work
+from collectionflow.domain.view import UnreadableFlow, flow_view
 from collectionflow.handlers.context import OperatorContext, flow_logger
 from collectionflow.handlers.reconcile import (
     carry_out,
@@ -55,7 +55,7 @@ async def sweep(ctx: OperatorContext) -> int:
         return 0
     checked = 0
     for body in ctx.cache.active_flows():
-        if not has_work(body) or body["metadata"].get("deletionTimestamp"):
+        if body["metadata"].get("deletionTimestamp"):
             continue
         try:
             view = flow_view(body)
