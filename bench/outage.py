@@ -68,6 +68,12 @@ def flows_state(custom: client.CustomObjectsApi, namespace: str) -> list[dict[st
     return [f.get("status") or {} for f in listing["items"]]
 
 
+def phases_left(status: dict[str, Any]) -> int:
+    """Phases not yet recorded as done, from `status.progress` ("3/7")."""
+    done, _, total = (status.get("progress") or f"0/{len(PHASES)}").partition("/")
+    return int(total) - int(done)
+
+
 def duplicate_rows(url: str) -> int:
     async def query() -> int:
         engine = create_async_engine(url)
@@ -125,9 +131,7 @@ def run_flows(
             postgres.start()
             back = time.monotonic()
             statuses = flows_state(custom, namespace)
-            seen["phases_left"] = max(
-                len(PHASES) - int(s.get("completedPhases") or 0) for s in statuses
-            )
+            seen["phases_left"] = max(phases_left(s) for s in statuses)
         wait_for(
             lambda: all(s.get("state") == "Succeeded" for s in flows_state(custom, namespace)),
             "every flow Succeeded",
