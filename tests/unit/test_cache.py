@@ -9,10 +9,11 @@ import pytest
 
 from collectionflow.api.names import ANNOTATION_RETRY, LABEL_FLOW_UID
 from collectionflow.domain.cache import WatchCache, is_older, slim_job
-from collectionflow.handlers.context import DatabaseHealth
+from collectionflow.handlers.context import Outage
 from collectionflow.specs.patches import merge_patch
 
 pytestmark = pytest.mark.unit
+T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 
 
 def flow(rv: str, status: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
@@ -88,10 +89,10 @@ def test_deleted_flow_is_dropped() -> None:
 
 def test_job_wakes_on_conditions_only_and_is_kept_slim() -> None:
     cache = WatchCache()
-    assert cache.observe_job("ADDED", job())
-    assert not cache.observe_job("MODIFIED", job(active=1))
+    assert cache.observe_job("ADDED", job(), T0)
+    assert not cache.observe_job("MODIFIED", job(active=1), T0)
     complete = [{"type": "Complete", "status": "True", "lastTransitionTime": "t"}]
-    assert cache.observe_job("MODIFIED", job(complete, succeeded=1))
+    assert cache.observe_job("MODIFIED", job(complete, succeeded=1), T0)
     kept = cache.job("ns", "f-init-1")
     assert kept is not None
     assert kept["status"]["conditions"][0]["type"] == "Complete"
@@ -115,14 +116,14 @@ def test_pods_are_kept_slim_per_job_and_wake_nobody() -> None:
 
 def test_lease_renew_time_and_job_deletion_forgets_its_pods_and_lease() -> None:
     cache = WatchCache()
-    cache.observe_job("ADDED", job())
+    cache.observe_job("ADDED", job(), T0)
     cache.observe_pod("ADDED", pod({}))
     cache.observe_lease(
         "MODIFIED",
         {"metadata": {"name": "f-init-1", "namespace": "ns"}, "spec": {"renewTime": "t"}},
     )
     assert cache.lease("ns", "f-init-1") == {"spec": {"renewTime": "t"}}
-    assert cache.observe_job("DELETED", job())
+    assert cache.observe_job("DELETED", job(), T0)
     assert cache.job("ns", "f-init-1") is None
     assert cache.job_pods("ns", "f-init-1") is None
     assert cache.lease("ns", "f-init-1") is None
@@ -158,7 +159,7 @@ def test_merge_patch_sets_changes_and_nulls_removed_keys() -> None:
 def test_database_health_excuses_jobs_held_by_a_known_outage() -> None:
     t0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
     grace = dt.timedelta(seconds=15)
-    health = DatabaseHealth()
+    health = Outage()
     assert not health.excuses(t0, t0 + dt.timedelta(seconds=60), grace)
     assert health.mark_down(t0)
     assert not health.mark_down(t0 + dt.timedelta(seconds=1))
@@ -185,3 +186,16 @@ def test_only_flows_with_work_are_swept() -> None:
     assert cache.active_flows() == []  # Succeeded stays at rest even with a retry asked
     cache.observe_flow("DELETED", flow("13"))
     assert cache.flow("u1") is None
+
+
+def test_the_moment_a_watch_first_shows_a_job_finished_is_kept() -> None:
+    cache = WatchCache()
+    cache.observe_job("ADDED", job(), T0)
+    assert cache.finished_seen_at("ns", "f-init-1") is None
+    complete = [{"type": "Complete", "status": "True"}]
+    later = T0 + dt.timedelta(seconds=40)
+    assert cache.observe_job(None, job(complete), later)  # a re-listing after a reconnect
+    assert not cache.observe_job("MODIFIED", job(complete), later + dt.timedelta(seconds=5))
+    assert cache.finished_seen_at("ns", "f-init-1") == later
+    cache.observe_job("DELETED", job(complete), later)
+    assert cache.finished_seen_at("ns", "f-init-1") is None

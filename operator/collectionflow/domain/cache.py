@@ -17,6 +17,7 @@ older events still in flight are not allowed to overwrite the newer body.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,6 +94,13 @@ def slim_job(body: Body) -> dict[str, Any]:
     }
 
 
+def _finished(job: Body) -> bool:
+    return any(
+        c["type"] in ("Complete", "Failed") and c["status"] == "True"
+        for c in job["status"]["conditions"]
+    )
+
+
 def _job_fingerprint(job: Body | None) -> tuple[Any, ...]:
     if job is None:
         return ()
@@ -146,6 +154,7 @@ class WatchCache:
     leases: dict[tuple[str, str], str | None] = field(default_factory=dict)
     _written: dict[str, str] = field(default_factory=dict)
     _active: set[str] = field(default_factory=set)
+    _finished_seen: dict[tuple[str, str], dt.datetime] = field(default_factory=dict)
 
     # Flows
 
@@ -208,7 +217,9 @@ class WatchCache:
 
     # Jobs, pods, Leases
 
-    def observe_job(self, event_type: str | None, body: Body) -> bool:
+    def observe_job(self, event_type: str | None, body: Body, now: dt.datetime) -> bool:
+        """Take a Job's watch event (or re-listing); True when its flow should be woken. The
+        moment a watch first shows the Job finished is kept (`finished_seen_at`)."""
         meta = body.get("metadata") or {}
         key = (meta.get("namespace", ""), meta.get("name", ""))
         previous = self.jobs.get(key)
@@ -216,10 +227,18 @@ class WatchCache:
             self.jobs.pop(key, None)
             self.pods.pop(key, None)
             self.leases.pop(key, None)
+            self._finished_seen.pop(key, None)
             return previous is not None
         job = slim_job(body)
         self.jobs[key] = job
-        return previous is None or _job_fingerprint(previous) != _job_fingerprint(job)
+        changed = previous is None or _job_fingerprint(previous) != _job_fingerprint(job)
+        if changed and _finished(job):
+            self._finished_seen.setdefault(key, now)
+        return changed
+
+    def finished_seen_at(self, namespace: str, name: str) -> dt.datetime | None:
+        """When a watch event or a re-listing first showed the Job finished (None: not so)."""
+        return self._finished_seen.get((namespace, name))
 
     def put_job(self, body: Body | None, namespace: str, name: str) -> None:
         """A Job the operator created or read itself (None: it does not exist)."""

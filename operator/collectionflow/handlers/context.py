@@ -48,8 +48,9 @@ class Wakeups:
             event.set()
 
 
-class DatabaseHealth:
-    """One view of the database for every flow: whether it is down, and when it last came back.
+class Outage:
+    """One view of a dependency (the database, the apiserver) for every flow: whether it is
+    down, and when it last came back.
 
     The first reconcile that meets an outage marks it down; flows then wait on `recovered`
     instead of each backing off on its own, and one probe wakes them all when the database
@@ -106,20 +107,32 @@ class OperatorContext:
     clock: Callable[[], dt.datetime] = utc_now
     wakeups: Wakeups = field(default_factory=Wakeups)
     cache: WatchCache = field(default_factory=WatchCache)
-    database: DatabaseHealth = field(default_factory=DatabaseHealth)
+    database: Outage = field(default_factory=Outage)
+    apiserver: Outage = field(default_factory=Outage)
     database_down: set[str] = field(default_factory=set)
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     started_at: dt.datetime = field(default_factory=utc_now)
 
     def excuses(
-        self, finished_at: dt.datetime | None, now: dt.datetime, grace: dt.timedelta
+        self,
+        finished_at: dt.datetime | None,
+        now: dt.datetime,
+        grace: dt.timedelta,
+        seen_at: dt.datetime | None = None,
     ) -> bool:
         """Whether a Job finishing at `finished_at` unnoticed is explained by something already
         known and not by the flow: this operator was not running yet (it catches up on start),
-        or the database was out (`DatabaseHealth.excuses`)."""
+        its watch learned of it only lately (`seen_at`: a watch came back and re-listed), or
+        the database or the apiserver was out (`Outage.excuses`)."""
         started = finished_at is not None and finished_at <= self.started_at + grace
-        return started or self.database.excuses(finished_at, now, grace)
+        learned_lately = seen_at is not None and now - seen_at < grace
+        return (
+            started
+            or learned_lately
+            or self.database.excuses(finished_at, now, grace)
+            or self.apiserver.excuses(finished_at, now, grace)
+        )
 
     def lock(self, uid: str) -> asyncio.Lock:
         """Serialises the reconciles and stall checks of one flow."""

@@ -37,6 +37,7 @@ from collectionflow.handlers.context import OperatorContext, flow_logger
 from collectionflow.handlers.reconcile import reconcile
 from collectionflow.handlers.stall import sweep
 from collectionflow.k8s.gateway import (
+    ApiUnreachable,
     Conflict,
     KubeGateway,
     ObjectRef,
@@ -151,6 +152,7 @@ async def run_flow(
                 async with ctx.lock(uid):
                     decision = await reconcile(ctx, uid, namespace, name, fresh=fresh)
                 failures = 0
+                ctx.apiserver.mark_up(ctx.clock())
                 if decision is not None and decision.status is not None and not decision.start:
                     delay = 0.0  # decide again on what was just written
                     trigger = "step"
@@ -172,6 +174,11 @@ async def run_flow(
                 flow_logger(namespace, name).warning(
                     "Kubernetes API error %s; retrying in %.0fs", api_error_message(error), delay
                 )
+            except ApiUnreachable as error:
+                ctx.apiserver.mark_down(ctx.clock())
+                failures += 1
+                delay = min(MAX_BACKOFF_SECONDS, 2.0**failures)
+                flow_logger(namespace, name).warning("%s; retrying in %.0fs", error, delay)
             fresh = False
             if delay:
                 fresh = not await _sleep_until(waits_for, stopped, delay)
@@ -254,7 +261,7 @@ async def _sweep_forever(ctx: OperatorContext) -> None:
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-def flow_changed(
+async def flow_changed(
     event: Mapping[str, Any], body: kopf.Body, name: str, uid: str, memo: Any, **_: Any
 ) -> None:
     ctx: OperatorContext = memo.ctx
@@ -285,20 +292,20 @@ async def _cancel_rows(ctx: OperatorContext, namespace: str, name: str, uid: str
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={LABEL_MANAGED_BY: MANAGED_BY})
-def job_changed(
+async def job_changed(
     event: Mapping[str, Any], body: kopf.Body, labels: Mapping[str, str], memo: Any, **_: Any
 ) -> None:
     ctx: OperatorContext = memo.ctx
     ctx.metrics.watch_event()
-    if ctx.cache.observe_job(event.get("type"), body) and labels.get(LABEL_FLOW_UID):
+    if ctx.cache.observe_job(event.get("type"), body, ctx.clock()) and labels.get(LABEL_FLOW_UID):
         ctx.wakeups.wake(labels[LABEL_FLOW_UID])
 
 
 @kopf.on.event("", "v1", "pods", labels={LABEL_MANAGED_BY: MANAGED_BY})
-def pod_changed(event: Mapping[str, Any], body: kopf.Body, memo: Any, **_: Any) -> None:
+async def pod_changed(event: Mapping[str, Any], body: kopf.Body, memo: Any, **_: Any) -> None:
     memo.ctx.cache.observe_pod(event.get("type"), body)
 
 
 @kopf.on.event("coordination.k8s.io", "v1", "leases", labels={LABEL_MANAGED_BY: MANAGED_BY})
-def lease_changed(event: Mapping[str, Any], body: kopf.Body, memo: Any, **_: Any) -> None:
+async def lease_changed(event: Mapping[str, Any], body: kopf.Body, memo: Any, **_: Any) -> None:
     memo.ctx.cache.observe_lease(event.get("type"), body)

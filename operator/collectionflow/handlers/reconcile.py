@@ -93,7 +93,8 @@ async def reconcile(
         status.state, status.phase, status.attempt, job, finished_at, now, grace
     )
     caught_up = None
-    if missed is not None and ctx.excuses(finished_at, now, grace):
+    seen_at = ctx.cache.finished_seen_at(view.namespace, status.current_job or "")
+    if missed is not None and ctx.excuses(finished_at, now, grace, seen_at):
         caught_up, missed = missed, None
     recovery = None
     if missed is not None:

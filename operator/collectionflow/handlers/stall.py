@@ -45,7 +45,7 @@ from collectionflow.handlers.reconcile import (
     reconcile,
 )
 from collectionflow.handlers.visibility import report_recovered, report_stall
-from collectionflow.k8s.gateway import Conflict, ObjectRef, api_error_message
+from collectionflow.k8s.gateway import ApiUnreachable, Conflict, ObjectRef, api_error_message
 
 
 async def sweep(ctx: OperatorContext) -> int:
@@ -64,7 +64,13 @@ async def sweep(ctx: OperatorContext) -> int:
             checked += 1
             async with ctx.lock(view.uid):
                 await check_flow(ctx, view.uid, view.namespace, view.name)
-        except (DatabaseUnavailable, Conflict, UnreadableFlow, UnknownMasterFlow) as error:
+        except (
+            DatabaseUnavailable,
+            Conflict,
+            UnreadableFlow,
+            UnknownMasterFlow,
+            ApiUnreachable,
+        ) as error:
             flow_logger(body["metadata"]["namespace"], body["metadata"]["name"]).warning(
                 "stall check postponed: %s", error
             )
@@ -165,12 +171,15 @@ async def gather_evidence(
     if status.state is FlowState.RUNNING and status.current_job:
         finished_at = job_finished_at(job)
         grace = evidence.missed_completion_grace
+        seen_at = ctx.cache.finished_seen_at(view.namespace, status.current_job)
+        # A Job held by an operator restart, a watch that just came back or a known outage is
+        # not a missed completion.
+        excused = ctx.excuses(finished_at, now, grace, seen_at)
         evidence = dataclasses.replace(
             evidence,
             job=observe_job(status.current_job, job, pods),
             job_created_at=job_created_at(job),
-            # A Job held by an operator restart or a known outage is not a missed completion.
-            job_finished_at=None if ctx.excuses(finished_at, now, grace) else finished_at,
+            job_finished_at=None if excused else finished_at,
             heartbeat=lease_renewed_at(lease),
             pods=tuple(pod_evidence(pod) for pod in pods),
         )

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -29,6 +30,10 @@ MERGE_PATCH = "application/merge-patch+json"
 
 class Conflict(Exception):
     """The object changed since it was read; read it again and decide again."""
+
+
+class ApiUnreachable(Exception):
+    """The apiserver did not answer (connection refused or reset, timeout)."""
 
 
 @dataclass(frozen=True)
@@ -79,16 +84,19 @@ class KubeGateway:
     async def _call(self, fn: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
         """One request; the response body as plain JSON (ApiException for non-2xx)."""
         self.on_request()
-        response = await fn(*args, _preload_content=False, **kwargs)
         try:
-            data = await response.read()
-        finally:
-            response.release()
+            response = await fn(*args, _preload_content=False, **kwargs)
+            try:
+                data = await response.read()
+            finally:
+                response.release()
+        except (TimeoutError, aiohttp.ClientConnectionError) as unreachable:
+            raise ApiUnreachable(f"apiserver unreachable: {unreachable!r}") from unreachable
         if not 200 <= response.status <= 299:
-            error = ApiException(status=response.status, reason=response.reason)
-            error.body = data.decode(errors="replace")
-            error.headers = response.headers
-            raise error
+            failed = ApiException(status=response.status, reason=response.reason)
+            failed.body = data.decode(errors="replace")
+            failed.headers = response.headers
+            raise failed
         return json.loads(data) if data else {}
 
     async def _read(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> dict[str, Any] | None:
