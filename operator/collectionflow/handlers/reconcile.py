@@ -45,9 +45,9 @@ from collectionflow.domain.records import (
     Transition,
     master_update_for,
 )
-from collectionflow.domain.recovery import plan_recovery
+from collectionflow.domain.recovery import RecoveryPlan, plan_recovery
 from collectionflow.domain.registry import UnknownFlowType, flow_definition
-from collectionflow.domain.stall import missed_completion
+from collectionflow.domain.stall import Finding, missed_completion
 from collectionflow.domain.view import flow_view
 from collectionflow.handlers.context import OperatorContext, flow_logger
 from collectionflow.handlers.visibility import report_caught_up, report_recovered, report_stall
@@ -98,15 +98,7 @@ async def reconcile(
         caught_up, missed = missed, None
     recovery = None
     if missed is not None:
-        recovery = plan_recovery(
-            view,
-            missed,
-            now,
-            view.spec.max_recoveries
-            if view.spec.max_recoveries is not None
-            else settings.max_recoveries,
-            dt.timedelta(seconds=settings.recovery_backoff_seconds),
-        )
+        recovery = recovery_for(ctx, view, missed, now)
         await report_stall(ctx, view, missed, recovery, now)
     decision = decide(view, job, now)
     await carry_out(ctx, body, view, ids, decision)
@@ -116,6 +108,21 @@ async def reconcile(
         await report_caught_up(ctx, view, caught_up)
     ctx.metrics.flow_state(view.uid, (decision.status or view.status).state)
     return decision
+
+
+def recovery_for(
+    ctx: OperatorContext, view: FlowView, finding: Finding, now: dt.datetime
+) -> RecoveryPlan:
+    """How to recover `view` from `finding`, within the flow's (or the operator's) limits."""
+    settings = ctx.settings.operator
+    limit = view.spec.max_recoveries
+    return plan_recovery(
+        view,
+        finding,
+        now,
+        limit if limit is not None else settings.max_recoveries,
+        dt.timedelta(seconds=settings.recovery_backoff_seconds),
+    )
 
 
 async def ensure_ids(ctx: OperatorContext, view: FlowView) -> FlowIds:

@@ -27,7 +27,7 @@ from collectionflow.domain.observe import (
     pod_evidence,
 )
 from collectionflow.domain.plan import InvalidSpec, plan_for
-from collectionflow.domain.recovery import RecoveryAction, RecoveryPlan, plan_recovery
+from collectionflow.domain.recovery import RecoveryAction, RecoveryPlan
 from collectionflow.domain.stall import (
     Evidence,
     Finding,
@@ -43,6 +43,7 @@ from collectionflow.handlers.reconcile import (
     ensure_ids,
     read_flow,
     reconcile,
+    recovery_for,
 )
 from collectionflow.handlers.visibility import report_recovered, report_stall
 from collectionflow.k8s.gateway import ApiUnreachable, Conflict, ObjectRef, api_error_message
@@ -120,16 +121,7 @@ async def check_flow(ctx: OperatorContext, uid: str, namespace: str, name: str) 
     if finding.reason is StallReason.MISSED_COMPLETION:
         await reconcile(ctx, uid, namespace, name)  # reports the stall and advances past it
         return finding
-    operator = ctx.settings.operator
-    plan = plan_recovery(
-        view,
-        finding,
-        now,
-        view.spec.max_recoveries
-        if view.spec.max_recoveries is not None
-        else operator.max_recoveries,
-        dt.timedelta(seconds=operator.recovery_backoff_seconds),
-    )
+    plan = recovery_for(ctx, view, finding, now)
     log = flow_logger(view.namespace, view.name, view.status.phase, view.status.attempt)
     if plan.action is RecoveryAction.BACK_OFF:
         log.info("stalled (%s), backing off: %s", finding.reason.value, plan.summary)
