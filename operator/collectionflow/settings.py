@@ -1,6 +1,6 @@
 """All configuration in one place, read from `COLLECTIONFLOW_*` environment variables.
 
-Nested groups use `__`: `COLLECTIONFLOW_DB__URL`, `COLLECTIONFLOW_OPERATOR__NAMESPACE`.
+Nested groups use `__`: `COLLECTIONFLOW_DB__URL`, `COLLECTIONFLOW_OPERATOR__IMAGE`.
 Other `COLLECTIONFLOW_*` variables (the worker contract's `COLLECTIONFLOW_FLOW_UID`, ...) are
 not settings and are ignored here.
 """
@@ -34,7 +34,6 @@ class DatabaseSettings(BaseModel):
 
 
 class OperatorSettings(BaseModel):
-    namespace: str | None = Field(default=None, description="watch only this namespace")
     image: str = "collectionflow-operator:0.1.0"
     image_pull_policy: str = "IfNotPresent"
     worker_service_account: str = "collectionflow-worker"
@@ -64,12 +63,22 @@ class OperatorSettings(BaseModel):
     metrics_port: int = Field(default=9090, ge=0, le=65535)
     max_recoveries: int = Field(default=3, ge=0)
     recovery_backoff_seconds: float = Field(default=30.0, ge=0)
-    job_ttl_seconds: int | None = Field(default=None, ge=0)
+    job_ttl_seconds: int | None = Field(
+        default=86400,
+        ge=600,
+        description="delete a phase Job, with its pod and heartbeat Lease, this many seconds "
+        "after it finished (the Job's ttlSecondsAfterFinished); unset keeps Jobs until their "
+        "flow is deleted. At least 600, so that a Job outlives a short outage of the operator "
+        "or the database: its result is read from its pod.",
+    )
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="COLLECTIONFLOW_", env_nested_delimiter="__", extra="ignore"
+        env_prefix="COLLECTIONFLOW_",
+        env_nested_delimiter="__",
+        env_parse_none_str="null",
+        extra="ignore",
     )
 
     db: DatabaseSettings = DatabaseSettings()

@@ -10,7 +10,7 @@ import helm_python as helm
 import pytest
 import yaml
 
-from collectionflow.settings import OperatorSettings
+from collectionflow.settings import OperatorSettings, Settings
 from collectionflow.specs.rbac import WORKER_RULES
 from harness.chart import CHART, REPO, find, notes, one, render, restricted_violations, rules
 
@@ -196,6 +196,16 @@ def test_operator_settings_come_from_values_and_name_real_settings() -> None:
             assert name.removeprefix("COLLECTIONFLOW_OPERATOR__").lower() in fields, name
 
 
+@pytest.mark.parametrize(("ttl", "expected"), [(None, None), (3600, 3600)])
+def test_the_job_ttl_reaches_the_operator_settings(
+    ttl: int | None, expected: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = operator_env(render({"operator": {"jobTTLSeconds": ttl}}))
+    name = "COLLECTIONFLOW_OPERATOR__JOB_TTL_SECONDS"
+    monkeypatch.setenv(name, env[name])
+    assert Settings().operator.job_ttl_seconds == expected
+
+
 def test_a_digest_pins_the_image() -> None:
     digest = "sha256:" + "a" * 64
     pod = deployment_pod(render({"image": {"digest": digest}}))
@@ -229,6 +239,7 @@ def test_metrics_service_monitors_and_network_policy() -> None:
         ({"operator": {"stallTimeoutSeconds": "soon"}}, "stallTimeoutSeconds"),
         ({"watchNamespaces": "team-a"}, "watchNamespaces"),
         ({"healthPort": 70000}, "healthPort"),
+        ({"operator": {"jobTTLSeconds": 30}}, "jobTTLSeconds"),
     ],
 )
 def test_a_bad_value_is_refused_naming_the_key(values: dict[str, Any], message: str) -> None:

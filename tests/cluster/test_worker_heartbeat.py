@@ -16,13 +16,14 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from collectionflow.api.contract import micro_time
 from collectionflow.api.models import CollectionFlowSpec
 from collectionflow.domain.plan import plan_for
 from collectionflow.domain.results import PhaseOutcome, PhaseResult
-from collectionflow.specs.jobs import PhaseJobRequest, build_heartbeat_lease, build_phase_job
+from collectionflow.specs.jobs import PhaseJobRequest, build_phase_job
 from collectionflow.specs.rbac import build_worker_rbac
 from collectionflow.worker.context import PhaseContext
-from collectionflow.worker.heartbeat import LeaseHeartbeat, micro_time, start_heartbeat
+from collectionflow.worker.heartbeat import LeaseHeartbeat, start_heartbeat
 from harness.cluster import VENV_IMAGE
 from harness.waiting import wait_for
 
@@ -155,12 +156,10 @@ def test_creates_a_missing_lease_owned_by_its_job(
         input=None,
         heartbeat_lease="flow-synthesis-2",
         heartbeat_seconds=INTERVAL,
+        job_name="flow-synthesis-2",
+        job_uid=job_uid,
     )
-    environ = {
-        "KUBECONFIG": str(cluster.kubeconfig),
-        "COLLECTIONFLOW_JOB_NAME": "flow-synthesis-2",
-        "HOSTNAME": "flow-synthesis-2-x",
-    }
+    environ = {"KUBECONFIG": str(cluster.kubeconfig), "HOSTNAME": "flow-synthesis-2-x"}
 
     heartbeat = start_heartbeat(ctx, environ)
     try:
@@ -178,11 +177,11 @@ def test_creates_a_missing_lease_owned_by_its_job(
     wait_for(lambda: leases.get("flow-synthesis-2") is None, "the lease collected with its Job", 30)
 
 
-def test_creates_the_lease_without_an_owner_when_the_job_is_missing(
+def test_creates_the_lease_without_an_owner_when_its_job_uid_is_unknown(
     api: client.ApiClient, namespace: str
 ) -> None:
     leases = Leases(api, namespace)
-    heartbeat = LeaseHeartbeat(api, namespace, "orphan", "worker-pod", INTERVAL, "no-such-job")
+    heartbeat = LeaseHeartbeat(api, namespace, "orphan", "worker-pod", INTERVAL, "flow-uid")
     assert heartbeat.renew()
     lease = leases.get("orphan")
     assert lease is not None
@@ -311,11 +310,12 @@ def finished_pod(api: client.ApiClient, namespace: str, job_name: str) -> dict[s
     return None
 
 
-@pytest.mark.parametrize("operator_made_the_lease", [True, False])
 def test_a_phase_job_heart_beats_as_its_service_account(
-    api: client.ApiClient, namespace: str, operator_made_the_lease: bool
+    api: client.ApiClient, namespace: str
 ) -> None:
-    """The Job the operator builds, run by the node: RBAC, Lease, termination message."""
+    """The Job the operator builds, run by the node: RBAC, the Lease the worker creates owned
+    by its Job (uid from the downward API), the termination message, and the Job's TTL
+    deleting it, its pod and its Lease once it finished."""
     create_worker_rbac(api, namespace, "collectionflow-worker")
     parameters = {
         "assets": [{"name": "web-01"}],
@@ -332,6 +332,7 @@ def test_a_phase_job_heart_beats_as_its_service_account(
         service_account="collectionflow-worker",
         heartbeat_seconds=INTERVAL,
         parameters=parameters,
+        ttl_seconds_after_finished=8,
     )
     manifest = build_phase_job(request)
     # No CollectionFlow owns this Job here; an owner that does not exist would have the
@@ -343,13 +344,6 @@ def test_a_phase_job_heart_beats_as_its_service_account(
     assert job.metadata is not None
     assert job.metadata.uid
     leases = Leases(api, namespace)
-    if operator_made_the_lease:
-        operator_lease = build_heartbeat_lease(
-            namespace, request.job_name, job.metadata.uid, request.flow_uid, "operator", before
-        )
-        leases.coordination.create_namespaced_lease(
-            namespace, client.V1Lease.model_validate(operator_lease)
-        )
 
     pod = wait_for(
         lambda: finished_pod(api, namespace, request.job_name), "the phase's pod to finish", 90
@@ -367,3 +361,7 @@ def test_a_phase_job_heart_beats_as_its_service_account(
     assert lease["spec"]["renewTime"] > before
     [owner] = lease["metadata"]["ownerReferences"]
     assert (owner["kind"], owner["uid"]) == ("Job", job.metadata.uid)
+    assert lease["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "collectionflow-operator"
+
+    wait_for(lambda: leases.get(request.job_name) is None, "the TTL to remove Job and Lease", 60)
+    assert finished_pod(api, namespace, request.job_name) is None

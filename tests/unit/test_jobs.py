@@ -1,4 +1,4 @@
-"""The phase Job, its heartbeat Lease and the workers' RBAC, as manifests."""
+"""The phase Job and the workers' RBAC, as manifests."""
 
 from __future__ import annotations
 
@@ -10,12 +10,7 @@ import pytest
 from collectionflow.api.models import CollectionFlowSpec
 from collectionflow.api.names import job_name
 from collectionflow.domain.plan import PhaseConfig, plan_for
-from collectionflow.specs.jobs import (
-    WORKER_COMMAND,
-    PhaseJobRequest,
-    build_heartbeat_lease,
-    build_phase_job,
-)
+from collectionflow.specs.jobs import WORKER_COMMAND, PhaseJobRequest, build_phase_job
 from collectionflow.specs.rbac import WORKER_RULES, build_worker_rbac
 
 pytestmark = pytest.mark.unit
@@ -60,7 +55,8 @@ def container(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def env(job: dict[str, Any]) -> dict[str, str]:
-    pairs = [(e["name"], e["value"]) for e in container(job)["env"]]
+    """The plain values of the container's environment (downward-API entries left out)."""
+    pairs = [(e["name"], e["value"]) for e in container(job)["env"] if "value" in e]
     assert len(pairs) == len(dict(pairs)), "duplicate env names"
     return dict(pairs)
 
@@ -112,6 +108,12 @@ def test_retries_and_timeout_come_from_the_phase(
 ) -> None:
     spec = build_phase_job(request(phase_config(phase, **override)))["spec"]
     assert (spec["backoffLimit"], spec["activeDeadlineSeconds"]) == (retries, timeout)
+
+
+def test_finished_jobs_have_a_ttl_only_when_one_is_set() -> None:
+    assert "ttlSecondsAfterFinished" not in build_phase_job(request())["spec"]
+    job = build_phase_job(request(ttl_seconds_after_finished=3600))
+    assert job["spec"]["ttlSecondsAfterFinished"] == 3600
 
 
 def test_pod_runs_restricted() -> None:
@@ -198,33 +200,6 @@ def test_overrides_are_honoured() -> None:
     assert env(job)["COLLECTIONFLOW_PHASE"] == "gap_analysis"
 
 
-def test_heartbeat_lease_is_owned_by_its_job() -> None:
-    lease = build_heartbeat_lease(
-        "team-a",
-        "demo-gap-analysis-2",
-        "job-uid",
-        "flow-uid",
-        "operator",
-        "2024-05-01T12:00:00.000000Z",
-    )
-    assert lease["metadata"]["labels"] == {
-        "flows.collectionflow.io/flow-uid": "flow-uid",
-        "app.kubernetes.io/managed-by": "collectionflow-operator",
-    }
-    assert (lease["apiVersion"], lease["kind"]) == ("coordination.k8s.io/v1", "Lease")
-    assert lease["metadata"]["name"] == "demo-gap-analysis-2"
-    assert lease["metadata"]["namespace"] == "team-a"
-    [owner] = lease["metadata"]["ownerReferences"]
-    assert owner["apiVersion"] == "batch/v1"
-    assert owner["kind"] == "Job"
-    assert owner["name"] == "demo-gap-analysis-2"
-    assert owner["uid"] == "job-uid"
-    assert lease["spec"] == {
-        "holderIdentity": "operator",
-        "renewTime": "2024-05-01T12:00:00.000000Z",
-    }
-
-
 def test_worker_rbac() -> None:
     account, role, binding = build_worker_rbac("team-a", "collectionflow-worker")
     assert [o["kind"] for o in (account, role, binding)] == [
@@ -247,7 +222,8 @@ def test_worker_rbac() -> None:
         for verb in rule["verbs"]
     }
     assert ("coordination.k8s.io", "leases", "update") in granted
-    assert ("batch", "jobs", "get") in granted
+    assert ("coordination.k8s.io", "leases", "create") in granted
+    assert {resource for _, resource, _ in granted} == {"leases"}
     assert not any(verb in {"delete", "*"} or res == "*" for _, res, verb in granted)
     assert binding["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io",

@@ -16,13 +16,13 @@ def test_defaults_use_a_local_sqlite_file(monkeypatch: pytest.MonkeyPatch) -> No
 
     assert settings.db.resolved_url() == DEFAULT_DATABASE_URL
     assert settings.operator.image == "collectionflow-operator:0.1.0"
-    assert settings.operator.namespace is None
+    assert settings.operator.job_ttl_seconds == 86400
 
 
 def test_nested_variables_and_secret_url(monkeypatch: pytest.MonkeyPatch) -> None:
     url = "postgresql+asyncpg://operator:s3cret@db:5432/flows"
     monkeypatch.setenv("COLLECTIONFLOW_DB__URL", url)
-    monkeypatch.setenv("COLLECTIONFLOW_OPERATOR__NAMESPACE", "flows")
+    monkeypatch.setenv("COLLECTIONFLOW_OPERATOR__JOB_TTL_SECONDS", "3600")
     monkeypatch.setenv("COLLECTIONFLOW_OPERATOR__STALL_TIMEOUT_SECONDS", "2.5")
     monkeypatch.setenv("COLLECTIONFLOW_FLOW_UID", "not-a-setting")
 
@@ -30,5 +30,5 @@ def test_nested_variables_and_secret_url(monkeypatch: pytest.MonkeyPatch) -> Non
 
     assert settings.db.resolved_url() == url
     assert "s3cret" not in repr(settings)
-    assert settings.operator.namespace == "flows"
+    assert settings.operator.job_ttl_seconds == 3600
     assert settings.operator.stall_timeout_seconds == 2.5

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from collectionflow.api.contract import DEFAULT_HEARTBEAT_SECONDS
 from collectionflow.domain.results import PhaseOutcome
-from collectionflow.worker.context import (
-    DEFAULT_HEARTBEAT_SECONDS,
-    PhaseContext,
-    WorkerConfigError,
-)
+from collectionflow.worker.context import PhaseContext, WorkerConfigError
 
 pytestmark = pytest.mark.unit
 

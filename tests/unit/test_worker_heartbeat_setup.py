@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from collectionflow.api.contract import micro_time
 from collectionflow.worker.context import PhaseContext, WorkerConfigError
 from collectionflow.worker.heartbeat import (
     NullHeartbeat,
     api_client_from_environment,
-    micro_time,
     start_heartbeat,
 )
 

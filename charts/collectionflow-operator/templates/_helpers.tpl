@@ -61,9 +61,6 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: [coordination.k8s.io]
   resources: [leases]
   verbs: [get, create, update, patch]
-- apiGroups: [batch]
-  resources: [jobs]
-  verbs: [get]
 {{- end -}}
 
 {{/* What the operator does in a namespace it watches, each rule with its reason. */}}
@@ -86,11 +83,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: [""]
   resources: [pods]
   verbs: [get, list, watch]
-# The heartbeat Lease of each attempt: created with its Job, watched (our label only) by the
-# stall sweep.
+# The heartbeat Lease of each attempt (its worker creates it): watched (our label only) as
+# evidence for the stall sweep.
 - apiGroups: [coordination.k8s.io]
   resources: [leases]
-  verbs: [get, list, watch, create]
+  verbs: [get, list, watch]
 # Events on the flows (PhaseStarted, FlowStalled, ...), posted by the operator and kopf.
 - apiGroups: [""]
   resources: [events]

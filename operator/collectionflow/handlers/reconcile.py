@@ -52,12 +52,8 @@ from collectionflow.domain.view import flow_view
 from collectionflow.handlers.context import OperatorContext, flow_logger
 from collectionflow.handlers.visibility import report_caught_up, report_recovered, report_stall
 from collectionflow.k8s.gateway import ObjectRef
-from collectionflow.specs.jobs import PhaseJobRequest, build_heartbeat_lease, build_phase_job
+from collectionflow.specs.jobs import PhaseJobRequest, build_phase_job
 from collectionflow.specs.patches import merge_patch
-
-
-def rfc3339(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 async def read_flow(
@@ -295,7 +291,7 @@ async def _start_phase(
     finished: PhaseFinished | None,
     now: dt.datetime,
 ) -> PhaseRunRecord:
-    """Create the phase's Job and heartbeat Lease; the run to record once they exist."""
+    """Create the phase's Job (its worker creates the heartbeat Lease); the run to record."""
     settings = ctx.settings.operator
     plan = plan_for(view.spec)
     stored = await ctx.repository.phase_outputs(view.uid)
@@ -316,6 +312,7 @@ async def _start_phase(
         parameters=view.spec.parameters,
         previous_outputs=outputs,
         manual_input=start.manual_input,
+        ttl_seconds_after_finished=settings.job_ttl_seconds,
     )
     if settings.manage_worker_rbac:
         await ctx.kube.ensure_worker_rbac(
@@ -323,16 +320,6 @@ async def _start_phase(
         )
     job = await ctx.kube.create_job(build_phase_job(request))
     ctx.cache.put_job(job, view.namespace, request.job_name)
-    await ctx.kube.create_lease(
-        build_heartbeat_lease(
-            view.namespace,
-            request.job_name,
-            job["metadata"]["uid"],
-            view.uid,
-            "operator",
-            rfc3339(now),
-        )
-    )
     return PhaseRunRecord(
         flow_uid=view.uid,
         phase=start.phase,

@@ -200,14 +200,6 @@ class KubeGateway:
         items: list[dict[str, Any]] = pods.get("items") or []
         return items
 
-    async def create_lease(self, manifest: dict[str, Any]) -> None:
-        namespace = manifest["metadata"]["namespace"]
-        try:
-            await self._call(self.coordination.create_namespaced_lease, namespace, manifest)
-        except ApiException as error:
-            if error.status != 409:
-                raise
-
     async def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
         return await self._read(self.coordination.read_namespaced_lease, name, namespace)
 

@@ -1,24 +1,24 @@
-"""Build the Job that runs one phase attempt, and the Lease its worker heart-beats on.
+"""Build the Job that runs one phase attempt.
 
-Pure functions from a `PhaseJobRequest` to manifests (plain dicts, as the API takes them).
+A pure function from a `PhaseJobRequest` to a manifest (a plain dict, as the API takes it).
 The Job is owned by the flow, so deleting the flow deletes its Jobs; it runs restricted
-(non-root, read-only root filesystem, no privilege escalation, no capabilities) and its
-`backoffLimit` and `activeDeadlineSeconds` come from the phase's configuration.
+(non-root, read-only root filesystem, no privilege escalation, no capabilities); its
+`backoffLimit` and `activeDeadlineSeconds` come from the phase's configuration, and its
+container's environment is the worker contract (`api.contract`).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from collectionflow.api.contract import TERMINATION_MESSAGE_PATH, WorkerRequest, job_uid_env
 from collectionflow.api.models import GROUP, KIND, VERSION
-from collectionflow.api.names import heartbeat_labels, job_name, phase_labels
+from collectionflow.api.names import job_name, phase_labels
 from collectionflow.domain.plan import PhaseConfig
 
 WORKER_COMMAND = ("collectionflow", "worker")
 WORKER_UID = 65532
-TERMINATION_MESSAGE_PATH = "/dev/termination-log"
 
 
 @dataclass(frozen=True)
@@ -36,10 +36,28 @@ class PhaseJobRequest:
     previous_outputs: dict[str, Any] = field(default_factory=dict)
     manual_input: dict[str, Any] | None = None
     image_pull_policy: str = "IfNotPresent"
+    ttl_seconds_after_finished: int | None = None
 
     @property
     def job_name(self) -> str:
         return job_name(self.flow_name, self.phase.name, self.attempt)
+
+    @property
+    def worker_request(self) -> WorkerRequest:
+        """What the worker reads back from the Job's environment."""
+        return WorkerRequest(
+            namespace=self.namespace,
+            flow_name=self.flow_name,
+            flow_uid=self.flow_uid,
+            flow_type=self.flow_type,
+            phase=self.phase.name,
+            attempt=self.attempt,
+            job_name=self.job_name,
+            heartbeat_seconds=self.heartbeat_seconds,
+            parameters=self.parameters,
+            previous_outputs=self.previous_outputs,
+            manual_input=self.manual_input,
+        )
 
 
 def flow_owner_reference(flow_name: str, flow_uid: str) -> dict[str, Any]:
@@ -54,25 +72,11 @@ def flow_owner_reference(flow_name: str, flow_uid: str) -> dict[str, Any]:
 
 
 def _worker_env(request: PhaseJobRequest) -> list[dict[str, Any]]:
-    def compact(value: Any) -> str:
-        return json.dumps(value, separators=(",", ":"), sort_keys=True)
-
-    values = {
-        "COLLECTIONFLOW_FLOW_NAMESPACE": request.namespace,
-        "COLLECTIONFLOW_FLOW_NAME": request.flow_name,
-        "COLLECTIONFLOW_FLOW_UID": request.flow_uid,
-        "COLLECTIONFLOW_FLOW_TYPE": request.flow_type,
-        "COLLECTIONFLOW_PHASE": request.phase.name,
-        "COLLECTIONFLOW_ATTEMPT": str(request.attempt),
-        "COLLECTIONFLOW_JOB_NAME": request.job_name,
-        "COLLECTIONFLOW_PARAMETERS": compact(request.parameters),
-        "COLLECTIONFLOW_PREVIOUS_OUTPUTS": compact(request.previous_outputs),
-        "COLLECTIONFLOW_HEARTBEAT_LEASE": request.job_name,
-        "COLLECTIONFLOW_HEARTBEAT_SECONDS": f"{request.heartbeat_seconds:g}",
-    }
-    if request.manual_input is not None:
-        values["COLLECTIONFLOW_INPUT"] = compact(request.manual_input)
-    env = [{"name": name, "value": value} for name, value in values.items()]
+    env: list[dict[str, Any]] = [
+        {"name": name, "value": value}
+        for name, value in request.worker_request.to_environ().items()
+    ]
+    env.append(job_uid_env())
     env += [{"name": var.name, "value": var.value} for var in request.phase.env]
     return env
 
@@ -103,6 +107,12 @@ def build_phase_job(request: PhaseJobRequest) -> dict[str, Any]:
     }
     if phase.args is not None:
         container["args"] = list(phase.args)
+    spec: dict[str, Any] = {
+        "backoffLimit": phase.retries,
+        "activeDeadlineSeconds": phase.timeout_seconds,
+    }
+    if request.ttl_seconds_after_finished is not None:
+        spec["ttlSecondsAfterFinished"] = request.ttl_seconds_after_finished
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -113,8 +123,7 @@ def build_phase_job(request: PhaseJobRequest) -> dict[str, Any]:
             "ownerReferences": [flow_owner_reference(request.flow_name, request.flow_uid)],
         },
         "spec": {
-            "backoffLimit": phase.retries,
-            "activeDeadlineSeconds": phase.timeout_seconds,
+            **spec,
             "template": {
                 "metadata": {"labels": labels},
                 "spec": {
@@ -132,29 +141,4 @@ def build_phase_job(request: PhaseJobRequest) -> dict[str, Any]:
                 },
             },
         },
-    }
-
-
-def build_heartbeat_lease(
-    namespace: str, name: str, job_uid: str, flow_uid: str, holder: str, renew_time: str
-) -> dict[str, Any]:
-    """The Lease a phase's worker renews; owned by its Job, so it goes when the Job goes."""
-    return {
-        "apiVersion": "coordination.k8s.io/v1",
-        "kind": "Lease",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": heartbeat_labels(flow_uid),
-            "ownerReferences": [
-                {
-                    "apiVersion": "batch/v1",
-                    "kind": "Job",
-                    "name": name,
-                    "uid": job_uid,
-                    "blockOwnerDeletion": False,
-                }
-            ],
-        },
-        "spec": {"holderIdentity": holder, "renewTime": renew_time},
     }

@@ -1,7 +1,7 @@
 """The ServiceAccount, Role and RoleBinding a flow's phase Jobs run as, per namespace.
 
-Workers only renew their heartbeat Lease and read their own Job, so that is all the Role
-grants. The operator creates these in each namespace that has a flow, before its first Job.
+Workers only create and renew their heartbeat Lease, so that is all the Role grants. The
+operator creates these in each namespace that has a flow, before its first Job.
 Given a ClusterRole with those rules (the Helm chart makes one), it binds that instead of
 creating a Role, so it needs no more than the `bind` verb on that one ClusterRole.
 """
@@ -18,7 +18,6 @@ WORKER_RULES: list[dict[str, Any]] = [
         "resources": ["leases"],
         "verbs": ["get", "create", "update", "patch"],
     },
-    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get"]},
 ]
 
 

@@ -1,9 +1,10 @@
 """The phase a worker runs, as the operator describes it in the Job's environment.
 
-The operator passes everything a phase needs as environment variables (see "The worker
-contract" in docs/design.md). Parsing them in one place means a handler never reads the
-environment itself, and a Job started with a wrong environment fails with an error that
-names the variable instead of a `KeyError` deep inside a handler.
+The operator passes everything a phase needs as environment variables, named in
+`api.contract` (see "The worker contract" in docs/design.md). Parsing them in one place
+means a handler never reads the environment itself, and a Job started with a wrong
+environment fails with an error that names the variable instead of a `KeyError` deep inside
+a handler.
 """
 
 from __future__ import annotations
@@ -14,22 +15,24 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from collectionflow.api.contract import (
+    DEFAULT_HEARTBEAT_SECONDS,
+    ENV_ATTEMPT,
+    ENV_FLOW_NAME,
+    ENV_FLOW_TYPE,
+    ENV_FLOW_UID,
+    ENV_HEARTBEAT_LEASE,
+    ENV_HEARTBEAT_SECONDS,
+    ENV_INPUT,
+    ENV_JOB_NAME,
+    ENV_JOB_UID,
+    ENV_NAMESPACE,
+    ENV_PARAMETERS,
+    ENV_PHASE,
+    ENV_PREVIOUS_OUTPUTS,
+)
 from collectionflow.domain.registry import UnknownFlowType, UnknownPhase, flow_definition
 from collectionflow.domain.results import PhaseOutcome, PhaseResult
-
-ENV_NAMESPACE = "COLLECTIONFLOW_FLOW_NAMESPACE"
-ENV_FLOW_NAME = "COLLECTIONFLOW_FLOW_NAME"
-ENV_FLOW_UID = "COLLECTIONFLOW_FLOW_UID"
-ENV_FLOW_TYPE = "COLLECTIONFLOW_FLOW_TYPE"
-ENV_PHASE = "COLLECTIONFLOW_PHASE"
-ENV_ATTEMPT = "COLLECTIONFLOW_ATTEMPT"
-ENV_PARAMETERS = "COLLECTIONFLOW_PARAMETERS"
-ENV_PREVIOUS_OUTPUTS = "COLLECTIONFLOW_PREVIOUS_OUTPUTS"
-ENV_INPUT = "COLLECTIONFLOW_INPUT"
-ENV_HEARTBEAT_LEASE = "COLLECTIONFLOW_HEARTBEAT_LEASE"
-ENV_HEARTBEAT_SECONDS = "COLLECTIONFLOW_HEARTBEAT_SECONDS"
-
-DEFAULT_HEARTBEAT_SECONDS = 10.0
 
 
 class WorkerConfigError(ValueError):
@@ -49,6 +52,8 @@ class PhaseContext:
     input: dict[str, Any] | None
     heartbeat_lease: str | None
     heartbeat_seconds: float
+    job_name: str | None = None
+    job_uid: str | None = None
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> PhaseContext:
@@ -72,6 +77,8 @@ class PhaseContext:
             input=_optional_json_object(environ, ENV_INPUT),
             heartbeat_lease=environ.get(ENV_HEARTBEAT_LEASE, "").strip() or None,
             heartbeat_seconds=_heartbeat_seconds(environ),
+            job_name=environ.get(ENV_JOB_NAME, "").strip() or None,
+            job_uid=environ.get(ENV_JOB_UID, "").strip() or None,
         )
 
     @property

@@ -6,8 +6,9 @@ Lease named after the Job, and the worker renews it every `heartbeat_seconds` fo
 as the phase runs. Renewal failures (API down, a conflict, missing RBAC) are logged and
 tried again at the next beat: a heartbeat problem must never fail a phase that works.
 
-The operator creates the Lease right after the Job. If the worker gets there first, it
-creates the Lease itself, owned by its Job when it can read it, so it is collected with it.
+The worker creates the Lease at its first beat (`api.contract.heartbeat_lease`), owned by its
+Job, whose uid the downward API hands it (`COLLECTIONFLOW_JOB_UID`), so the Lease is collected
+with the Job. Until then the operator's stall rules go by the flow's `lastProgressTime`.
 """
 
 from __future__ import annotations
@@ -16,17 +17,16 @@ import datetime as dt
 import logging
 import threading
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Protocol
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from collectionflow.api.names import heartbeat_labels
+from collectionflow.api.contract import heartbeat_lease, micro_time
 from collectionflow.worker.context import PhaseContext, WorkerConfigError
 
 log = logging.getLogger(__name__)
 
-ENV_JOB_NAME = "COLLECTIONFLOW_JOB_NAME"
 MERGE_PATCH = "application/merge-patch+json"
 MAX_REQUEST_SECONDS = 10.0
 
@@ -52,11 +52,6 @@ class NullHeartbeat:
 
     def stop(self) -> None:
         pass
-
-
-def micro_time(moment: dt.datetime) -> str:
-    """A Kubernetes MicroTime: RFC 3339 in UTC with microseconds and a `Z`."""
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def api_client_from_environment(environ: Mapping[str, str]) -> client.ApiClient:
@@ -92,17 +87,16 @@ class LeaseHeartbeat:
         lease_name: str,
         holder_identity: str,
         interval_seconds: float,
-        job_name: str | None = None,
-        labels: Mapping[str, str] | None = None,
+        flow_uid: str = "",
+        job_uid: str | None = None,
     ) -> None:
         self.namespace = namespace
         self.lease_name = lease_name
         self.holder_identity = holder_identity
         self.interval_seconds = interval_seconds
-        self.job_name = job_name
-        self.labels = dict(labels or {})
+        self.flow_uid = flow_uid
+        self.job_uid = job_uid
         self._coordination = client.CoordinationV1Api(api_client)
-        self._batch = client.BatchV1Api(api_client)
         self._request_timeout = min(max(interval_seconds, 1.0), MAX_REQUEST_SECONDS)
         self._lock = threading.Lock()
         self._paused = False
@@ -170,25 +164,14 @@ class LeaseHeartbeat:
 
     def _create(self) -> bool:
         """Create the Lease without times (the renewal sets them); True when it exists now."""
-        metadata: dict[str, Any] = {
-            "name": self.lease_name,
-            "namespace": self.namespace,
-            "labels": self.labels,
-        }
-        owner = self._job_owner_reference()
-        if owner is not None:
-            metadata["ownerReferences"] = [owner]
-        lease = client.V1Lease.model_validate(
-            {
-                "apiVersion": "coordination.k8s.io/v1",
-                "kind": "Lease",
-                "metadata": metadata,
-                "spec": {"holderIdentity": self.holder_identity},
-            }
+        manifest = heartbeat_lease(
+            self.namespace, self.lease_name, self.flow_uid, self.holder_identity, self.job_uid
         )
         try:
             self._coordination.create_namespaced_lease(
-                self.namespace, lease, _request_timeout=self._request_timeout
+                self.namespace,
+                client.V1Lease.model_validate(manifest),
+                _request_timeout=self._request_timeout,
             )
         except ApiException as error:
             if error.status == 409:
@@ -198,34 +181,9 @@ class LeaseHeartbeat:
         log.info(
             "heartbeat: created lease %s%s",
             self.lease_name,
-            f" owned by job {self.job_name}" if owner else " without an owner",
+            f" owned by job uid {self.job_uid}" if self.job_uid else " without an owner",
         )
         return True
-
-    def _job_owner_reference(self) -> dict[str, Any] | None:
-        if not self.job_name:
-            return None
-        try:
-            job = self._batch.read_namespaced_job(
-                self.job_name, self.namespace, _request_timeout=self._request_timeout
-            )
-        except ApiException as error:
-            log.warning(
-                "heartbeat: cannot read job %s to own the lease: %s %s",
-                self.job_name,
-                error.status,
-                error.reason,
-            )
-            return None
-        if job.metadata is None or not job.metadata.uid:
-            return None
-        return {
-            "apiVersion": "batch/v1",
-            "kind": "Job",
-            "name": self.job_name,
-            "uid": job.metadata.uid,
-            "blockOwnerDeletion": False,
-        }
 
     def _run(self) -> None:
         while not self._stopped.is_set():
@@ -253,8 +211,8 @@ def start_heartbeat(ctx: PhaseContext, environ: Mapping[str, str]) -> Heartbeat:
             lease_name=ctx.heartbeat_lease,
             holder_identity=environ.get("HOSTNAME") or f"{ctx.phase}-{ctx.attempt}",
             interval_seconds=ctx.heartbeat_seconds,
-            job_name=environ.get(ENV_JOB_NAME) or ctx.heartbeat_lease,
-            labels=heartbeat_labels(ctx.flow_uid),
+            flow_uid=ctx.flow_uid,
+            job_uid=ctx.job_uid,
         )
     heartbeat.start()
     return heartbeat

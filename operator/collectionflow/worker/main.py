@@ -18,12 +18,16 @@ from pathlib import Path
 
 import typer
 
-from collectionflow.domain.results import PhaseOutcome, PhaseResult
-from collectionflow.worker.context import (
+from collectionflow.api.contract import (
     ENV_ATTEMPT,
     ENV_FLOW_NAME,
     ENV_NAMESPACE,
     ENV_PHASE,
+    ENV_TERMINATION_MESSAGE_PATH,
+    TERMINATION_MESSAGE_PATH,
+)
+from collectionflow.domain.results import PhaseOutcome, PhaseResult
+from collectionflow.worker.context import (
     PhaseContext,
     PhaseHandler,
     WorkerConfigError,
@@ -37,7 +41,6 @@ log = logging.getLogger("collectionflow.worker")
 EXIT_SUCCEEDED = 0
 EXIT_FAILED = 1
 EXIT_CONFIG_ERROR = 2
-DEFAULT_TERMINATION_MESSAGE_PATH = "/dev/termination-log"
 
 
 class _PhaseTag(logging.Filter):
@@ -101,7 +104,7 @@ def run_phase(
 def report(environ: Mapping[str, str], result: PhaseResult) -> None:
     """Write the result to the termination message and to stdout."""
     message = result.to_message()
-    path = Path(environ.get("TERMINATION_MESSAGE_PATH") or DEFAULT_TERMINATION_MESSAGE_PATH)
+    path = Path(environ.get(ENV_TERMINATION_MESSAGE_PATH) or TERMINATION_MESSAGE_PATH)
     try:
         path.write_text(message, encoding="utf-8")
     except OSError as error:
