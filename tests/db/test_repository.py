@@ -19,7 +19,7 @@ from collectionflow.domain.records import (
     JournalEntry,
     MasterFlowUpdate,
     PhaseRunRecord,
-    PhaseRunState,
+    RunRowState,
     Transition,
     master_update_for,
 )
@@ -50,7 +50,7 @@ def run_of(
         "phase": phase,
         "attempt": attempt,
         "job_name": f"{ref.name}-{phase[:10]}-{attempt}",
-        "state": PhaseRunState.RUNNING,
+        "state": RunRowState.RUNNING,
         "started_at": STARTED,
     }
     fields.update(changes)
@@ -183,14 +183,14 @@ async def test_finishing_twice_is_a_quiet_no_op(
     await repository.record_phase_started(run_of(ref))
     finished = run_of(
         ref,
-        state=PhaseRunState.SUCCEEDED,
+        state=RunRowState.SUCCEEDED,
         finished_at=STARTED + timedelta(minutes=1),
         result={"platforms": ["aws"]},
     )
 
     outcomes = await asyncio.gather(*(repository.record_phase_finished(finished) for _ in range(5)))
     late_failure = await repository.record_phase_finished(
-        run_of(ref, state=PhaseRunState.FAILED, error="late")
+        run_of(ref, state=RunRowState.FAILED, error="late")
     )
     await repository.record_phase_started(run_of(ref))
 
@@ -203,7 +203,7 @@ async def test_finishing_twice_is_a_quiet_no_op(
 async def test_finish_without_a_recorded_start_inserts_the_run(repository: FlowRepository) -> None:
     ref = new_ref()
     await repository.ensure_flow(ref)
-    failed = run_of(ref, state=PhaseRunState.FAILED, started_at=None, error="pod never started")
+    failed = run_of(ref, state=RunRowState.FAILED, started_at=None, error="pod never started")
 
     assert await repository.record_phase_finished(failed)
     assert await repository.phase_run(ref.flow_uid, "initialization", 1) == failed
@@ -232,7 +232,7 @@ async def test_times_come_back_in_utc(repository: FlowRepository) -> None:
 async def test_phase_outputs_take_the_latest_succeeded_attempt(repository: FlowRepository) -> None:
     ref = new_ref()
     await repository.ensure_flow(ref)
-    done = {"state": PhaseRunState.SUCCEEDED, "finished_at": STARTED}
+    done = {"state": RunRowState.SUCCEEDED, "finished_at": STARTED}
     await repository.record_phase_finished(
         run_of(ref, "initialization", 1, result={"a": 1}, **done)
     )
@@ -243,7 +243,7 @@ async def test_phase_outputs_take_the_latest_succeeded_attempt(repository: FlowR
         run_of(ref, "platform_detection", 2, result={"p": 2}, **done)
     )
     await repository.record_phase_finished(
-        run_of(ref, "platform_detection", 3, state=PhaseRunState.FAILED, error="boom")
+        run_of(ref, "platform_detection", 3, state=RunRowState.FAILED, error="boom")
     )
     await repository.record_phase_started(run_of(ref, "automated_collection", 1))
 
@@ -288,7 +288,7 @@ async def test_mark_cancelled_cancels_the_flow_and_its_running_phases(
 ) -> None:
     ref = new_ref()
     await repository.ensure_flow(ref)
-    succeeded = run_of(ref, state=PhaseRunState.SUCCEEDED, finished_at=STARTED, result={})
+    succeeded = run_of(ref, state=RunRowState.SUCCEEDED, finished_at=STARTED, result={})
     await repository.record_phase_finished(succeeded)
     await repository.record_phase_started(run_of(ref, "platform_detection"))
 
@@ -299,7 +299,7 @@ async def test_mark_cancelled_cancels_the_flow_and_its_running_phases(
 
     running = await repository.phase_run(ref.flow_uid, "platform_detection", 1)
     assert running is not None
-    assert running.state is PhaseRunState.CANCELLED
+    assert running.state is RunRowState.CANCELLED
     assert running.finished_at is not None
     assert await repository.phase_run(ref.flow_uid, "initialization", 1) == succeeded
     assert first.snapshot.status == "cancelled"
@@ -336,7 +336,7 @@ async def test_a_transition_is_written_whole_or_not_at_all(
         14,
         {"platform_detection": "running"},
     )
-    finished = run_of(ref, state=PhaseRunState.SUCCEEDED, finished_at=STARTED)
+    finished = run_of(ref, state=RunRowState.SUCCEEDED, finished_at=STARTED)
     started = run_of(ref, "platform_detection")
     broken = MasterFlowUpdate(str(uuid.uuid4()), "running", "platform_detection", 14)
 
@@ -346,7 +346,7 @@ async def test_a_transition_is_written_whole_or_not_at_all(
         )
     run = await repository.phase_run(ref.flow_uid, "initialization", 1)
     assert run is not None
-    assert run.state is PhaseRunState.RUNNING, "rolled back"
+    assert run.state is RunRowState.RUNNING, "rolled back"
     assert await count_phase_runs(sessions, ids.child_flow_id) == 1
 
     recorded = await repository.record_transition(

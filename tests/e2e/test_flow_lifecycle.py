@@ -83,6 +83,21 @@ def db_rows(url: str, uid: str) -> dict[str, Any]:
     return asyncio.run(query())
 
 
+def journal_rows(url: str, uid: str) -> list[Any]:
+    """The flow's failure journal rows (it may have no other rows)."""
+
+    async def query() -> list[Any]:
+        engine = create_async_engine(url)
+        try:
+            async with engine.connect() as conn:
+                selected = select(FailureJournal).where(FailureJournal.k8s_uid == uid)
+                return list((await conn.execute(selected)).all())
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(query())
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
@@ -241,7 +256,8 @@ def test_invalid_manifests_are_rejected_or_failed_clearly(
     tmp_path: Path,
     namespace: str,
 ) -> None:
-    start_operator(f"sqlite+aiosqlite:///{tmp_path / 'flows.sqlite'}")
+    db_url = f"sqlite+aiosqlite:///{tmp_path / 'flows.sqlite'}"
+    start_operator(db_url)
     manifest = tmp_path / "typo.yaml"
     manifest.write_text(
         "apiVersion: flows.collectionflow.io/v1alpha1\nkind: CollectionFlow\n"
@@ -273,6 +289,19 @@ def test_invalid_manifests_are_rejected_or_failed_clearly(
     status = flows.wait_state("bad-next", "Failed")
     assert "unknown next phase" in status["message"]
     assert "nowhere" in status["message"]
+
+    missing = "0f0e0d0c-0b0a-4009-8807-060504030201"
+    uid = flows.create("orphan", {**complete_spec(), "masterFlowId": missing})["metadata"]["uid"]
+    status = flows.wait_state("orphan", "Failed")
+    assert missing in status["message"]
+    assert ("False", "UnknownMasterFlow") in {
+        (c["status"], c["reason"]) for c in status["conditions"] if c["type"] == "Succeeded"
+    }
+    flows.wait_event("orphan", "FlowFailed")
+    assert flows.jobs("orphan") == []
+    [entry] = journal_rows(db_url, uid)
+    assert (entry.operation, entry.master_flow_id) == ("UnknownMasterFlow", None)
+    assert missing in entry.error_message
 
 
 def test_suspend_holds_and_resumes(

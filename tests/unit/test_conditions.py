@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 
 from collectionflow.api.models import Condition, ConditionType, FlowState
+from collectionflow.api.reasons import ConditionReason
 from collectionflow.domain.conditions import Status, conditions_for, set_condition
 
 pytestmark = pytest.mark.unit
@@ -26,34 +27,44 @@ def statuses(conditions: list[Condition]) -> dict[ConditionType, str]:
 
 
 def ready(status: Status, at: dt.datetime) -> list[Condition]:
-    return set_condition([], ConditionType.READY, status, "Initial", "first", at, 1)
+    return set_condition(
+        [], ConditionType.READY, status, ConditionReason.PHASE_RUNNING, "first", at, 1
+    )
 
 
 def test_set_condition_keeps_transition_time_when_status_is_unchanged() -> None:
     updated = set_condition(
-        ready("False", NOW), ConditionType.READY, "False", "Other", "m", LATER, 2
+        ready("False", NOW), ConditionType.READY, "False", ConditionReason.RECOVERING, "m", LATER, 2
     )
     assert len(updated) == 1
     condition = updated[0]
     assert condition.last_transition_time == NOW
-    assert (condition.reason, condition.message, condition.observed_generation) == ("Other", "m", 2)
+    assert (condition.reason, condition.message, condition.observed_generation) == (
+        ConditionReason.RECOVERING,
+        "m",
+        2,
+    )
 
 
 def test_set_condition_moves_transition_time_when_status_changes() -> None:
-    updated = set_condition(ready("False", NOW), ConditionType.READY, "True", "Done", "", LATER, 2)
+    updated = set_condition(
+        ready("False", NOW), ConditionType.READY, "True", ConditionReason.SUCCEEDED, "", LATER, 2
+    )
     assert [(c.status, c.last_transition_time) for c in updated] == [("True", LATER)]
 
 
 def test_set_condition_does_not_mutate_its_input() -> None:
     original = ready("False", NOW)
-    set_condition(original, ConditionType.READY, "True", "Done", "", LATER, 2)
+    set_condition(original, ConditionType.READY, "True", ConditionReason.SUCCEEDED, "", LATER, 2)
     assert original[0].status == "False"
 
 
 def test_conditions_are_kept_in_a_stable_order() -> None:
     conditions: list[Condition] = []
     for kind in reversed(ORDER):
-        conditions = set_condition(conditions, kind, "Unknown", "R", "", NOW, 1)
+        conditions = set_condition(
+            conditions, kind, "Unknown", ConditionReason.PHASE_RUNNING, "", NOW, 1
+        )
     assert [c.type for c in conditions] == ORDER
 
 
@@ -71,17 +82,19 @@ def test_conditions_are_kept_in_a_stable_order() -> None:
     ],
 )
 def test_conditions_for_state(state: FlowState, stalled: bool, expected: tuple[str, ...]) -> None:
-    conditions = conditions_for([], state, "Why", "what", NOW, 4, stalled=stalled)
+    conditions = conditions_for(
+        [], state, ConditionReason.WAITING_FOR_INPUT, "what", NOW, 4, stalled=stalled
+    )
     assert [c.type for c in conditions] == ORDER
     assert tuple(c.status for c in conditions) == expected
     assert {
         (c.reason, c.message, c.observed_generation, c.last_transition_time) for c in conditions
-    } == {("Why", "what", 4, NOW)}
+    } == {(ConditionReason.WAITING_FOR_INPUT, "what", 4, NOW)}
 
 
 def test_conditions_for_keeps_unchanged_transition_times() -> None:
-    running = conditions_for([], FlowState.RUNNING, "PhaseRunning", "", NOW, 1)
-    done = conditions_for(running, FlowState.SUCCEEDED, "Succeeded", "", LATER, 2)
+    running = conditions_for([], FlowState.RUNNING, ConditionReason.PHASE_RUNNING, "", NOW, 1)
+    done = conditions_for(running, FlowState.SUCCEEDED, ConditionReason.SUCCEEDED, "", LATER, 2)
     times = {c.type: c.last_transition_time for c in done}
     assert times == {
         ConditionType.READY: LATER,  # False -> True

@@ -20,6 +20,7 @@ from collectionflow.api.models import (
     PhaseRunState,
 )
 from collectionflow.api.names import job_name
+from collectionflow.api.reasons import EventReason
 from collectionflow.domain.machine import (
     HISTORY_LIMIT,
     NOTHING,
@@ -126,7 +127,7 @@ def test_pending_starts_the_first_phase() -> None:
     assert status.started_at == status.last_progress_time == NOW
     assert status.observed_generation == GENERATION
     assert decision.events == (
-        FlowEvent("Normal", "PhaseStarted", "running phase initialization (attempt 1)"),
+        FlowEvent("Normal", EventReason.PHASE_STARTED, "running phase initialization (attempt 1)"),
     )
     assert condition_statuses(status) == {
         ConditionType.READY: "False",
@@ -178,7 +179,7 @@ def test_resume_starts_the_phase_it_was_suspended_before() -> None:
     assert status.state is FlowState.RUNNING
     assert status.started_at == NOW
     assert decision.events[0] == FlowEvent(
-        "Normal", "FlowResumed", "resumed at phase initialization"
+        "Normal", EventReason.FLOW_RESUMED, "resumed at phase initialization"
     )
     assert reasons(decision) == ["FlowResumed", "PhaseStarted"]
 
@@ -197,7 +198,6 @@ def test_running_waits_for_its_job(state: JobState | None) -> None:
     observation = None if state is None else job(flow, state)
     decision = decide(flow, observation, LATER)
     assert decision == NOTHING
-    assert not decision.changes_anything
 
 
 def test_succeeded_phase_starts_the_registry_successor() -> None:
@@ -398,7 +398,7 @@ def test_unknown_next_phase_fails_the_flow() -> None:
     assert decision.failure.operation == "resolve_next_phase"
     assert (decision.failure.phase, decision.failure.next_phase) == ("gap_analysis", "finalization")
     assert decision.failure.agent_decision == "d"
-    assert decision.events == (FlowEvent("Warning", "FlowFailed", status.message),)
+    assert decision.events == (FlowEvent("Warning", EventReason.FLOW_FAILED, status.message),)
     assert decision.finished is not None
     assert decision.finished.succeeded
     assert decision.start is None
@@ -430,8 +430,8 @@ def test_failed_job_fails_the_flow_with_its_diagnostics() -> None:
         ConditionType.SUCCEEDED: "False",
     }
     assert decision.events == (
-        FlowEvent("Warning", "PhaseFailed", message),
-        FlowEvent("Warning", "FlowFailed", message),
+        FlowEvent("Warning", EventReason.PHASE_FAILED, message),
+        FlowEvent("Warning", EventReason.FLOW_FAILED, message),
     )
     assert decision.finished == PhaseFinished(
         "platform_detection", 1, observation.name, False, None, message

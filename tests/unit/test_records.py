@@ -8,7 +8,7 @@ from collectionflow.domain.records import (
     ChildSnapshot,
     FlowIds,
     MasterFlowUpdate,
-    PhaseRunState,
+    RunRowState,
     master_update_for,
 )
 
@@ -39,11 +39,11 @@ def test_master_update_is_addressed_to_the_master_not_the_child() -> None:
 @pytest.mark.parametrize(
     ("state", "finished"),
     [
-        (PhaseRunState.RUNNING, False),
-        (PhaseRunState.SUCCEEDED, True),
-        (PhaseRunState.FAILED, True),
-        (PhaseRunState.CANCELLED, True),
+        (RunRowState.RUNNING, False),
+        (RunRowState.SUCCEEDED, True),
+        (RunRowState.FAILED, True),
+        (RunRowState.CANCELLED, True),
     ],
 )
-def test_only_running_is_unfinished(state: PhaseRunState, finished: bool) -> None:
+def test_only_running_is_unfinished(state: RunRowState, finished: bool) -> None:
     assert state.finished is finished

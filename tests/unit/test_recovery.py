@@ -21,6 +21,7 @@ from collectionflow.api.models import (
     RecoveryPolicy,
 )
 from collectionflow.api.names import job_name
+from collectionflow.api.reasons import ConditionReason, EventReason
 from collectionflow.domain.machine import (
     NOTHING,
     Decision,
@@ -172,7 +173,7 @@ def test_a_rerun_reason_starts_the_phase_again_as_its_next_attempt(reason: Stall
     assert p.decision.start == StartPhase(PHASE, 2, None)
     assert p.decision.failure is None
     assert p.decision.events == (
-        FlowEvent("Normal", "PhaseStarted", f"running phase {PHASE} (attempt 2)"),
+        FlowEvent("Normal", EventReason.PHASE_STARTED, f"running phase {PHASE} (attempt 2)"),
     )
     status = decided_status(p)
     assert (status.state, status.phase, status.next_phase) == (
@@ -274,7 +275,7 @@ def assert_failed(
     assert (p.action, p.delete_job) == (RecoveryAction.FAIL, stale_job)
     assert p.decision is not None
     assert p.decision.start is None
-    assert p.decision.events == (FlowEvent("Warning", "FlowFailed", p.summary),)
+    assert p.decision.events == (FlowEvent("Warning", EventReason.FLOW_FAILED, p.summary),)
     status = decided_status(p)
     assert (status.state, status.current_job, status.completed_at) == (FlowState.FAILED, None, now)
     assert (status.phase, status.attempt, status.message) == (PHASE, attempt, p.summary)
@@ -393,3 +394,8 @@ def test_once_the_recovered_attempt_succeeds_the_flow_is_no_longer_stalled(
         PhaseRunState.ABANDONED,
         PhaseRunState.SUCCEEDED,
     ]
+
+
+def test_every_stall_reason_can_name_a_failed_flows_conditions() -> None:
+    """`recoveryPolicy: Fail` fails a flow with its stall's reason as the condition reason."""
+    assert {reason.value for reason in StallReason} <= {reason.value for reason in ConditionReason}

@@ -90,10 +90,6 @@ class FlowState(StrEnum):
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
 
-    @property
-    def terminal(self) -> bool:
-        return self in (FlowState.SUCCEEDED, FlowState.FAILED)
-
 
 class PhaseRunState(StrEnum):
     RUNNING = "Running"

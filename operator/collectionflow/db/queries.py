@@ -20,7 +20,7 @@ from collectionflow.domain.records import (
     JournalEntry,
     JsonObject,
     PhaseRunRecord,
-    PhaseRunState,
+    RunRowState,
 )
 
 
@@ -61,7 +61,7 @@ class FlowQueries:
                     .join(CollectionFlow, PhaseRun.flow_id == CollectionFlow.id)
                     .where(
                         CollectionFlow.k8s_uid == flow_uid,
-                        PhaseRun.state == PhaseRunState.SUCCEEDED.value,
+                        PhaseRun.state == RunRowState.SUCCEEDED.value,
                     )
                     .order_by(PhaseRun.attempt)
                 )
@@ -86,7 +86,7 @@ class FlowQueries:
             phase=run.phase,
             attempt=run.attempt,
             job_name=run.job_name,
-            state=PhaseRunState(run.state),
+            state=RunRowState(run.state),
             started_at=as_utc(run.started_at),
             finished_at=as_utc(run.finished_at),
             result=run.result,

@@ -40,14 +40,14 @@ from collectionflow.domain.records import (
     JournalEntry,
     MasterFlowUpdate,
     PhaseRunRecord,
-    PhaseRunState,
+    RunRowState,
     Transition,
 )
 
 INITIAL_STATUS = "pending"
 CANCELLED_STATUS = "cancelled"
 
-_FINISHED_STATES = [state.value for state in PhaseRunState if state.finished]
+_FINISHED_STATES = [state.value for state in RunRowState if state.finished]
 _MASTER_IDS = uuid.UUID("6f1d1d0e-5f43-4a53-9d0e-8a7c1b9e2c11")
 _CHILD_IDS = uuid.UUID("0b7e1c55-2f0a-4d8e-b1a4-3c9f6d2e7a90")
 
@@ -203,7 +203,7 @@ class FlowRepository(FlowQueries):
                 await session.execute(
                     sql_update(PhaseRun)
                     .where(PhaseRun.flow_id == flow_id, PhaseRun.state.not_in(_FINISHED_STATES))
-                    .values(state=PhaseRunState.CANCELLED.value, finished_at=now)
+                    .values(state=RunRowState.CANCELLED.value, finished_at=now)
                 )
                 return True
 

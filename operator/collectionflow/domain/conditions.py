@@ -10,6 +10,7 @@ import datetime as dt
 from typing import Literal
 
 from collectionflow.api.models import Condition, ConditionType, FlowState
+from collectionflow.api.reasons import ConditionReason
 
 Status = Literal["True", "False", "Unknown"]
 
@@ -18,7 +19,7 @@ def set_condition(
     conditions: list[Condition],
     kind: ConditionType,
     status: Status,
-    reason: str,
+    reason: ConditionReason,
     message: str,
     now: dt.datetime,
     generation: int | None,
@@ -41,7 +42,7 @@ def set_condition(
 def conditions_for(
     conditions: list[Condition],
     state: FlowState,
-    reason: str,
+    reason: ConditionReason,
     message: str,
     now: dt.datetime,
     generation: int | None,

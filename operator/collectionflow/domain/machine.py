@@ -26,6 +26,7 @@ from collectionflow.api.models import (
     PhaseRunState,
 )
 from collectionflow.api.names import job_name
+from collectionflow.api.reasons import ConditionReason, EventReason
 from collectionflow.domain.conditions import conditions_for
 from collectionflow.domain.plan import FlowPlan, InvalidSpec, plan_for
 from collectionflow.domain.progress import progress_after, progress_succeeded
@@ -106,7 +107,7 @@ class Failure:
 @dataclass(frozen=True)
 class FlowEvent:
     type: Literal["Normal", "Warning"]
-    reason: str
+    reason: EventReason
     message: str
 
 
@@ -118,10 +119,6 @@ class Decision:
     failure: Failure | None = None
     events: tuple[FlowEvent, ...] = ()
     consume_input: bool = False
-
-    @property
-    def changes_anything(self) -> bool:
-        return self.status is not None or self.start is not None or bool(self.events)
 
 
 NOTHING = Decision()
@@ -145,7 +142,9 @@ def decide(flow: FlowView, job: JobObservation | None, now: dt.datetime) -> Deci
     try:
         plan = plan_for(flow.spec)
     except InvalidSpec as error:
-        return _fail(flow, None, now, "InvalidSpec", f"invalid spec: {error}", "invalid_spec")
+        return _fail(
+            flow, None, now, ConditionReason.INVALID_SPEC, f"invalid spec: {error}", "invalid_spec"
+        )
 
     match status.state:
         case FlowState.PENDING:
@@ -159,7 +158,9 @@ def decide(flow: FlowView, job: JobObservation | None, now: dt.datetime) -> Deci
             return replace(
                 resumed,
                 events=(
-                    FlowEvent("Normal", "FlowResumed", f"resumed at phase {status.phase}"),
+                    FlowEvent(
+                        "Normal", EventReason.FLOW_RESUMED, f"resumed at phase {status.phase}"
+                    ),
                     *resumed.events,
                 ),
             )
@@ -197,14 +198,14 @@ def _phase_succeeded(
     except UnknownPhase as error:
         message = f"phase {phase} named an unknown next phase: {error}"
         return replace(
-            _fail(flow, result, now, "UnknownPhase", message, "resolve_next_phase"),
+            _fail(flow, result, now, ConditionReason.UNKNOWN_PHASE, message, "resolve_next_phase"),
             finished=finished,
         )
 
     history = _close_history(status, phase, status.attempt, PhaseRunState.SUCCEEDED, now, None)
     succeeded_event = FlowEvent(
         "Normal",
-        "PhaseSucceeded",
+        EventReason.PHASE_SUCCEEDED,
         f"phase {phase} attempt {status.attempt} succeeded"
         + (f"; next phase {next_phase}" if next_phase else ""),
     )
@@ -226,7 +227,7 @@ def _phase_succeeded(
                 "conditions": conditions_for(
                     status.conditions,
                     FlowState.SUCCEEDED,
-                    "Succeeded",
+                    ConditionReason.SUCCEEDED,
                     message,
                     now,
                     flow.generation,
@@ -236,7 +237,7 @@ def _phase_succeeded(
         return Decision(
             status=new_status,
             finished=finished,
-            events=(succeeded_event, FlowEvent("Normal", "FlowSucceeded", message)),
+            events=(succeeded_event, FlowEvent("Normal", EventReason.FLOW_SUCCEEDED, message)),
         )
 
     progress = progress_after(plan.definition, phase)
@@ -272,12 +273,12 @@ def _phase_failed(
         f"phase {phase} attempt {status.attempt} failed after {retries} "
         f"{'retry' if retries == 1 else 'retries'} ({reason}{exit_part}): {cause}"
     )
-    failed = _fail(flow, result, now, "PhaseFailed", message, "run_phase", job=job)
+    failed = _fail(flow, result, now, ConditionReason.PHASE_FAILED, message, "run_phase", job=job)
     finished = PhaseFinished(phase, status.attempt, job.name, False, result, message)
     return replace(
         failed,
         finished=finished,
-        events=(FlowEvent("Warning", "PhaseFailed", message), *failed.events),
+        events=(FlowEvent("Warning", EventReason.PHASE_FAILED, message), *failed.events),
     )
 
 
@@ -285,7 +286,7 @@ def _fail(
     flow: FlowView,
     result: PhaseResult | None,
     now: dt.datetime,
-    reason: str,
+    reason: ConditionReason,
     message: str,
     operation: str,
     job: JobObservation | None = None,
@@ -339,7 +340,7 @@ def _fail(
     return Decision(
         status=new_status,
         failure=failure,
-        events=(FlowEvent("Warning", "FlowFailed", message),),
+        events=(FlowEvent("Warning", EventReason.FLOW_FAILED, message),),
     )
 
 
@@ -351,7 +352,9 @@ def _retry_in_place(flow: FlowView, now: dt.datetime) -> Decision:
     except InvalidSpec as error:
         # Record the token even so: the request was acted on, and must not be acted on again.
         acted = replace(flow, status=status.model_copy(update={"retry_token": flow.retry_request}))
-        return _fail(acted, None, now, "InvalidSpec", f"invalid spec: {error}", "invalid_spec")
+        return _fail(
+            acted, None, now, ConditionReason.INVALID_SPEC, f"invalid spec: {error}", "invalid_spec"
+        )
     phase = status.phase or plan.definition.first_phase
     base = status.model_copy(
         update={
@@ -363,7 +366,9 @@ def _retry_in_place(flow: FlowView, now: dt.datetime) -> Decision:
     attempt = status.attempt + 1
     entered = _enter_phase(flow, plan, phase, attempt, now, base)
     event = FlowEvent(
-        "Normal", "RetryRequested", f"retrying phase {phase} as attempt {attempt} on request"
+        "Normal",
+        EventReason.RETRY_REQUESTED,
+        f"retrying phase {phase} as attempt {attempt} on request",
     )
     return replace(entered, events=(event, *entered.events))
 
@@ -398,14 +403,14 @@ def _enter_phase(
                     "conditions": conditions_for(
                         base.conditions,
                         FlowState.SUSPENDED,
-                        "Suspended",
+                        ConditionReason.SUSPENDED,
                         message,
                         now,
                         flow.generation,
                     ),
                 }
             ),
-            events=(FlowEvent("Normal", "FlowSuspended", message),),
+            events=(FlowEvent("Normal", EventReason.FLOW_SUSPENDED, message),),
         )
     if config.manual and not flow.input_complete:
         message = (
@@ -426,14 +431,16 @@ def _enter_phase(
                     "conditions": conditions_for(
                         base.conditions,
                         FlowState.WAITING_FOR_INPUT,
-                        "WaitingForInput",
+                        ConditionReason.WAITING_FOR_INPUT,
                         message,
                         now,
                         flow.generation,
                     ),
                 }
             ),
-            events=() if already_waiting else (FlowEvent("Normal", "InputRequired", message),),
+            events=()
+            if already_waiting
+            else (FlowEvent("Normal", EventReason.INPUT_REQUIRED, message),),
         )
 
     job = job_name(flow.name, phase, attempt)
@@ -457,7 +464,7 @@ def _enter_phase(
                 "conditions": conditions_for(
                     base.conditions,
                     FlowState.RUNNING,
-                    "Recovering" if stalled else "PhaseRunning",
+                    ConditionReason.RECOVERING if stalled else ConditionReason.PHASE_RUNNING,
                     message,
                     now,
                     flow.generation,
@@ -466,7 +473,7 @@ def _enter_phase(
             }
         ),
         start=StartPhase(phase, attempt, flow.manual_input if config.manual else None),
-        events=(FlowEvent("Normal", "PhaseStarted", message),),
+        events=(FlowEvent("Normal", EventReason.PHASE_STARTED, message),),
         consume_input=config.manual,
     )
 
@@ -490,7 +497,7 @@ def recover_phase(flow: FlowView, now: dt.datetime, reason: str) -> Decision:
     return _enter_phase(flow, plan, phase, attempt, now, base, stalled=True)
 
 
-def fail_flow(flow: FlowView, now: dt.datetime, reason: str, message: str) -> Decision:
+def fail_flow(flow: FlowView, now: dt.datetime, reason: ConditionReason, message: str) -> Decision:
     """Fail the flow for `reason` (a stall that may not or can no longer be recovered)."""
     return _fail(flow, None, now, reason, message, reason)
 

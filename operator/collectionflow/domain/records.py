@@ -16,7 +16,11 @@ from typing import Any
 JsonObject = dict[str, Any]
 
 
-class PhaseRunState(StrEnum):
+class RunRowState(StrEnum):
+    """The state of a phase run's row in the database (`phase_runs.state`). A flow's status
+    shows attempts with `api.models.PhaseRunState`; an abandoned attempt there is a cancelled
+    row here."""
+
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
@@ -24,7 +28,7 @@ class PhaseRunState(StrEnum):
 
     @property
     def finished(self) -> bool:
-        return self is not PhaseRunState.RUNNING
+        return self is not RunRowState.RUNNING
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,7 @@ class PhaseRunRecord:
     phase: str
     attempt: int
     job_name: str
-    state: PhaseRunState
+    state: RunRowState
     started_at: datetime | None = None
     finished_at: datetime | None = None
     result: JsonObject | None = None

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from collectionflow.api.models import RecoveryPolicy
+from collectionflow.api.reasons import ConditionReason
 from collectionflow.domain.machine import Decision, FlowView, fail_flow, recover_phase
 from collectionflow.domain.stall import Finding, StallReason
 
@@ -55,7 +56,7 @@ def plan_recovery(
         message = f"stalled ({finding.reason.value}) and recoveryPolicy is Fail: {finding.message}"
         return RecoveryPlan(
             RecoveryAction.FAIL,
-            decision=fail_flow(flow, now, finding.reason.value, message),
+            decision=fail_flow(flow, now, ConditionReason(finding.reason.value), message),
             delete_job=status.current_job,
             summary=message,
         )
@@ -66,7 +67,7 @@ def plan_recovery(
         )
         return RecoveryPlan(
             RecoveryAction.FAIL,
-            decision=fail_flow(flow, now, "RecoveryExhausted", message),
+            decision=fail_flow(flow, now, ConditionReason.RECOVERY_EXHAUSTED, message),
             delete_job=status.current_job,
             summary=message,
             exhausted=True,

@@ -27,8 +27,9 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from collectionflow.api.models import GROUP, PLURAL, VERSION
 from collectionflow.api.names import LABEL_FLOW_UID, LABEL_MANAGED_BY, MANAGED_BY
+from collectionflow.api.reasons import EventReason
 from collectionflow.db.engine import make_engine, make_sessionmaker
-from collectionflow.db.errors import DatabaseUnavailable, UnknownMasterFlow
+from collectionflow.db.errors import DatabaseUnavailable
 from collectionflow.db.migrate import upgrade
 from collectionflow.db.repository import FlowRepository
 from collectionflow.domain.cache import DELETED
@@ -166,7 +167,7 @@ async def run_flow(
                 delay = MAX_BACKOFF_SECONDS
                 await _database_down(ctx, namespace, name, uid, error)
                 await asyncio.sleep(PROBE_SECONDS)
-            except (UnreadableFlow, UnknownMasterFlow) as error:
+            except UnreadableFlow as error:
                 flow_logger(namespace, name).error("%s", error)
             except ApiException as error:
                 failures += 1
@@ -209,7 +210,7 @@ async def _database_down(
         await ctx.kube.post_event(
             ObjectRef(namespace, name, uid),
             "Warning",
-            "DatabaseUnavailable",
+            EventReason.DATABASE_UNAVAILABLE,
             f"database unavailable, flow held until it returns: {error}",
         )
 
@@ -245,7 +246,7 @@ async def _database_back(ctx: OperatorContext, namespace: str, name: str, uid: s
         await ctx.kube.post_event(
             ObjectRef(namespace, name, uid),
             "Normal",
-            "DatabaseRecovered",
+            EventReason.DATABASE_RECOVERED,
             "database reachable again; caught up",
         )
 

@@ -25,6 +25,8 @@ from typing import Any
 
 from collectionflow.api.models import CollectionFlowStatus, FlowState
 from collectionflow.api.names import ANNOTATION_INPUT, ANNOTATION_INPUT_COMPLETE
+from collectionflow.api.reasons import ConditionReason
+from collectionflow.db.errors import UnknownMasterFlow
 from collectionflow.domain.machine import (
     Decision,
     FlowView,
@@ -33,6 +35,7 @@ from collectionflow.domain.machine import (
     StartPhase,
     child_snapshot,
     decide,
+    fail_flow,
 )
 from collectionflow.domain.observe import job_finished_at, observe_job, terminated_state
 from collectionflow.domain.plan import plan_for
@@ -41,7 +44,7 @@ from collectionflow.domain.records import (
     FlowRef,
     JournalEntry,
     PhaseRunRecord,
-    PhaseRunState,
+    RunRowState,
     Transition,
     master_update_for,
 )
@@ -79,6 +82,20 @@ async def reconcile(
     if body is None or body["metadata"].get("deletionTimestamp"):
         return None
     view = flow_view(body)
+    try:
+        return await _reconcile(ctx, body, view, fresh)
+    except UnknownMasterFlow as error:
+        # A data error no retry fixes: the flow fails, with a journal row and an Event, until
+        # its spec names an existing master flow (or it is retried).
+        message = f"spec.masterFlowId: {error}"
+        decision = fail_flow(view, ctx.clock(), ConditionReason.UNKNOWN_MASTER_FLOW, message)
+        await carry_out(ctx, body, view, None, decision)
+        return decision
+
+
+async def _reconcile(
+    ctx: OperatorContext, body: dict[str, Any], view: FlowView, fresh: bool
+) -> Decision:
     ids = await ensure_ids(ctx, view)
     job, finished_at = await observe_current_job(ctx, view, fresh)
     now = ctx.clock()
@@ -165,9 +182,11 @@ async def carry_out(
     ctx: OperatorContext,
     body: dict[str, Any],
     view: FlowView,
-    ids: FlowIds,
+    ids: FlowIds | None,
     decision: Decision,
 ) -> None:
+    """Act on `decision`: journal, Job, database, status, Events. Without `ids` (the flow has
+    no database rows) the database is left alone."""
     log = flow_logger(view.namespace, view.name, view.status.phase, view.status.attempt)
     now = ctx.clock()
     if decision.failure is not None:
@@ -178,8 +197,8 @@ async def carry_out(
                 operation=failure.operation,
                 dedupe_key=f"{view.uid}:{failure.phase}:{failure.attempt}:{failure.operation}",
                 flow_uid=view.uid,
-                master_flow_id=ids.master_flow_id,
-                child_flow_id=ids.child_flow_id,
+                master_flow_id=ids.master_flow_id if ids else None,
+                child_flow_id=ids.child_flow_id if ids else None,
                 phase=failure.phase,
                 next_phase=failure.next_phase,
                 agent_decision=failure.agent_decision,
@@ -193,14 +212,14 @@ async def carry_out(
         started = await _start_phase(ctx, view, decision.start, decision.finished, now)
 
     status = decision.status
-    if status is None and view.status.master_flow_id != ids.master_flow_id:
+    if ids is not None and status is None and view.status.master_flow_id != ids.master_flow_id:
         status = view.status
-    if status is not None:
+    if ids is not None and status is not None:
         status = status.model_copy(
             update={"master_flow_id": ids.master_flow_id, "child_flow_id": ids.child_flow_id}
         )
     finished = _finished_run(view, decision.finished, now)
-    if finished is not None or started is not None or status is not None:
+    if ids is not None and (finished is not None or started is not None or status is not None):
         await ctx.repository.record_transition(
             database_sync(view, ids, status, finished=finished, started=started)
         )
@@ -260,7 +279,7 @@ def _finished_run(
         phase=finished.phase,
         attempt=finished.attempt,
         job_name=finished.job_name,
-        state=PhaseRunState.SUCCEEDED if finished.succeeded else PhaseRunState.FAILED,
+        state=RunRowState.SUCCEEDED if finished.succeeded else RunRowState.FAILED,
         finished_at=now,
         result=result.model_dump(mode="json") if result is not None else None,
         error=finished.error,
@@ -325,6 +344,6 @@ async def _start_phase(
         phase=start.phase,
         attempt=start.attempt,
         job_name=request.job_name,
-        state=PhaseRunState.RUNNING,
+        state=RunRowState.RUNNING,
         started_at=now,
     )

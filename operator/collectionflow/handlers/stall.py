@@ -17,6 +17,7 @@ from typing import Any
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from collectionflow.api.models import FlowState
+from collectionflow.api.reasons import ConditionReason, EventReason
 from collectionflow.db.errors import DatabaseUnavailable, UnknownMasterFlow
 from collectionflow.domain.machine import Decision, FlowView, child_snapshot, fail_flow
 from collectionflow.domain.observe import (
@@ -232,10 +233,10 @@ async def _remind_input(
     ref = ObjectRef(view.namespace, view.name, view.uid)
     waited = (now - (status.input_requested_at or now)).total_seconds()
     message = f"phase {status.phase} has waited {waited:.0f}s for input"
-    await ctx.kube.post_event(ref, "Normal", "InputReminder", message)
+    await ctx.kube.post_event(ref, "Normal", EventReason.INPUT_REMINDER, message)
     ids = await ensure_ids(ctx, view)
     if operator.fail_on_input_timeout:
-        decision = fail_flow(view, now, "InputTimeout", message)
+        decision = fail_flow(view, now, ConditionReason.INPUT_TIMEOUT, message)
     else:
         decision = Decision(status=status.model_copy(update={"last_input_reminder_time": now}))
     await carry_out(ctx, body, view, ids, decision)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from collectionflow.api.reasons import EventReason
 from collectionflow.db.errors import DatabaseUnavailable
 from collectionflow.domain.machine import FlowView
 from collectionflow.domain.records import JournalEntry
@@ -26,7 +27,7 @@ async def report_stall(
         "FlowStalled %s: %s", finding.reason.value, finding.message
     )
     await ctx.kube.post_event(
-        ref, "Warning", "FlowStalled", f"{finding.reason.value}: {finding.message}"
+        ref, "Warning", EventReason.FLOW_STALLED, f"{finding.reason.value}: {finding.message}"
     )
     await journal_stall(ctx, view, "stall_detected", finding, plan, now)
 
@@ -40,7 +41,7 @@ async def report_recovered(
         "FlowRecovered %s: %s", finding.reason.value, plan.summary
     )
     await ctx.kube.post_event(
-        ref, "Normal", "FlowRecovered", f"{finding.reason.value}: {plan.summary}"
+        ref, "Normal", EventReason.FLOW_RECOVERED, f"{finding.reason.value}: {plan.summary}"
     )
     await journal_stall(ctx, view, "recovered", finding, plan, ctx.clock())
 
@@ -57,7 +58,7 @@ async def report_caught_up(ctx: OperatorContext, view: FlowView, finding: Findin
         "CaughtUp: %s", message
     )
     await ctx.kube.post_event(
-        ObjectRef(view.namespace, view.name, view.uid), "Normal", "CaughtUp", message
+        ObjectRef(view.namespace, view.name, view.uid), "Normal", EventReason.CAUGHT_UP, message
     )
 
 
