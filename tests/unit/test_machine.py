@@ -704,3 +704,9 @@ def test_child_snapshot_carries_progress_and_history() -> None:
             {"phase": "platform_detection", "attempt": 1, "state": "Running"},
         ],
     }
+
+
+def test_a_views_plan_is_worked_out_once() -> None:
+    flow = at("gap_analysis")
+    assert flow.plan is flow.plan
+    assert flow.plan.phase("gap_analysis").name == "gap_analysis"

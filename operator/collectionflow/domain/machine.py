@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from functools import cached_property
 from typing import Any, Literal
 
 from collectionflow.api.models import (
@@ -50,6 +51,12 @@ class FlowView:
     input_complete: bool = False
     manual_input: dict[str, Any] | None = None
     retry_request: str | None = None
+
+    @cached_property
+    def plan(self) -> FlowPlan:
+        """The flow's plan, worked out once per view (one per reconcile); InvalidSpec if the
+        spec has none."""
+        return plan_for(self.spec)
 
 
 class JobState(StrEnum):
@@ -140,7 +147,7 @@ def decide(flow: FlowView, job: JobObservation | None, now: dt.datetime) -> Deci
     if status.state is FlowState.FAILED:
         return _retry_in_place(flow, now)
     try:
-        plan = plan_for(flow.spec)
+        plan = flow.plan
     except InvalidSpec as error:
         return _fail(
             flow, None, now, ConditionReason.INVALID_SPEC, f"invalid spec: {error}", "invalid_spec"
@@ -348,7 +355,7 @@ def _retry_in_place(flow: FlowView, now: dt.datetime) -> Decision:
     """A user's retry of a Failed flow: the failed phase again, as its next attempt."""
     status = flow.status
     try:
-        plan = plan_for(flow.spec)
+        plan = flow.plan
     except InvalidSpec as error:
         # Record the token even so: the request was acted on, and must not be acted on again.
         acted = replace(flow, status=status.model_copy(update={"retry_token": flow.retry_request}))
@@ -481,7 +488,7 @@ def _enter_phase(
 def recover_phase(flow: FlowView, now: dt.datetime, reason: str) -> Decision:
     """A stalled phase again, as its next attempt; `Stalled` stays True until it moves on."""
     status = flow.status
-    plan = plan_for(flow.spec)
+    plan = flow.plan
     phase = status.phase or plan.definition.first_phase
     attempt = status.attempt + 1
     history = _close_history(

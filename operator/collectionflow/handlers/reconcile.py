@@ -38,7 +38,6 @@ from collectionflow.domain.machine import (
     fail_flow,
 )
 from collectionflow.domain.observe import job_finished_at, observe_job, terminated_state
-from collectionflow.domain.plan import plan_for
 from collectionflow.domain.records import (
     FlowIds,
     FlowRef,
@@ -312,7 +311,7 @@ async def _start_phase(
 ) -> PhaseRunRecord:
     """Create the phase's Job (its worker creates the heartbeat Lease); the run to record."""
     settings = ctx.settings.operator
-    plan = plan_for(view.spec)
+    plan = view.plan
     stored = await ctx.repository.phase_outputs(view.uid)
     outputs = {phase: value.get("outputs", value) for phase, value in stored.items()}
     if finished is not None and finished.succeeded and finished.result is not None:

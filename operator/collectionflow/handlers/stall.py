@@ -27,7 +27,7 @@ from collectionflow.domain.observe import (
     observe_job,
     pod_evidence,
 )
-from collectionflow.domain.plan import InvalidSpec, plan_for
+from collectionflow.domain.plan import InvalidSpec
 from collectionflow.domain.recovery import RecoveryAction, RecoveryPlan
 from collectionflow.domain.stall import (
     Evidence,
@@ -142,7 +142,7 @@ async def gather_evidence(
 ) -> Evidence | None:
     status = view.status
     try:
-        plan = plan_for(view.spec)
+        plan = view.plan
     except InvalidSpec:
         return None
     operator = ctx.settings.operator
