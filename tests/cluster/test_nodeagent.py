@@ -542,6 +542,19 @@ def test_deployment_pod_keeps_running(
         "the Deployment to be available",
         60,
     )
+    core = client.CoreV1Api(api)
+
+    def running_pods() -> list[tuple[str, str, int]]:
+        listed = core.list_namespaced_pod(namespace, label_selector="app=sleeper").items
+        return [
+            (pod.metadata.uid, pod.status.phase, pod.status.container_statuses[0].restart_count)
+            for pod in listed
+        ]
+
+    [(uid, phase, restarts)] = running_pods()
+    assert (phase, restarts) == ("Running", 0)
+    time.sleep(5)  # several node-agent sync rounds
+    assert running_pods() == [(uid, "Running", 0)], "the same pod, still running, never restarted"
 
 
 # --------------------------------------------------------------------------------------------

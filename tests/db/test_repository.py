@@ -23,6 +23,7 @@ from collectionflow.domain.records import (
     Transition,
     master_update_for,
 )
+from db.reads import phase_run
 
 pytestmark = pytest.mark.db
 
@@ -136,8 +137,8 @@ async def test_master_update_hits_the_master_row_and_never_the_child_id(
         phase_state={"synthesis": {"done": True}},
     )
 
-    assert await repository.sync_child(ref.flow_uid, snapshot)
-    await repository.update_master(master_update_for(ids, snapshot))
+    await repository.record_transition(Transition(child=(ref.flow_uid, snapshot)))
+    await repository.record_transition(Transition(master=master_update_for(ids, snapshot)))
 
     async with sessions() as session:
         master = await session.get(MasterFlow, ids.master_flow_id)
@@ -149,14 +150,16 @@ async def test_master_update_hits_the_master_row_and_never_the_child_id(
     )
     assert await repository.child_snapshot(ref.flow_uid) == snapshot
     with pytest.raises(UnknownMasterFlow):
-        await repository.update_master(
-            MasterFlowUpdate(ids.child_flow_id, "running", "finalization", 95.0)
+        await repository.record_transition(
+            Transition(master=MasterFlowUpdate(ids.child_flow_id, "running", "finalization", 95.0))
         )
 
 
-async def test_sync_child_of_an_unknown_flow_raises(repository: FlowRepository) -> None:
+async def test_a_child_update_of_an_unknown_flow_raises(repository: FlowRepository) -> None:
     with pytest.raises(UnknownFlow):
-        await repository.sync_child(str(uuid.uuid4()), ChildSnapshot(None, None, "pending", 0.0))
+        await repository.record_transition(
+            Transition(child=(str(uuid.uuid4()), ChildSnapshot(None, None, "pending", 0.0)))
+        )
     assert await repository.child_snapshot(str(uuid.uuid4())) is None
 
 
@@ -167,12 +170,14 @@ async def test_phase_run_upsert_never_duplicates(
     ids = await repository.ensure_flow(ref)
     run = run_of(ref)
 
-    await repository.record_phase_started(run)
-    await repository.record_phase_started(run)
-    await asyncio.gather(*(repository.record_phase_started(run) for _ in range(10)))
+    await repository.record_transition(Transition(started=run))
+    await repository.record_transition(Transition(started=run))
+    await asyncio.gather(
+        *(repository.record_transition(Transition(started=run)) for _ in range(10))
+    )
 
     assert await count_phase_runs(sessions, ids.child_flow_id) == 1
-    assert await repository.phase_run(ref.flow_uid, "initialization", 1) == run
+    assert await phase_run(sessions, ref.flow_uid, "initialization", 1) == run
 
 
 async def test_finishing_twice_is_a_quiet_no_op(
@@ -180,7 +185,7 @@ async def test_finishing_twice_is_a_quiet_no_op(
 ) -> None:
     ref = new_ref()
     ids = await repository.ensure_flow(ref)
-    await repository.record_phase_started(run_of(ref))
+    await repository.record_transition(Transition(started=run_of(ref)))
     finished = run_of(
         ref,
         state=RunRowState.SUCCEEDED,
@@ -188,41 +193,47 @@ async def test_finishing_twice_is_a_quiet_no_op(
         result={"platforms": ["aws"]},
     )
 
-    outcomes = await asyncio.gather(*(repository.record_phase_finished(finished) for _ in range(5)))
-    late_failure = await repository.record_phase_finished(
-        run_of(ref, state=RunRowState.FAILED, error="late")
+    outcomes = await asyncio.gather(
+        *(repository.record_transition(Transition(finished=finished)) for _ in range(5))
     )
-    await repository.record_phase_started(run_of(ref))
+    late_failure = await repository.record_transition(
+        Transition(finished=run_of(ref, state=RunRowState.FAILED, error="late"))
+    )
+    await repository.record_transition(Transition(started=run_of(ref)))
 
     assert sorted(outcomes) == [False, False, False, False, True]
     assert late_failure is False
-    assert await repository.phase_run(ref.flow_uid, "initialization", 1) == finished
+    assert await phase_run(sessions, ref.flow_uid, "initialization", 1) == finished
     assert await count_phase_runs(sessions, ids.child_flow_id) == 1
 
 
-async def test_finish_without_a_recorded_start_inserts_the_run(repository: FlowRepository) -> None:
+async def test_finish_without_a_recorded_start_inserts_the_run(
+    repository: FlowRepository, sessions: async_sessionmaker[AsyncSession]
+) -> None:
     ref = new_ref()
     await repository.ensure_flow(ref)
     failed = run_of(ref, state=RunRowState.FAILED, started_at=None, error="pod never started")
 
-    assert await repository.record_phase_finished(failed)
-    assert await repository.phase_run(ref.flow_uid, "initialization", 1) == failed
+    assert await repository.record_transition(Transition(finished=failed))
+    assert await phase_run(sessions, ref.flow_uid, "initialization", 1) == failed
     with pytest.raises(ValueError, match="finished state"):
-        await repository.record_phase_finished(run_of(ref, attempt=2))
+        await repository.record_transition(Transition(finished=run_of(ref, attempt=2)))
 
 
 async def test_phase_runs_of_an_unknown_flow_raise(repository: FlowRepository) -> None:
     with pytest.raises(UnknownFlow):
-        await repository.record_phase_started(run_of(new_ref()))
+        await repository.record_transition(Transition(started=run_of(new_ref())))
 
 
-async def test_times_come_back_in_utc(repository: FlowRepository) -> None:
+async def test_times_come_back_in_utc(
+    repository: FlowRepository, sessions: async_sessionmaker[AsyncSession]
+) -> None:
     ref = new_ref()
     await repository.ensure_flow(ref)
     local = datetime(2024, 5, 1, 14, 0, tzinfo=timezone(timedelta(hours=2)))
 
-    await repository.record_phase_started(run_of(ref, started_at=local))
-    stored = await repository.phase_run(ref.flow_uid, "initialization", 1)
+    await repository.record_transition(Transition(started=run_of(ref, started_at=local)))
+    stored = await phase_run(sessions, ref.flow_uid, "initialization", 1)
 
     assert stored is not None
     assert stored.started_at == STARTED
@@ -233,19 +244,21 @@ async def test_phase_outputs_take_the_latest_succeeded_attempt(repository: FlowR
     ref = new_ref()
     await repository.ensure_flow(ref)
     done = {"state": RunRowState.SUCCEEDED, "finished_at": STARTED}
-    await repository.record_phase_finished(
-        run_of(ref, "initialization", 1, result={"a": 1}, **done)
+    await repository.record_transition(
+        Transition(finished=run_of(ref, "initialization", 1, result={"a": 1}, **done))
     )
-    await repository.record_phase_finished(
-        run_of(ref, "platform_detection", 1, result={"p": 1}, **done)
+    await repository.record_transition(
+        Transition(finished=run_of(ref, "platform_detection", 1, result={"p": 1}, **done))
     )
-    await repository.record_phase_finished(
-        run_of(ref, "platform_detection", 2, result={"p": 2}, **done)
+    await repository.record_transition(
+        Transition(finished=run_of(ref, "platform_detection", 2, result={"p": 2}, **done))
     )
-    await repository.record_phase_finished(
-        run_of(ref, "platform_detection", 3, state=RunRowState.FAILED, error="boom")
+    await repository.record_transition(
+        Transition(
+            finished=run_of(ref, "platform_detection", 3, state=RunRowState.FAILED, error="boom")
+        )
     )
-    await repository.record_phase_started(run_of(ref, "automated_collection", 1))
+    await repository.record_transition(Transition(started=run_of(ref, "automated_collection", 1)))
 
     assert await repository.phase_outputs(ref.flow_uid) == {
         "initialization": {"a": 1},
@@ -284,28 +297,29 @@ async def test_journal_stores_each_dedupe_key_once(repository: FlowRepository) -
 
 
 async def test_mark_cancelled_cancels_the_flow_and_its_running_phases(
-    repository: FlowRepository,
+    repository: FlowRepository, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     ref = new_ref()
     await repository.ensure_flow(ref)
     succeeded = run_of(ref, state=RunRowState.SUCCEEDED, finished_at=STARTED, result={})
-    await repository.record_phase_finished(succeeded)
-    await repository.record_phase_started(run_of(ref, "platform_detection"))
+    await repository.record_transition(Transition(finished=succeeded))
+    await repository.record_transition(Transition(started=run_of(ref, "platform_detection")))
 
     assert await repository.mark_cancelled(ref.flow_uid)
     first = {row.ref.flow_uid: row for row in await repository.list_flows()}[ref.flow_uid]
     assert await repository.mark_cancelled(ref.flow_uid)
     second = {row.ref.flow_uid: row for row in await repository.list_flows()}[ref.flow_uid]
 
-    running = await repository.phase_run(ref.flow_uid, "platform_detection", 1)
+    running = await phase_run(sessions, ref.flow_uid, "platform_detection", 1)
     assert running is not None
     assert running.state is RunRowState.CANCELLED
     assert running.finished_at is not None
-    assert await repository.phase_run(ref.flow_uid, "initialization", 1) == succeeded
+    assert await phase_run(sessions, ref.flow_uid, "initialization", 1) == succeeded
     assert first.snapshot.status == "cancelled"
     assert first.cancelled_at is not None
     assert second.cancelled_at == first.cancelled_at
-    assert not await repository.sync_child(ref.flow_uid, ChildSnapshot("x", None, "running", 50.0))
+    late = ChildSnapshot("x", None, "running", 50.0)
+    await repository.record_transition(Transition(child=(ref.flow_uid, late)))
     assert (await repository.child_snapshot(ref.flow_uid)) == first.snapshot
     assert await repository.mark_cancelled(str(uuid.uuid4())) is False
 
@@ -328,7 +342,7 @@ async def test_a_transition_is_written_whole_or_not_at_all(
 ) -> None:
     ref = new_ref()
     ids = await repository.ensure_flow(ref)
-    await repository.record_phase_started(run_of(ref))
+    await repository.record_transition(Transition(started=run_of(ref)))
     snapshot = ChildSnapshot(
         "platform_detection",
         "automated_collection",
@@ -344,7 +358,7 @@ async def test_a_transition_is_written_whole_or_not_at_all(
         await repository.record_transition(
             Transition(finished, started, (ref.flow_uid, snapshot), broken, ids.child_flow_id)
         )
-    run = await repository.phase_run(ref.flow_uid, "initialization", 1)
+    run = await phase_run(sessions, ref.flow_uid, "initialization", 1)
     assert run is not None
     assert run.state is RunRowState.RUNNING, "rolled back"
     assert await count_phase_runs(sessions, ids.child_flow_id) == 1

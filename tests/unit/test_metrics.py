@@ -10,7 +10,6 @@ from prometheus_client import CollectorRegistry
 
 from collectionflow import metrics as metrics_module
 from collectionflow.api.models import FlowState
-from collectionflow.domain.stall import StallReason
 from collectionflow.metrics import Metrics
 
 pytestmark = pytest.mark.unit
@@ -85,24 +84,6 @@ def test_a_forgotten_flow_is_no_longer_counted(metrics: Metrics) -> None:
     metrics.flow_state("uid-never-seen", None)
     metrics.flow_state("uid-b", None)
     assert flows_by_state(metrics) == counts()
-
-
-def test_stalls_are_counted_per_reason(metrics: Metrics) -> None:
-    for reason in (StallReason.NO_PROGRESS, StallReason.NO_PROGRESS, StallReason.JOB_MISSING):
-        metrics.stalls.labels(reason=reason.value).inc()
-
-    def stalls(reason: StallReason) -> float | None:
-        return metrics.registry.get_sample_value(
-            "collectionflow_stalls_detected_total", {"reason": reason.value}
-        )
-
-    assert {reason: stalls(reason) for reason in StallReason} == {
-        StallReason.NO_PROGRESS: 2.0,
-        StallReason.JOB_MISSING: 1.0,
-        StallReason.POD_NOT_STARTING: None,
-        StallReason.MISSED_COMPLETION: None,
-        StallReason.DATABASE_DRIFT: None,
-    }
 
 
 def test_the_watch_event_age_grows_and_resets_on_a_watch_event(

@@ -12,7 +12,7 @@ from sqlalchemy.engine import make_url
 
 from collectionflow.db.engine import make_engine, make_sessionmaker
 from collectionflow.db.migrate import new_revision, upgrade_sync
-from collectionflow.db.queries import JournalRow
+from collectionflow.db.queries import FlowRow, JournalRow
 from collectionflow.db.repository import FlowRepository
 from collectionflow.settings import get_settings
 
@@ -55,9 +55,33 @@ def journal(
     Console().print(table)
 
 
+@app.command()
+def flows(limit: Annotated[int, typer.Option(min=1)] = 50) -> None:
+    """Print the newest flows the database holds, with their master flow and progress."""
+    rows = asyncio.run(_flow_rows(limit))
+    table = Table("namespace/name", "status", "phase", "progress", "master flow id")
+    for row in rows:
+        table.add_row(
+            f"{row.ref.namespace}/{row.ref.name}",
+            row.snapshot.status,
+            row.snapshot.current_phase or "",
+            f"{row.snapshot.progress_percentage:g}%",
+            row.ids.master_flow_id,
+        )
+    Console().print(table)
+
+
 async def _journal_rows(flow_uid: str | None, limit: int) -> list[JournalRow]:
     engine = make_engine(get_settings().db)
     try:
         return await FlowRepository(make_sessionmaker(engine)).journal_entries(flow_uid, limit)
+    finally:
+        await engine.dispose()
+
+
+async def _flow_rows(limit: int) -> list[FlowRow]:
+    engine = make_engine(get_settings().db)
+    try:
+        return await FlowRepository(make_sessionmaker(engine)).list_flows(limit)
     finally:
         await engine.dispose()

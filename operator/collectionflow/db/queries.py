@@ -19,7 +19,6 @@ from collectionflow.domain.records import (
     FlowRef,
     JournalEntry,
     JsonObject,
-    PhaseRunRecord,
     RunRowState,
 )
 
@@ -66,32 +65,6 @@ class FlowQueries:
                     .order_by(PhaseRun.attempt)
                 )
                 return {phase: result or {} for phase, result in rows}
-
-    async def phase_run(self, flow_uid: str, phase: str, attempt: int) -> PhaseRunRecord | None:
-        with unavailable_on_connection_failure():
-            async with self._sessions() as session:
-                run = await session.scalar(
-                    select(PhaseRun)
-                    .join(CollectionFlow, PhaseRun.flow_id == CollectionFlow.id)
-                    .where(
-                        CollectionFlow.k8s_uid == flow_uid,
-                        PhaseRun.phase == phase,
-                        PhaseRun.attempt == attempt,
-                    )
-                )
-        if run is None:
-            return None
-        return PhaseRunRecord(
-            flow_uid=flow_uid,
-            phase=run.phase,
-            attempt=run.attempt,
-            job_name=run.job_name,
-            state=RunRowState(run.state),
-            started_at=as_utc(run.started_at),
-            finished_at=as_utc(run.finished_at),
-            result=run.result,
-            error=run.error,
-        )
 
     async def child_snapshot(self, flow_uid: str) -> ChildSnapshot | None:
         with unavailable_on_connection_failure():

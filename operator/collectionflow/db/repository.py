@@ -115,24 +115,6 @@ class FlowRepository(FlowQueries):
                 created = (await session.execute(_flow_ids_query(ref.flow_uid))).one()
         return FlowIds(master_flow_id=created[0], child_flow_id=created[1])
 
-    async def record_phase_started(self, run: PhaseRunRecord) -> None:
-        """Insert the run, or refresh it while it is unfinished; a finished run stays as is."""
-        await self.record_transition(Transition(started=run))
-
-    async def record_phase_finished(self, run: PhaseRunRecord) -> bool:
-        """Record the run's outcome; False (and no change) if it had already finished."""
-        return await self.record_transition(Transition(finished=run))
-
-    async def sync_child(self, flow_uid: str, snapshot: ChildSnapshot) -> bool:
-        """Write the child's state; False (and no change) once the flow was cancelled."""
-        with unavailable_on_connection_failure():
-            async with self._writing() as session:
-                return await _sync_child(session, flow_uid, snapshot)
-
-    async def update_master(self, update: MasterFlowUpdate) -> None:
-        """Apply the update to the master flow with `update.master_flow_id`."""
-        await self.record_transition(Transition(master=update))
-
     async def record_transition(self, transition: Transition) -> bool:
         """Everything one phase transition writes, in one transaction: the finished run, the
         started run, the child's state and the master's. Returns whether the finished run was
