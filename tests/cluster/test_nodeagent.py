@@ -544,7 +544,7 @@ def test_deployment_pod_keeps_running(
     )
     core = client.CoreV1Api(api)
 
-    def running_pods() -> list[tuple[str, str, int]]:
+    def running_pods() -> list[tuple[str | None, str | None, int]]:
         listed = core.list_namespaced_pod(namespace, label_selector="app=sleeper").items
         return [
             (pod.metadata.uid, pod.status.phase, pod.status.container_statuses[0].restart_count)
