@@ -331,7 +331,7 @@ def test_env_from_literals_secrets_config_maps_and_fields(
     pods.wait_phase("env", "Succeeded")
 
     dumped = json.loads(pods.container("env")["state"]["terminated"]["message"])
-    server_port = node_agent.service_env["KUBERNETES_SERVICE_PORT"]
+    server_port = node_agent.config.service_env["KUBERNETES_SERVICE_PORT"]
     assert dumped == {
         "LITERAL": "plain",
         "EXPANDED": "plain-x-$(LITERAL)",

@@ -6,7 +6,8 @@ import datetime as dt
 
 import pytest
 
-from harness.nodeagent_model import (
+from harness.nodeagent_model import termination_message
+from harness.nodeagent_status import (
     ContainerStatus,
     PodFailure,
     Running,
@@ -17,7 +18,6 @@ from harness.nodeagent_model import (
     pod_phase,
     restart_delay,
     should_restart,
-    termination_message,
     timestamp,
 )
 
