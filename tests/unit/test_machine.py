@@ -21,8 +21,7 @@ from collectionflow.api.models import (
 )
 from collectionflow.api.names import job_name
 from collectionflow.api.reasons import EventReason
-from collectionflow.domain.machine import (
-    HISTORY_LIMIT,
+from collectionflow.domain.decision import (
     NOTHING,
     Decision,
     FlowEvent,
@@ -31,11 +30,12 @@ from collectionflow.domain.machine import (
     JobState,
     PhaseFinished,
     StartPhase,
-    child_snapshot,
-    decide,
 )
+from collectionflow.domain.history import HISTORY_LIMIT
+from collectionflow.domain.machine import decide
 from collectionflow.domain.registry import COLLECTION
 from collectionflow.domain.results import PhaseOutcome, PhaseResult
+from collectionflow.domain.snapshot import child_snapshot
 
 pytestmark = pytest.mark.unit
 

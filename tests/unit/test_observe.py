@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from collectionflow.domain.machine import JobObservation, JobState
+from collectionflow.domain.decision import JobObservation, JobState
 from collectionflow.domain.observe import (
     job_created_at,
     job_finished_at,

@@ -7,7 +7,8 @@ import datetime as dt
 import pytest
 
 from collectionflow.api.models import CollectionFlowSpec, CollectionFlowStatus
-from collectionflow.domain.machine import FlowView, JobObservation, JobState, decide
+from collectionflow.domain.decision import FlowView, JobObservation, JobState
+from collectionflow.domain.machine import decide
 from collectionflow.domain.progress import Progress, progress_after, progress_succeeded
 from collectionflow.domain.registry import COLLECTION, FlowDefinition, PhaseDefinition, UnknownPhase
 from collectionflow.domain.results import PhaseOutcome, PhaseResult

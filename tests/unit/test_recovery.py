@@ -22,7 +22,7 @@ from collectionflow.api.models import (
 )
 from collectionflow.api.names import job_name
 from collectionflow.api.reasons import ConditionReason, EventReason
-from collectionflow.domain.machine import (
+from collectionflow.domain.decision import (
     NOTHING,
     Decision,
     FlowEvent,
@@ -30,8 +30,8 @@ from collectionflow.domain.machine import (
     JobObservation,
     JobState,
     StartPhase,
-    decide,
 )
+from collectionflow.domain.machine import decide
 from collectionflow.domain.recovery import RecoveryAction, RecoveryPlan, plan_recovery
 from collectionflow.domain.registry import COLLECTION
 from collectionflow.domain.results import PhaseOutcome, PhaseResult

@@ -15,7 +15,7 @@ import pytest
 
 from collectionflow.api.models import FlowState
 from collectionflow.api.names import job_name
-from collectionflow.domain.machine import JobObservation, JobState
+from collectionflow.domain.decision import JobObservation, JobState
 from collectionflow.domain.records import ChildSnapshot
 from collectionflow.domain.stall import (
     MISSED_COMPLETION_GRACE,

@@ -14,13 +14,10 @@ names a next phase.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field, replace
-from enum import StrEnum
-from functools import cached_property
-from typing import Any, Literal
+from dataclasses import replace
+from typing import Any
 
 from collectionflow.api.models import (
-    CollectionFlowSpec,
     CollectionFlowStatus,
     FlowState,
     PhaseHistoryEntry,
@@ -29,106 +26,22 @@ from collectionflow.api.models import (
 from collectionflow.api.names import job_name
 from collectionflow.api.reasons import ConditionReason, EventReason
 from collectionflow.domain.conditions import conditions_for
-from collectionflow.domain.plan import FlowPlan, InvalidSpec, plan_for
+from collectionflow.domain.decision import (
+    NOTHING,
+    Decision,
+    Failure,
+    FlowEvent,
+    FlowView,
+    JobObservation,
+    JobState,
+    PhaseFinished,
+    StartPhase,
+)
+from collectionflow.domain.history import close_attempt, open_attempt
+from collectionflow.domain.plan import FlowPlan, InvalidSpec
 from collectionflow.domain.progress import progress_after, progress_succeeded
-from collectionflow.domain.records import ChildSnapshot
 from collectionflow.domain.registry import FlowDefinition, UnknownPhase
 from collectionflow.domain.results import PhaseOutcome, PhaseResult
-
-HISTORY_LIMIT = 50
-
-
-@dataclass(frozen=True)
-class FlowView:
-    """A CollectionFlow as the state machine needs it."""
-
-    namespace: str
-    name: str
-    uid: str
-    generation: int
-    spec: CollectionFlowSpec
-    status: CollectionFlowStatus
-    input_complete: bool = False
-    manual_input: dict[str, Any] | None = None
-    retry_request: str | None = None
-
-    @cached_property
-    def plan(self) -> FlowPlan:
-        """The flow's plan, worked out once per view (one per reconcile); InvalidSpec if the
-        spec has none."""
-        return plan_for(self.spec)
-
-
-class JobState(StrEnum):
-    MISSING = "Missing"
-    ACTIVE = "Active"
-    SUCCEEDED = "Succeeded"
-    FAILED = "Failed"
-
-
-@dataclass(frozen=True)
-class JobObservation:
-    """The current attempt's Job and the last of its containers to terminate."""
-
-    name: str
-    state: JobState
-    result: PhaseResult | None = None
-    result_error: str | None = None
-    exit_code: int | None = None
-    reason: str | None = None
-    termination_message: str | None = None
-    job_reason: str | None = None
-    job_message: str | None = None
-
-
-@dataclass(frozen=True)
-class StartPhase:
-    phase: str
-    attempt: int
-    manual_input: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class PhaseFinished:
-    phase: str
-    attempt: int
-    job_name: str
-    succeeded: bool
-    result: PhaseResult | None
-    error: str | None
-
-
-@dataclass(frozen=True)
-class Failure:
-    """A failure for the journal: what failed, and everything needed to diagnose it."""
-
-    operation: str
-    phase: str | None
-    attempt: int
-    error_message: str
-    next_phase: str | None = None
-    agent_decision: str | None = None
-    diagnostics: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class FlowEvent:
-    type: Literal["Normal", "Warning"]
-    reason: EventReason
-    message: str
-
-
-@dataclass(frozen=True)
-class Decision:
-    status: CollectionFlowStatus | None = None
-    start: StartPhase | None = None
-    finished: PhaseFinished | None = None
-    failure: Failure | None = None
-    events: tuple[FlowEvent, ...] = ()
-    consume_input: bool = False
-
-
-NOTHING = Decision()
 
 
 def at_rest(flow: FlowView) -> bool:
@@ -209,7 +122,7 @@ def _phase_succeeded(
             finished=finished,
         )
 
-    history = _close_history(status, phase, status.attempt, PhaseRunState.SUCCEEDED, now, None)
+    history = close_attempt(status, phase, status.attempt, PhaseRunState.SUCCEEDED, now, None)
     succeeded_event = FlowEvent(
         "Normal",
         EventReason.PHASE_SUCCEEDED,
@@ -219,27 +132,20 @@ def _phase_succeeded(
     if next_phase is None:
         done = progress_succeeded(plan.definition)
         message = f"all phases completed ({done.text})"
-        new_status = status.model_copy(
-            update={
-                "state": FlowState.SUCCEEDED,
-                "next_phase": None,
-                "progress_percentage": done.percentage,
-                "progress": done.text,
-                "current_job": None,
-                "completed_at": now,
-                "last_progress_time": now,
-                "message": message,
-                "observed_generation": flow.generation,
-                "phase_history": history,
-                "conditions": conditions_for(
-                    status.conditions,
-                    FlowState.SUCCEEDED,
-                    ConditionReason.SUCCEEDED,
-                    message,
-                    now,
-                    flow.generation,
-                ),
-            }
+        new_status = _moved(
+            flow,
+            status,
+            FlowState.SUCCEEDED,
+            ConditionReason.SUCCEEDED,
+            message,
+            now,
+            next_phase=None,
+            progress_percentage=done.percentage,
+            progress=done.text,
+            current_job=None,
+            completed_at=now,
+            last_progress_time=now,
+            phase_history=history,
         )
         return Decision(
             status=new_status,
@@ -301,21 +207,19 @@ def _fail(
     status = flow.status
     history = status.phase_history
     if status.phase and status.state is FlowState.RUNNING:
-        history = _close_history(
+        history = close_attempt(
             status, status.phase, status.attempt, PhaseRunState.FAILED, now, message
         )
-    new_status = status.model_copy(
-        update={
-            "state": FlowState.FAILED,
-            "current_job": None,
-            "completed_at": now,
-            "message": message,
-            "observed_generation": flow.generation,
-            "phase_history": history,
-            "conditions": conditions_for(
-                status.conditions, FlowState.FAILED, reason, message, now, flow.generation
-            ),
-        }
+    new_status = _moved(
+        flow,
+        status,
+        FlowState.FAILED,
+        reason,
+        message,
+        now,
+        current_job=None,
+        completed_at=now,
+        phase_history=history,
     )
     diagnostics: dict[str, Any] = {
         "reason": reason,
@@ -392,30 +296,19 @@ def _enter_phase(
     """Make `phase` current: start its Job, or wait for input or for the suspend to end."""
     config = plan.phase(phase)
     upcoming = plan.definition.next_phase_for(phase)
-    common = {
-        "phase": phase,
-        "next_phase": upcoming,
-        "attempt": attempt,
-        "observed_generation": flow.generation,
-    }
+    common: dict[str, Any] = {"phase": phase, "next_phase": upcoming, "attempt": attempt}
     if flow.spec.suspend:
         message = f"suspended before phase {phase}"
         return Decision(
-            status=base.model_copy(
-                update=common
-                | {
-                    "state": FlowState.SUSPENDED,
-                    "current_job": None,
-                    "message": message,
-                    "conditions": conditions_for(
-                        base.conditions,
-                        FlowState.SUSPENDED,
-                        ConditionReason.SUSPENDED,
-                        message,
-                        now,
-                        flow.generation,
-                    ),
-                }
+            status=_moved(
+                flow,
+                base,
+                FlowState.SUSPENDED,
+                ConditionReason.SUSPENDED,
+                message,
+                now,
+                current_job=None,
+                **common,
             ),
             events=(FlowEvent("Normal", EventReason.FLOW_SUSPENDED, message),),
         )
@@ -428,22 +321,16 @@ def _enter_phase(
         return Decision(
             status=None
             if already_waiting
-            else base.model_copy(
-                update=common
-                | {
-                    "state": FlowState.WAITING_FOR_INPUT,
-                    "current_job": None,
-                    "input_requested_at": now,
-                    "message": message,
-                    "conditions": conditions_for(
-                        base.conditions,
-                        FlowState.WAITING_FOR_INPUT,
-                        ConditionReason.WAITING_FOR_INPUT,
-                        message,
-                        now,
-                        flow.generation,
-                    ),
-                }
+            else _moved(
+                flow,
+                base,
+                FlowState.WAITING_FOR_INPUT,
+                ConditionReason.WAITING_FOR_INPUT,
+                message,
+                now,
+                current_job=None,
+                input_requested_at=now,
+                **common,
             ),
             events=()
             if already_waiting
@@ -455,29 +342,21 @@ def _enter_phase(
     entry = PhaseHistoryEntry(
         name=phase, state=PhaseRunState.RUNNING, attempt=attempt, job_name=job, started_at=now
     )
-    history = [h for h in base.phase_history if not (h.name == phase and h.attempt == attempt)] + [
-        entry
-    ]
+    history = open_attempt(base, entry)
     return Decision(
-        status=base.model_copy(
-            update=common
-            | {
-                "state": FlowState.RUNNING,
-                "current_job": job,
-                "input_requested_at": None,
-                "last_progress_time": now,
-                "message": message,
-                "phase_history": history[-HISTORY_LIMIT:],
-                "conditions": conditions_for(
-                    base.conditions,
-                    FlowState.RUNNING,
-                    ConditionReason.RECOVERING if stalled else ConditionReason.PHASE_RUNNING,
-                    message,
-                    now,
-                    flow.generation,
-                    stalled=stalled,
-                ),
-            }
+        status=_moved(
+            flow,
+            base,
+            FlowState.RUNNING,
+            ConditionReason.RECOVERING if stalled else ConditionReason.PHASE_RUNNING,
+            message,
+            now,
+            stalled=stalled,
+            current_job=job,
+            input_requested_at=None,
+            last_progress_time=now,
+            phase_history=history,
+            **common,
         ),
         start=StartPhase(phase, attempt, flow.manual_input if config.manual else None),
         events=(FlowEvent("Normal", EventReason.PHASE_STARTED, message),),
@@ -491,7 +370,7 @@ def recover_phase(flow: FlowView, now: dt.datetime, reason: str) -> Decision:
     plan = flow.plan
     phase = status.phase or plan.definition.first_phase
     attempt = status.attempt + 1
-    history = _close_history(
+    history = close_attempt(
         status, phase, status.attempt, PhaseRunState.ABANDONED, now, f"stalled: {reason}"
     )
     base = status.model_copy(
@@ -509,30 +388,33 @@ def fail_flow(flow: FlowView, now: dt.datetime, reason: ConditionReason, message
     return _fail(flow, None, now, reason, message, reason)
 
 
+def _moved(
+    flow: FlowView,
+    status: CollectionFlowStatus,
+    state: FlowState,
+    reason: ConditionReason,
+    message: str,
+    now: dt.datetime,
+    stalled: bool = False,
+    **fields: Any,
+) -> CollectionFlowStatus:
+    """`status` in `state` for `reason`, its conditions following, with `fields` changed."""
+    conditions = conditions_for(
+        status.conditions, state, reason, message, now, flow.generation, stalled=stalled
+    )
+    return status.model_copy(
+        update=fields
+        | {
+            "state": state,
+            "message": message,
+            "observed_generation": flow.generation,
+            "conditions": conditions,
+        }
+    )
+
+
 def _started(flow: FlowView, now: dt.datetime) -> CollectionFlowStatus:
     return flow.status.model_copy(update={"started_at": flow.status.started_at or now})
-
-
-def _close_history(
-    status: CollectionFlowStatus,
-    phase: str,
-    attempt: int,
-    state: PhaseRunState,
-    now: dt.datetime,
-    message: str | None,
-) -> list[PhaseHistoryEntry]:
-    closed = []
-    for entry in status.phase_history:
-        if (
-            entry.name == phase
-            and entry.attempt == attempt
-            and entry.state is PhaseRunState.RUNNING
-        ):
-            entry = entry.model_copy(
-                update={"state": state, "finished_at": now, "message": message}
-            )
-        closed.append(entry)
-    return closed
 
 
 def next_phase_for(
@@ -544,42 +426,3 @@ def next_phase_for(
         definition.phase(chosen)
         return chosen
     return definition.next_phase_for(phase)
-
-
-CHILD_STATUS = {
-    FlowState.PENDING: "initialized",
-    FlowState.SUSPENDED: "paused",
-    FlowState.SUCCEEDED: "completed",
-    FlowState.FAILED: "failed",
-}
-
-
-def child_snapshot(definition: FlowDefinition, status: CollectionFlowStatus) -> ChildSnapshot:
-    """The child-flow record as it should be after `status`, in the child's vocabulary."""
-
-    def stored(phase: str | None) -> str | None:
-        return definition.phase(phase).stored_phase if phase else None
-
-    if status.state in CHILD_STATUS:
-        child_status = CHILD_STATUS[status.state]
-    elif status.phase is not None:
-        child_status = definition.phase(status.phase).stored_status
-    else:
-        child_status = "initialized"
-    return ChildSnapshot(
-        current_phase=stored(status.phase),
-        next_phase=stored(status.next_phase),
-        status=child_status,
-        progress_percentage=status.progress_percentage,
-        phase_state={
-            "state": status.state.value,
-            "phase": status.phase,
-            "attempt": status.attempt,
-            "recoveries": status.recoveries,
-            "progress": status.progress,
-            "history": [
-                {"phase": h.name, "attempt": h.attempt, "state": h.state.value}
-                for h in status.phase_history
-            ],
-        },
-    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from collectionflow.domain.machine import JobObservation, JobState
+from collectionflow.domain.decision import JobObservation, JobState
 from collectionflow.domain.results import InvalidPhaseResult, PhaseResult
 from collectionflow.domain.stall import PodEvidence
 

@@ -16,7 +16,8 @@ from enum import StrEnum
 
 from collectionflow.api.models import RecoveryPolicy
 from collectionflow.api.reasons import ConditionReason
-from collectionflow.domain.machine import Decision, FlowView, fail_flow, recover_phase
+from collectionflow.domain.decision import Decision, FlowView
+from collectionflow.domain.machine import fail_flow, recover_phase
 from collectionflow.domain.stall import Finding, StallReason
 
 

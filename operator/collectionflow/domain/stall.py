@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from collectionflow.api.models import FlowState
-from collectionflow.domain.machine import JobObservation, JobState
+from collectionflow.domain.decision import JobObservation, JobState
 from collectionflow.domain.records import ChildSnapshot
 
 # A finished Job is normally acted on within a second; only this much later is it "missed".

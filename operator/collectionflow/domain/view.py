@@ -17,7 +17,8 @@ from collectionflow.api.names import (
     ANNOTATION_INPUT_COMPLETE,
     ANNOTATION_RETRY,
 )
-from collectionflow.domain.machine import FlowView, at_rest
+from collectionflow.domain.decision import FlowView
+from collectionflow.domain.machine import at_rest
 
 
 class UnreadableFlow(ValueError):

@@ -27,16 +27,14 @@ from collectionflow.api.models import CollectionFlowStatus, FlowState
 from collectionflow.api.names import ANNOTATION_INPUT, ANNOTATION_INPUT_COMPLETE
 from collectionflow.api.reasons import ConditionReason
 from collectionflow.db.errors import UnknownMasterFlow
-from collectionflow.domain.machine import (
+from collectionflow.domain.decision import (
     Decision,
     FlowView,
     JobObservation,
     PhaseFinished,
     StartPhase,
-    child_snapshot,
-    decide,
-    fail_flow,
 )
+from collectionflow.domain.machine import decide, fail_flow
 from collectionflow.domain.observe import job_finished_at, observe_job, terminated_state
 from collectionflow.domain.records import (
     FlowIds,
@@ -49,6 +47,7 @@ from collectionflow.domain.records import (
 )
 from collectionflow.domain.recovery import RecoveryPlan, plan_recovery
 from collectionflow.domain.registry import UnknownFlowType, flow_definition
+from collectionflow.domain.snapshot import child_snapshot
 from collectionflow.domain.stall import Finding, missed_completion
 from collectionflow.domain.view import flow_view
 from collectionflow.handlers.context import OperatorContext, flow_logger

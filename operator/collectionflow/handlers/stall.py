@@ -19,7 +19,8 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from collectionflow.api.models import FlowState
 from collectionflow.api.reasons import ConditionReason, EventReason
 from collectionflow.db.errors import DatabaseUnavailable, UnknownMasterFlow
-from collectionflow.domain.machine import Decision, FlowView, child_snapshot, fail_flow
+from collectionflow.domain.decision import Decision, FlowView
+from collectionflow.domain.machine import fail_flow
 from collectionflow.domain.observe import (
     job_created_at,
     job_finished_at,
@@ -29,6 +30,7 @@ from collectionflow.domain.observe import (
 )
 from collectionflow.domain.plan import InvalidSpec
 from collectionflow.domain.recovery import RecoveryAction, RecoveryPlan
+from collectionflow.domain.snapshot import child_snapshot
 from collectionflow.domain.stall import (
     Evidence,
     Finding,

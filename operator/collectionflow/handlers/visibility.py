@@ -10,7 +10,7 @@ import datetime as dt
 
 from collectionflow.api.reasons import EventReason
 from collectionflow.db.errors import DatabaseUnavailable
-from collectionflow.domain.machine import FlowView
+from collectionflow.domain.decision import FlowView
 from collectionflow.domain.records import JournalEntry
 from collectionflow.domain.recovery import RecoveryAction, RecoveryPlan
 from collectionflow.domain.stall import Finding

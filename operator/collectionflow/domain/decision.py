@@ -1,0 +1,111 @@
+"""What the state machine reads and what it decides: the flow, its Job, and a `Decision`.
+
+`FlowView` is a CollectionFlow as the machine needs it; `JobObservation` is what the current
+attempt's Job says; a `Decision` is everything a reconcile carries out: the new status, the
+Job to start, the phase run to record, the failure to journal and the Events to post.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import cached_property
+from typing import Any, Literal
+
+from collectionflow.api.models import CollectionFlowSpec, CollectionFlowStatus
+from collectionflow.api.reasons import EventReason
+from collectionflow.domain.plan import FlowPlan, plan_for
+from collectionflow.domain.results import PhaseResult
+
+
+@dataclass(frozen=True)
+class FlowView:
+    """A CollectionFlow as the state machine needs it."""
+
+    namespace: str
+    name: str
+    uid: str
+    generation: int
+    spec: CollectionFlowSpec
+    status: CollectionFlowStatus
+    input_complete: bool = False
+    manual_input: dict[str, Any] | None = None
+    retry_request: str | None = None
+
+    @cached_property
+    def plan(self) -> FlowPlan:
+        """The flow's plan, worked out once per view (one per reconcile); InvalidSpec if the
+        spec has none."""
+        return plan_for(self.spec)
+
+
+class JobState(StrEnum):
+    MISSING = "Missing"
+    ACTIVE = "Active"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+@dataclass(frozen=True)
+class JobObservation:
+    """The current attempt's Job and the last of its containers to terminate."""
+
+    name: str
+    state: JobState
+    result: PhaseResult | None = None
+    result_error: str | None = None
+    exit_code: int | None = None
+    reason: str | None = None
+    termination_message: str | None = None
+    job_reason: str | None = None
+    job_message: str | None = None
+
+
+@dataclass(frozen=True)
+class StartPhase:
+    phase: str
+    attempt: int
+    manual_input: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class PhaseFinished:
+    phase: str
+    attempt: int
+    job_name: str
+    succeeded: bool
+    result: PhaseResult | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A failure for the journal: what failed, and everything needed to diagnose it."""
+
+    operation: str
+    phase: str | None
+    attempt: int
+    error_message: str
+    next_phase: str | None = None
+    agent_decision: str | None = None
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FlowEvent:
+    type: Literal["Normal", "Warning"]
+    reason: EventReason
+    message: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    status: CollectionFlowStatus | None = None
+    start: StartPhase | None = None
+    finished: PhaseFinished | None = None
+    failure: Failure | None = None
+    events: tuple[FlowEvent, ...] = ()
+    consume_input: bool = False
+
+
+NOTHING = Decision()
