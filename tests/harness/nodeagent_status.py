@@ -18,6 +18,7 @@ DEFAULT_SCHEDULER = "default-scheduler"
 NODE_LEASE_NAMESPACE = "kube-node-lease"
 NODE_LEASE_SECONDS = 40
 TOKEN_SECONDS = 86400
+DEFAULT_GRACE_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,19 @@ def parse_timestamp(value: object) -> dt.datetime | None:
         return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
+
+
+def grace_period(pod: JsonDict) -> float:
+    """Seconds between SIGTERM and SIGKILL: the deletion's grace, else the pod's, else 30."""
+    metadata = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
+    for value in (
+        metadata.get("deletionGracePeriodSeconds"),
+        spec.get("terminationGracePeriodSeconds"),
+    ):
+        if value is not None:
+            return float(value)
+    return DEFAULT_GRACE_SECONDS
 
 
 def should_restart(restart_policy: str, exit_code: int) -> bool:

@@ -6,9 +6,11 @@ import datetime as dt
 
 import pytest
 
+from harness.nodeagent_model import JsonDict
 from harness.nodeagent_status import (
     NODE_LEASE_NAMESPACE,
     binding,
+    grace_period,
     node_lease,
     node_status,
     token_request,
@@ -72,3 +74,21 @@ def test_unschedulable_is_a_false_pod_scheduled_condition() -> None:
         "Unschedulable",
     )
     assert condition["message"] == "no node fits"
+
+
+@pytest.mark.parametrize(
+    ("pod", "seconds"),
+    [
+        ({}, 30.0),
+        ({"spec": {"terminationGracePeriodSeconds": 5}}, 5.0),
+        (
+            {
+                "metadata": {"deletionGracePeriodSeconds": 0},
+                "spec": {"terminationGracePeriodSeconds": 5},
+            },
+            0.0,
+        ),
+    ],
+)
+def test_the_grace_period_is_the_deletions_then_the_pods(pod: JsonDict, seconds: float) -> None:
+    assert grace_period(pod) == seconds

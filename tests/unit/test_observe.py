@@ -1,168 +1,31 @@
-"""Reading Jobs, pods and Leases, as the Kubernetes API returns them, into observations.
-
-The bodies are camelCase dicts shaped like real API responses (conditions with probe and
-transition times, container statuses with `state.waiting|running|terminated`), so a change in
-what the observation reads is caught here rather than in a cluster.
-"""
+"""Reading a phase Job: its state, result and failure, from the Job and its pods."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import pytest
 
 from collectionflow.domain.decision import JobObservation, JobState
 from collectionflow.domain.observe import (
-    job_created_at,
-    job_finished_at,
-    lease_renewed_at,
     observe_job,
-    parse_time,
-    pod_evidence,
 )
 from collectionflow.domain.results import PhaseOutcome, PhaseResult
-from collectionflow.domain.stall import PodEvidence
+from unit.job_bodies import (
+    CREATED,
+    FAILED_MESSAGE,
+    JOB,
+    RUNNING,
+    SUCCEEDED_MESSAGE,
+    complete_job,
+    condition,
+    failed_job,
+    job_body,
+    pod_body,
+    terminated,
+)
 
 pytestmark = pytest.mark.unit
-
-JOB = "demo-gap-analysis-1"
-CREATED = "2024-05-01T12:00:00Z"
-CREATED_AT = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
-SUCCEEDED_MESSAGE = (
-    '{"state": "succeeded", "next_phase": "questionnaire_generation", '
-    '"agent_decision": "gaps found", "outputs": {"gaps": 3}, "error": null}'
-)
-FAILED_MESSAGE = (
-    '{"state": "failed", "next_phase": null, "agent_decision": "", '
-    '"outputs": {}, "error": "source system unreachable"}'
-)
-
-
-# --- builders ------------------------------------------------------------------------------
-
-
-def condition(kind: str, at: str, status: str = "True", **fields: str) -> dict[str, Any]:
-    return {
-        "type": kind,
-        "status": status,
-        "lastProbeTime": at,
-        "lastTransitionTime": at,
-        **fields,
-    }
-
-
-def job_body(*conditions: dict[str, Any], **status: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {
-            "name": JOB,
-            "namespace": "team-a",
-            "uid": "0b5d6c0e-7f0e-4d3a-9b53-6a1f0c1d2e3f",
-            "creationTimestamp": CREATED,
-        },
-        "spec": {"backoffLimit": 2, "completions": 1, "parallelism": 1},
-        "status": {"startTime": CREATED, **status, "conditions": list(conditions)},
-    }
-
-
-def complete_job(finished: str = "2024-05-01T12:03:00Z") -> dict[str, Any]:
-    return job_body(
-        condition(
-            "SuccessCriteriaMet",
-            finished,
-            reason="CompletionsReached",
-            message="Reached expected number of succeeded pods",
-        ),
-        condition(
-            "Complete",
-            finished,
-            reason="CompletionsReached",
-            message="Reached expected number of succeeded pods",
-        ),
-        completionTime=finished,
-        succeeded=1,
-        ready=0,
-        terminating=0,
-    )
-
-
-def failed_job(finished: str = "2024-05-01T12:03:00Z") -> dict[str, Any]:
-    return job_body(
-        condition(
-            "FailureTarget",
-            finished,
-            reason="BackoffLimitExceeded",
-            message="Job has reached the specified backoff limit",
-        ),
-        condition(
-            "Failed",
-            finished,
-            reason="BackoffLimitExceeded",
-            message="Job has reached the specified backoff limit",
-        ),
-        failed=3,
-        ready=0,
-        terminating=0,
-    )
-
-
-def pod_body(
-    name: str,
-    state: dict[str, Any] | None,
-    phase: str = "Running",
-    conditions: tuple[dict[str, Any], ...] = (),
-) -> dict[str, Any]:
-    status: dict[str, Any] = {"phase": phase, "conditions": list(conditions)}
-    if state is not None:
-        status["containerStatuses"] = [
-            {
-                "name": "worker",
-                "image": "ghcr.io/example/collectionflow-operator:1.0.0",
-                "imageID": "",
-                "ready": "running" in state,
-                "restartCount": 0,
-                "started": "running" in state,
-                "state": state,
-                "lastState": {},
-            }
-        ]
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": name,
-            "namespace": "team-a",
-            "creationTimestamp": CREATED,
-            "labels": {"job-name": JOB, "batch.kubernetes.io/job-name": JOB},
-        },
-        "status": status,
-    }
-
-
-def terminated(
-    exit_code: int, finished: str, message: str | None = None, reason: str | None = None
-) -> dict[str, Any]:
-    state: dict[str, Any] = {
-        "exitCode": exit_code,
-        "reason": reason or ("Completed" if exit_code == 0 else "Error"),
-        "startedAt": CREATED,
-        "finishedAt": finished,
-        "containerID": "containerd://0123456789abcdef",
-    }
-    if message is not None:
-        state["message"] = message
-    return {"terminated": state}
-
-
-RUNNING = {"running": {"startedAt": "2024-05-01T12:00:05Z"}}
-IMAGE_PULL_BACK_OFF = {
-    "waiting": {
-        "reason": "ImagePullBackOff",
-        "message": 'Back-off pulling image "ghcr.io/example/missing:1.0"',
-    }
-}
 
 
 # --- observe_job ---------------------------------------------------------------------------
@@ -331,152 +194,3 @@ def test_a_failed_job_without_pods_still_says_why_it_failed() -> None:
         job_reason="DeadlineExceeded",
         job_message="Job was active longer than specified deadline",
     )
-
-
-# --- pods ----------------------------------------------------------------------------------
-
-
-def test_a_pod_waiting_on_image_pull_back_off_has_not_started() -> None:
-    pod = pod_body(
-        f"{JOB}-abcde",
-        IMAGE_PULL_BACK_OFF,
-        "Pending",
-        (condition("PodScheduled", CREATED), condition("Ready", CREATED, status="False")),
-    )
-    assert pod_evidence(pod) == PodEvidence(
-        name=f"{JOB}-abcde",
-        phase="Pending",
-        created_at=CREATED_AT,
-        started=False,
-        waiting_reason="ImagePullBackOff",
-        waiting_message='Back-off pulling image "ghcr.io/example/missing:1.0"',
-        unschedulable=False,
-    )
-
-
-@pytest.mark.parametrize(
-    ("state", "phase"),
-    [
-        pytest.param(RUNNING, "Running", id="running"),
-        pytest.param(terminated(0, "2024-05-01T12:02:00Z"), "Succeeded", id="terminated-ok"),
-        pytest.param(terminated(1, "2024-05-01T12:02:00Z"), "Failed", id="terminated-error"),
-    ],
-)
-def test_a_running_or_terminated_pod_has_started(state: dict[str, Any], phase: str) -> None:
-    evidence = pod_evidence(pod_body(f"{JOB}-abcde", state, phase))
-    assert (evidence.started, evidence.phase) == (True, phase)
-    assert (evidence.waiting_reason, evidence.waiting_message, evidence.unschedulable) == (
-        None,
-        None,
-        False,
-    )
-
-
-def test_an_unschedulable_pod_without_container_statuses_has_not_started() -> None:
-    pod = pod_body(
-        f"{JOB}-abcde",
-        None,
-        "Pending",
-        (
-            condition(
-                "PodScheduled",
-                CREATED,
-                status="False",
-                reason="Unschedulable",
-                message="0/1 nodes are available: 1 Insufficient cpu.",
-            ),
-        ),
-    )
-    evidence = pod_evidence(pod)
-    assert (evidence.started, evidence.unschedulable, evidence.waiting_reason) == (
-        False,
-        True,
-        None,
-    )
-
-
-def test_a_pod_without_a_status_yet_is_unknown_and_not_started() -> None:
-    assert pod_evidence({"metadata": {"name": "p"}}) == PodEvidence(
-        name="p", phase="Unknown", created_at=None, started=False
-    )
-
-
-# --- times ---------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        ("2024-05-01T12:00:00Z", CREATED_AT),
-        ("2024-05-01T12:00:00.123456Z", CREATED_AT.replace(microsecond=123456)),
-        ("2024-05-01T14:00:00+02:00", CREATED_AT),
-        ("2024-05-01T12:00:00+00:00", CREATED_AT),
-        (None, None),
-        ("", None),
-    ],
-)
-def test_parse_time_reads_rfc3339_as_aware_datetimes(
-    value: str | None, expected: dt.datetime | None
-) -> None:
-    parsed = parse_time(value)
-    assert parsed == expected
-    if parsed is not None:
-        assert parsed.utcoffset() is not None
-
-
-@pytest.mark.parametrize(
-    ("job", "expected"),
-    [
-        pytest.param(complete_job("2024-05-01T12:03:00Z"), "2024-05-01T12:03:00Z", id="complete"),
-        pytest.param(failed_job("2024-05-01T12:04:00Z"), "2024-05-01T12:04:00Z", id="failed"),
-        pytest.param(job_body(active=1), None, id="active"),
-        pytest.param(None, None, id="missing"),
-    ],
-)
-def test_job_finished_at_comes_from_completion_time_or_the_final_condition(
-    job: dict[str, Any] | None, expected: str | None
-) -> None:
-    assert job_finished_at(job) == parse_time(expected)
-
-
-def test_a_complete_job_finished_at_its_completion_time_over_its_condition() -> None:
-    job = complete_job("2024-05-01T12:03:00Z")
-    job["status"]["completionTime"] = "2024-05-01T12:02:59Z"
-    assert job_finished_at(job) == parse_time("2024-05-01T12:02:59Z")
-
-
-def test_job_created_at_is_its_creation_timestamp() -> None:
-    assert job_created_at(job_body()) == CREATED_AT
-    assert job_created_at(None) is None
-
-
-@pytest.mark.parametrize(
-    ("lease", "expected"),
-    [
-        pytest.param(
-            {
-                "apiVersion": "coordination.k8s.io/v1",
-                "kind": "Lease",
-                "metadata": {"name": JOB, "creationTimestamp": CREATED},
-                "spec": {
-                    "holderIdentity": f"{JOB}-abcde",
-                    "leaseDurationSeconds": 30,
-                    "acquireTime": "2024-05-01T12:00:01.000000Z",
-                    "renewTime": "2024-05-01T12:04:30.250000Z",
-                },
-            },
-            dt.datetime(2024, 5, 1, 12, 4, 30, 250000, tzinfo=dt.UTC),
-            id="renewed",
-        ),
-        pytest.param(
-            {"metadata": {"name": JOB}, "spec": {"leaseDurationSeconds": 30}},
-            None,
-            id="never-renewed",
-        ),
-        pytest.param(None, None, id="no-lease"),
-    ],
-)
-def test_lease_renewed_at_is_its_micro_time_renew_time(
-    lease: dict[str, Any] | None, expected: dt.datetime | None
-) -> None:
-    assert lease_renewed_at(lease) == expected

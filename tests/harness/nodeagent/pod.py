@@ -44,6 +44,7 @@ from harness.nodeagent_status import (
     Terminated,
     Waiting,
     build_pod_status,
+    grace_period,
     parse_timestamp,
     restart_delay,
     should_restart,
@@ -51,7 +52,6 @@ from harness.nodeagent_status import (
 
 logger = logging.getLogger("harness.nodeagent")
 
-DEFAULT_GRACE_SECONDS: Final = 30.0
 SHUTDOWN_REASON: Final = "Shutdown"
 SHUTDOWN_MESSAGE: Final = "The local node agent was stopped; the pod's processes were terminated."
 DEADLINE_MESSAGE: Final = "Pod was active on the node longer than the specified deadline"
@@ -179,7 +179,7 @@ class PodWorker:
             elapsed = (dt.datetime.now(dt.UTC) - self.start_time).total_seconds()
             if elapsed >= float(deadline):
                 self.log.info("activeDeadlineSeconds=%s exceeded; stopping the pod", deadline)
-                self._terminate(self._grace(pod))
+                self._terminate(grace_period(pod))
                 self.failure = PodFailure("DeadlineExceeded", DEADLINE_MESSAGE)
         if self.failure is not None:
             return
@@ -335,17 +335,6 @@ class PodWorker:
         exit_code = container.collect(code, dt.datetime.now(dt.UTC))
         self.log.info("container %s exited with code %d", container.name, exit_code)
 
-    def _grace(self, pod: JsonDict) -> float:
-        metadata = pod.get("metadata") or {}
-        spec = pod.get("spec") or {}
-        for value in (
-            metadata.get("deletionGracePeriodSeconds"),
-            spec.get("terminationGracePeriodSeconds"),
-        ):
-            if value is not None:
-                return float(value)
-        return DEFAULT_GRACE_SECONDS
-
     def _terminate(self, grace: float) -> None:
         """SIGTERM the running containers' process groups, SIGKILL them after ``grace``."""
         running = [c for c in self.containers if c.proc is not None]
@@ -384,7 +373,7 @@ class PodWorker:
 
     def _delete(self, pod: JsonDict) -> None:
         """Graceful deletion: stop the processes, report, then remove the object."""
-        grace = self._grace(pod)
+        grace = grace_period(pod)
         self.log.info("is being deleted (grace period %gs)", grace)
         self._terminate(grace)
         try:
@@ -398,7 +387,7 @@ class PodWorker:
     def _shutdown(self, pod: JsonDict) -> None:
         if self._finished():
             return
-        self._terminate(min(self._grace(pod), self.agent.config.stop_grace_seconds))
+        self._terminate(min(grace_period(pod), self.agent.config.stop_grace_seconds))
         if self.failure is None:
             self.failure = PodFailure(SHUTDOWN_REASON, SHUTDOWN_MESSAGE)
         self._report(pod)
