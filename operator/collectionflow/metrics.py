@@ -65,6 +65,16 @@ class Metrics:
             buckets=(1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
             registry=self.registry,
         )
+        self.leader = Gauge(
+            "collectionflow_leader",
+            "1 on the replica that holds the leader Lease (the one that acts), 0 on a standby",
+            registry=self.registry,
+        )
+        self.leader_transitions = Counter(
+            "collectionflow_leader_transitions",
+            "Times this replica became the leader or stopped being it",
+            registry=self.registry,
+        )
         self._last_watch_event = time.monotonic()
         Gauge(
             "collectionflow_watch_event_age_seconds",
@@ -74,6 +84,16 @@ class Metrics:
         self._states: dict[str, FlowState] = {}
 
     def watch_event(self) -> None:
+        self.leader = Gauge(
+            "collectionflow_leader",
+            "1 on the replica that holds the leader Lease (the one that acts), 0 on a standby",
+            registry=self.registry,
+        )
+        self.leader_transitions = Counter(
+            "collectionflow_leader_transitions",
+            "Times this replica became the leader or stopped being it",
+            registry=self.registry,
+        )
         self._last_watch_event = time.monotonic()
 
     def flow_state(self, uid: str, state: FlowState | None) -> None:

@@ -7,6 +7,8 @@ not settings and are ignored here.
 
 from __future__ import annotations
 
+import socket
+import uuid
 from functools import lru_cache
 
 from pydantic import BaseModel, Field, SecretStr
@@ -73,6 +75,26 @@ class OperatorSettings(BaseModel):
     )
 
 
+class LeaderSettings(BaseModel):
+    """Leader election on a coordination.k8s.io/v1 Lease: with it, any number of replicas run
+    and exactly one acts (see "High availability" in docs/design.md)."""
+
+    enabled: bool = Field(
+        default=False, description="elect a leader; without it this replica always acts"
+    )
+    lease_name: str = "collectionflow-operator-leader"
+    lease_namespace: str = Field(
+        default="default", description="the operator's own namespace (the chart sets it)"
+    )
+    identity: str = Field(
+        default_factory=lambda: f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}",
+        description="this replica's name in the Lease; unique per process",
+    )
+    lease_duration_seconds: float = Field(default=15.0, gt=0)
+    renew_deadline_seconds: float = Field(default=10.0, gt=0)
+    retry_period_seconds: float = Field(default=2.0, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="COLLECTIONFLOW_",
@@ -83,6 +105,7 @@ class Settings(BaseSettings):
 
     db: DatabaseSettings = DatabaseSettings()
     operator: OperatorSettings = OperatorSettings()
+    leader: LeaderSettings = LeaderSettings()
 
 
 @lru_cache(maxsize=1)

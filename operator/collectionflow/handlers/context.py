@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -97,6 +99,72 @@ class Outage:
         )
 
 
+class NotLeader(Exception):
+    """This replica does not hold the leader Lease (any more): it must not act."""
+
+
+class Leadership:
+    """Whether this replica may act: only while it holds the leader Lease, renewed in time.
+
+    The right to act runs out by itself `renew_deadline` after the last renewal that started,
+    on the monotonic clock, even if the election loop is stuck: before another replica may take
+    the Lease (`lease_duration` after it last saw it change). Without election it never runs out.
+    """
+
+    def __init__(self, renew_deadline: float | None = None) -> None:
+        self.renew_deadline = renew_deadline
+        self._valid_until = -math.inf if renew_deadline is not None else math.inf
+        self.since: dt.datetime | None = None if renew_deadline is not None else utc_now()
+        self.epoch = 0 if renew_deadline is not None else 1
+        self.changed = asyncio.Event()
+
+    @property
+    def leading(self) -> bool:
+        return time.monotonic() < self._valid_until
+
+    def fence(self) -> None:
+        """Raise NotLeader unless this replica may act now; called before every write."""
+        if not self.leading:
+            raise NotLeader("this replica is not the leader")
+
+    def renewed(self, started: float, now: dt.datetime) -> bool:
+        """A renewal (or acquisition) that started at monotonic `started` succeeded; True when
+        it made this replica the leader."""
+        assert self.renew_deadline is not None
+        became = not self.leading
+        self._valid_until = started + self.renew_deadline
+        if became:
+            self.epoch += 1
+            self.since = now
+            self._announce()
+        return became
+
+    def lost(self) -> None:
+        self._valid_until = -math.inf
+        self._announce()
+
+    def _announce(self) -> None:
+        self.changed.set()
+        self.changed = asyncio.Event()
+
+    async def wait_leading(self, stopped: asyncio.Event | Any) -> bool:
+        """Wait until this replica leads (True) or `stopped` (an asyncio.Event or kopf's
+        DaemonStopped) is set (False)."""
+        while not self.leading:
+            if stopped.is_set():
+                return False
+            changed = asyncio.ensure_future(self.changed.wait())
+            halted = asyncio.ensure_future(stopped.wait())
+            try:
+                await asyncio.wait(
+                    {changed, halted}, timeout=1.0, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                changed.cancel()
+                halted.cancel()
+        return True
+
+
 @dataclass
 class OperatorContext:
     settings: Settings
@@ -113,6 +181,7 @@ class OperatorContext:
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     started_at: dt.datetime = field(default_factory=utc_now)
+    leadership: Leadership = field(default_factory=Leadership)
 
     def excuses(
         self,
@@ -122,10 +191,12 @@ class OperatorContext:
         seen_at: dt.datetime | None = None,
     ) -> bool:
         """Whether a Job finishing at `finished_at` unnoticed is explained by something already
-        known and not by the flow: this operator was not running yet (it catches up on start),
+        known and not by the flow: this operator was not running or not leading yet (it catches
+        up on start and on taking over),
         its watch learned of it only lately (`seen_at`: a watch came back and re-listed), or
         the database or the apiserver was out (`Outage.excuses`)."""
-        started = finished_at is not None and finished_at <= self.started_at + grace
+        acting_since = max(self.started_at, self.leadership.since or self.started_at)
+        started = finished_at is not None and finished_at <= acting_since + grace
         learned_lately = seen_at is not None and now - seen_at < grace
         return (
             started

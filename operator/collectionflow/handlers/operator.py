@@ -33,8 +33,10 @@ from collectionflow.db.errors import DatabaseUnavailable
 from collectionflow.db.migrate import upgrade
 from collectionflow.db.repository import FlowRepository
 from collectionflow.domain.cache import DELETED
+from collectionflow.domain.leader import ElectionError
 from collectionflow.domain.view import UnreadableFlow, has_work, observed_state
-from collectionflow.handlers.context import OperatorContext, flow_logger
+from collectionflow.handlers.context import Leadership, NotLeader, OperatorContext, flow_logger
+from collectionflow.handlers.leadership import Elector, timings_of
 from collectionflow.handlers.reconcile import reconcile
 from collectionflow.handlers.stall import sweep
 from collectionflow.k8s.gateway import (
@@ -86,12 +88,32 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     )
     ctx.tasks.add(asyncio.create_task(_sweep_forever(ctx), name="stall-sweep"))
     memo.ctx = ctx
+    memo.elector = None
+    if app.leader.enabled:
+        try:
+            timings = timings_of(ctx)
+        except ElectionError as error:
+            raise kopf.PermanentError(f"leader election settings: {error}") from error
+        ctx.leadership = Leadership(renew_deadline=timings.renew_deadline)
+        memo.elector = Elector(ctx)
+        memo.election = asyncio.create_task(memo.elector.run(), name="leader-election")
+        log.info(
+            "leader election on lease %s/%s as %s",
+            app.leader.lease_namespace,
+            app.leader.lease_name,
+            app.leader.identity,
+        )
     log.info("operator ready: database %s", engine.url.render_as_string(hide_password=True))
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     ctx: OperatorContext | None = getattr(memo, "ctx", None)
+    elector: Elector | None = getattr(memo, "elector", None)
+    if elector is not None:
+        memo.election.cancel()
+        await asyncio.gather(memo.election, return_exceptions=True)
+        await elector.release()
     if ctx is not None:
         for task in ctx.tasks:
             task.cancel()
@@ -143,8 +165,13 @@ async def run_flow(
     failures = 0
     fresh = True
     trigger = "resync"
+    epoch = ctx.leadership.epoch
     try:
         while not stopped:
+            if not ctx.leadership.leading and not await ctx.leadership.wait_leading(stopped):
+                break
+            if epoch != ctx.leadership.epoch:  # taken over: read the truth, as after a start
+                epoch, fresh, trigger = ctx.leadership.epoch, True, "leader"
             wake.clear()
             ctx.metrics.reconciles.labels(trigger=trigger).inc()
             delay = ctx.settings.operator.resync_seconds
@@ -169,6 +196,8 @@ async def run_flow(
                 await asyncio.sleep(PROBE_SECONDS)
             except UnreadableFlow as error:
                 flow_logger(namespace, name).error("%s", error)
+            except NotLeader:
+                delay = 0.0  # wait for the leadership at the top of the loop
             except ApiException as error:
                 failures += 1
                 delay = min(MAX_BACKOFF_SECONDS, 2.0**failures)
@@ -255,8 +284,12 @@ async def _sweep_forever(ctx: OperatorContext) -> None:
     interval = ctx.settings.operator.stall_check_interval_seconds
     while True:
         await asyncio.sleep(interval)
+        if not ctx.leadership.leading:
+            continue
         try:
             await sweep(ctx)
+        except NotLeader:
+            continue
         except Exception:  # the sweep must outlive any one bad pass
             log.exception("stall sweep failed; next pass in %.0fs", interval)
 
@@ -271,7 +304,7 @@ async def flow_changed(
     ctx.metrics.flow_state(uid, None if kind == DELETED else observed_state(dict(body)))
     if ctx.cache.observe_flow(kind, body):
         ctx.wakeups.wake(uid)
-    if kind == DELETED:
+    if kind == DELETED and ctx.leadership.leading:
         task = asyncio.create_task(_cancel_rows(ctx, body["metadata"]["namespace"], name, uid))
         ctx.tasks.add(task)
         task.add_done_callback(ctx.tasks.discard)

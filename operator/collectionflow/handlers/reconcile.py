@@ -141,6 +141,7 @@ async def ensure_ids(ctx: OperatorContext, view: FlowView) -> FlowIds:
     if status.master_flow_id and status.child_flow_id:
         return FlowIds(status.master_flow_id, status.child_flow_id)
     spec = view.spec
+    ctx.leadership.fence()
     return await ctx.repository.ensure_flow(
         FlowRef(
             flow_uid=view.uid,
@@ -187,6 +188,7 @@ async def carry_out(
     no database rows) the database is left alone."""
     log = flow_logger(view.namespace, view.name, view.status.phase, view.status.attempt)
     now = ctx.clock()
+    ctx.leadership.fence()
     if decision.failure is not None:
         failure = decision.failure
         await ctx.repository.journal(
@@ -218,6 +220,7 @@ async def carry_out(
         )
     finished = _finished_run(view, decision.finished, now)
     if ids is not None and (finished is not None or started is not None or status is not None):
+        ctx.leadership.fence()
         await ctx.repository.record_transition(
             database_sync(view, ids, status, finished=finished, started=started)
         )
@@ -225,6 +228,7 @@ async def carry_out(
         _observe_duration(ctx, view, decision.finished, now)
     if status is not None:
         patch = merge_patch(body.get("status") or {}, status.to_api())
+        ctx.leadership.fence()
         ctx.cache.wrote_flow(await ctx.kube.patch_flow_status(body, patch))
 
     ref = ObjectRef(view.namespace, view.name, view.uid)
@@ -335,6 +339,7 @@ async def _start_phase(
         await ctx.kube.ensure_worker_rbac(
             view.namespace, settings.worker_service_account, settings.worker_cluster_role
         )
+    ctx.leadership.fence()
     job = await ctx.kube.create_job(build_phase_job(request))
     ctx.cache.put_job(job, view.namespace, request.job_name)
     return PhaseRunRecord(

@@ -199,6 +199,7 @@ async def _recover(
     plan: RecoveryPlan,
 ) -> None:
     ids = await ensure_ids(ctx, view)
+    ctx.leadership.fence()
     if plan.action is RecoveryAction.RESYNC:
         await ctx.repository.record_transition(database_sync(view, ids, view.status))
     else:
@@ -235,6 +236,7 @@ async def _remind_input(
     ref = ObjectRef(view.namespace, view.name, view.uid)
     waited = (now - (status.input_requested_at or now)).total_seconds()
     message = f"phase {status.phase} has waited {waited:.0f}s for input"
+    ctx.leadership.fence()
     await ctx.kube.post_event(ref, "Normal", EventReason.INPUT_REMINDER, message)
     ids = await ensure_ids(ctx, view)
     if operator.fail_on_input_timeout:

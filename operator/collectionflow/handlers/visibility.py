@@ -21,6 +21,7 @@ from collectionflow.k8s.gateway import ObjectRef
 async def report_stall(
     ctx: OperatorContext, view: FlowView, finding: Finding, plan: RecoveryPlan, now: dt.datetime
 ) -> None:
+    ctx.leadership.fence()
     ref = ObjectRef(view.namespace, view.name, view.uid)
     ctx.metrics.stalls.labels(reason=finding.reason.value).inc()
     flow_logger(view.namespace, view.name, view.status.phase, view.status.attempt).warning(

@@ -203,6 +203,28 @@ class KubeGateway:
     async def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
         return await self._read(self.coordination.read_namespaced_lease, name, namespace)
 
+    async def write_lease(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Create the Lease, or replace it when the manifest carries the resourceVersion it
+        was read at; Conflict when someone else wrote it first."""
+        meta = manifest["metadata"]
+        try:
+            if meta.get("resourceVersion"):
+                written: dict[str, Any] = await self._call(
+                    self.coordination.replace_namespaced_lease,
+                    meta["name"],
+                    meta["namespace"],
+                    manifest,
+                )
+            else:
+                written = await self._call(
+                    self.coordination.create_namespaced_lease, meta["namespace"], manifest
+                )
+        except ApiException as error:
+            if error.status == 409:
+                raise Conflict(f"lease {meta['namespace']}/{meta['name']} changed") from None
+            raise
+        return written
+
     # RBAC for workers
 
     async def ensure_worker_rbac(
