@@ -45,7 +45,7 @@ def run(
             standalone=True,
             clusterwide=not namespace,
             namespaces=namespace or (),
-            liveness_endpoint=f"http://0.0.0.0:{liveness_port}/healthz" if liveness_port else None,
+            memo=kopf.Memo(health_port=liveness_port),
         )
     )
 

@@ -1,4 +1,4 @@
-"""Prometheus metrics of the operator, served on the metrics port.
+"""Prometheus metrics of the operator, served on the metrics port with the liveness probe.
 
 Besides stalls and recoveries, the age of the last watch event is exported: kopf watches can
 go silent without an error (kopf issues 585 and 955), and a silent watch means handlers stop
@@ -8,8 +8,17 @@ firing. Alert on `collectionflow_watch_event_age_seconds` growing past the watch
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 from collectionflow.api.models import FlowState
 
@@ -84,16 +93,6 @@ class Metrics:
         self._states: dict[str, FlowState] = {}
 
     def watch_event(self) -> None:
-        self.leader = Gauge(
-            "collectionflow_leader",
-            "1 on the replica that holds the leader Lease (the one that acts), 0 on a standby",
-            registry=self.registry,
-        )
-        self.leader_transitions = Counter(
-            "collectionflow_leader_transitions",
-            "Times this replica became the leader or stopped being it",
-            registry=self.registry,
-        )
         self._last_watch_event = time.monotonic()
 
     def flow_state(self, uid: str, state: FlowState | None) -> None:
@@ -108,5 +107,27 @@ class Metrics:
         if state is not None:
             self.flows.labels(state=state.value).inc()
 
-    def serve(self, port: int) -> None:
-        start_http_server(port, registry=self.registry)
+    async def serve(self, ports: Iterable[int], health: Callable[[], bool]) -> web.AppRunner:
+        """Serve `/metrics` and `/healthz` (200 while `health()` holds) on each port.
+
+        The sockets are bound with SO_REUSEPORT, so that replicas sharing one network namespace
+        (host networking, or the test harness's node) can bind the same ports.
+        """
+
+        async def metrics(_: web.Request) -> web.Response:
+            body = generate_latest(self.registry)
+            return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+        async def healthz(_: web.Request) -> web.Response:
+            return web.Response(
+                text="ok\n" if health() else "unhealthy\n", status=200 if health() else 503
+            )
+
+        app = web.Application()
+        app.router.add_get("/metrics", metrics)
+        app.router.add_get("/healthz", healthz)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        for port in ports:
+            await web.TCPSite(runner, "0.0.0.0", port, reuse_port=True).start()
+        return runner

@@ -9,6 +9,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from pydantic import SecretStr
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from collectionflow.db.engine import make_engine
@@ -16,6 +17,9 @@ from collectionflow.db.errors import unavailable_on_connection_failure
 from collectionflow.settings import DatabaseSettings
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+# Replicas starting together migrate one at a time: the others wait on this advisory lock
+# (held for the migration's transaction) and then find the schema up to date.
+MIGRATION_LOCK = 0x636F6C6C  # "coll"
 
 
 def alembic_config(url: str) -> Config:
@@ -48,5 +52,7 @@ def new_revision(url: str, message: str) -> None:
 
 
 def _upgrade(connection: Connection, config: Config, revision: str) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
     config.attributes["connection"] = connection
     command.upgrade(config, revision)

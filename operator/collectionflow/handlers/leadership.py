@@ -99,7 +99,6 @@ class Elector:
         if leading == self.was_leading:
             return
         self.was_leading = leading
-        ctx.metrics.leader.set(1 if leading else 0)
         ctx.metrics.leader_transitions.inc()
         identity = self.settings.identity
         if leading:
@@ -149,6 +148,5 @@ class Elector:
         except (Conflict, ApiException, ApiUnreachable, TimeoutError) as error:
             log.warning("could not release the leader Lease: %s", error)
             return
-        ctx.metrics.leader.set(0)
         ctx.metrics.leader_transitions.inc()
         log.info("%s released the leader Lease", self.settings.identity)

@@ -77,8 +77,6 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         raise kopf.TemporaryError(f"database unavailable at startup: {error}", delay=5) from error
     engine = make_engine(app.db)
     metrics = Metrics()
-    if app.operator.metrics_port:
-        metrics.serve(app.operator.metrics_port)
     ctx = OperatorContext(
         metrics=metrics,
         settings=app,
@@ -89,6 +87,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     ctx.tasks.add(asyncio.create_task(_sweep_forever(ctx), name="stall-sweep"))
     memo.ctx = ctx
     memo.elector = None
+    memo.election = None
     if app.leader.enabled:
         try:
             timings = timings_of(ctx)
@@ -103,6 +102,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             app.leader.lease_name,
             app.leader.identity,
         )
+    metrics.leader.set_function(lambda: float(ctx.leadership.leading))
+    critical = [task for task in (*ctx.tasks, memo.election) if task is not None]
+    ports = {port for port in (app.operator.metrics_port, getattr(memo, "health_port", 0)) if port}
+    memo.probes = await metrics.serve(ports, lambda: not any(t.done() for t in critical))
     log.info("operator ready: database %s", engine.url.render_as_string(hide_password=True))
 
 
@@ -114,6 +117,9 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         memo.election.cancel()
         await asyncio.gather(memo.election, return_exceptions=True)
         await elector.release()
+    probes = getattr(memo, "probes", None)
+    if probes is not None:
+        await probes.cleanup()
     if ctx is not None:
         for task in ctx.tasks:
             task.cancel()
