@@ -10,7 +10,7 @@ import helm_python as helm
 import pytest
 import yaml
 
-from collectionflow.settings import OperatorSettings, Settings
+from collectionflow.settings import LeaderSettings, OperatorSettings, Settings
 from collectionflow.specs.rbac import WORKER_RULES
 from harness.chart import CHART, REPO, find, notes, one, render, restricted_violations, rules
 
@@ -128,9 +128,11 @@ def test_cluster_wide_rbac_is_least_privilege() -> None:
 def test_namespaced_rbac_stays_in_the_watched_namespaces() -> None:
     objects = render(NAMESPACED)
 
+    leader = "cf-collectionflow-operator-leader"
     for role in find(objects, "Role") + find(objects, "RoleBinding"):
-        assert role["metadata"]["namespace"] in ("team-a", "team-b")
-    assert len(find(objects, "Role")) == 4
+        expected = ("cf-system",) if role["metadata"]["name"] == leader else ("team-a", "team-b")
+        assert role["metadata"]["namespace"] in expected
+    assert len(find(objects, "Role")) == 5
     accounts = {
         (a["metadata"]["namespace"], a["metadata"]["name"]) for a in find(objects, "ServiceAccount")
     }
@@ -151,6 +153,57 @@ def test_namespaced_rbac_stays_in_the_watched_namespaces() -> None:
     args = deployment_pod(objects)["containers"][0]["args"]
     assert args == ["run", "--liveness-port=8080", "--namespace=team-a", "--namespace=team-b"]
     assert operator_env(objects)["COLLECTIONFLOW_OPERATOR__MANAGE_WORKER_RBAC"] == "false"
+
+
+def test_one_replica_on_sqlite_two_on_postgresql_with_a_budget_and_rolling_updates() -> None:
+    sqlite, postgres = render({}), render(POSTGRES)
+    single = one(sqlite, "Deployment")["spec"]
+    assert (single["replicas"], single["strategy"]) == (1, {"type": "Recreate"})
+    assert find(sqlite, "PodDisruptionBudget") == []
+    assert "topologySpreadConstraints" not in deployment_pod(sqlite)
+
+    ha = one(postgres, "Deployment")["spec"]
+    assert ha["replicas"] == 2
+    assert ha["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+    budget = one(postgres, "PodDisruptionBudget")["spec"]
+    assert budget["minAvailable"] == 1
+    assert budget["selector"] == ha["selector"]
+    [spread] = deployment_pod(postgres)["topologySpreadConstraints"]
+    assert (spread["topologyKey"], spread["whenUnsatisfiable"]) == (
+        "kubernetes.io/hostname",
+        "ScheduleAnyway",
+    )
+    one_on_postgres = render({**POSTGRES, "replicaCount": 1})
+    assert one(one_on_postgres, "Deployment")["spec"]["replicas"] == 1
+    assert find(one_on_postgres, "PodDisruptionBudget") == []
+
+
+def test_more_than_one_replica_on_sqlite_is_refused() -> None:
+    with pytest.raises(helm.HelmError, match="replicaCount"):
+        render({"replicaCount": 2})
+
+
+def test_every_replica_takes_part_in_the_election_with_least_privilege() -> None:
+    objects = render({**POSTGRES, "leaderElection": {"leaseDurationSeconds": 20}})
+    env = operator_env(objects)
+    assert env["COLLECTIONFLOW_LEADER__ENABLED"] == "true"
+    assert env["COLLECTIONFLOW_LEADER__LEASE_DURATION_SECONDS"] == "20"
+    assert env["COLLECTIONFLOW_LEADER__IDENTITY"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["COLLECTIONFLOW_LEADER__LEASE_NAMESPACE"] == {
+        "fieldRef": {"fieldPath": "metadata.namespace"}
+    }
+    role = find(objects, "Role", "cf-collectionflow-operator-leader")[0]
+    assert role["metadata"]["namespace"] == "cf-system"
+    assert set(rules(role)) == {
+        ("coordination.k8s.io", "leases", "get"),
+        ("coordination.k8s.io", "leases", "create"),
+        ("coordination.k8s.io", "leases", "update"),
+        ("", "events", "create"),
+    }
+    fields = set(LeaderSettings.model_fields)
+    for name in env:
+        if name.startswith("COLLECTIONFLOW_LEADER__"):
+            assert name.removeprefix("COLLECTIONFLOW_LEADER__").lower() in fields, name
 
 
 def test_database_from_an_existing_secret_or_sqlite_on_a_volume() -> None:

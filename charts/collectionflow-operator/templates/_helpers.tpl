@@ -99,3 +99,12 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - --namespace={{ . }}
 {{- end }}
 {{- end -}}
+
+{{/* Operator replicas: replicaCount, or 2 with PostgreSQL and 1 with SQLite. */}}
+{{- define "cf.replicas" -}}
+{{- if kindIs "invalid" .Values.replicaCount -}}
+{{- ternary 2 1 (not (empty .Values.database.existingSecret)) -}}
+{{- else -}}
+{{- .Values.replicaCount -}}
+{{- end -}}
+{{- end -}}
