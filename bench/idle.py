@@ -19,7 +19,6 @@ import signal
 import sys
 import tempfile
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -81,19 +80,6 @@ def rss_mb(pid: int, key: str = "VmRSS") -> float:
     return 0.0
 
 
-def metric(url: str, sample: str) -> float:
-    """One sample of the operator's metrics; -1 while it does not serve them yet."""
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            text = response.read().decode()
-    except OSError:
-        return -1.0
-    for line in text.splitlines():
-        if line.rpartition(" ")[0] == sample:
-            return float(line.rpartition(" ")[2])
-    return -1.0
-
-
 def store_finished_flows(api: client.ApiClient, namespace: str, count: int) -> None:
     custom = client.CustomObjectsApi(api)
 
@@ -153,9 +139,7 @@ def measure(workdir: Path) -> Result:
         try:
             begun = time.monotonic()
             wait_for(
-                lambda: (
-                    metric(operator.metrics_url, 'collectionflow_flows{state="Succeeded"}') == FLOWS
-                ),
+                lambda: operator.metric('collectionflow_flows{state="Succeeded"}') == FLOWS,
                 f"the operator to see {FLOWS} flows",
                 timeout=600,
                 interval=1.0,
@@ -166,7 +150,7 @@ def measure(workdir: Path) -> Result:
             during = rate(api, WINDOW)
             cpu = (cpu_seconds(pid) - cpu_before) / WINDOW * 100
             rss, peak = rss_mb(pid), rss_mb(pid, "VmHWM")
-            assert metric(operator.metrics_url, "collectionflow_reconcilers") == 0
+            assert operator.metric("collectionflow_reconcilers") == 0
             stop_begun = time.monotonic()
             os.kill(pid, signal.SIGTERM)
             operator.popen.wait(120)

@@ -34,7 +34,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.common import RESULTS, cluster
-from bench.idle import apiserver_requests, cpu_seconds, metric, rss_mb
+from bench.idle import apiserver_requests, cpu_seconds, rss_mb
 from collectionflow.api.models import CollectionFlowSpec
 from collectionflow.domain.plan import plan_for
 from collectionflow.domain.registry import flow_definition
@@ -271,7 +271,8 @@ def measure_operator(
     observer = Observer(namespace, key)
 
     def operator_metric(sample: str) -> float:
-        return metric(operator.metrics_url, sample)
+        value = operator.metric(sample)
+        return -1.0 if value is None else value
 
     reconciles = "collectionflow_reconciles_total"
     own_requests = "collectionflow_api_requests_total"

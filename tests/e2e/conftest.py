@@ -28,9 +28,11 @@ def start_operator(
 ) -> Iterator[Callable[..., OperatorProcess]]:
     started: list[OperatorProcess] = []
 
-    def start(db_url: str, **env: str) -> OperatorProcess:
+    def start(
+        db_url: str, log_name: str = "operator.log", kubeconfig: Path | None = None, **env: str
+    ) -> OperatorProcess:
         process = OperatorProcess(
-            cluster.kubeconfig, namespace, db_url, tmp_path / "operator.log", env
+            kubeconfig or cluster.kubeconfig, namespace, db_url, tmp_path / log_name, env
         ).start()
         started.append(process)
         return process
@@ -39,8 +41,9 @@ def start_operator(
     for process in started:
         process.stop()
     report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed and started:
-        print(f"--- operator log ({started[-1].log_path}) ---\n{started[-1].log_tail()}")
+    if report is not None and report.failed:
+        for process in {p.log_path: p for p in started}.values():
+            print(f"--- operator log ({process.log_path}) ---\n{process.log_tail()}")
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,21 @@ def install_crd(api_client: client.ApiClient) -> None:
     raise AssertionError(f"CRD {name} not Established within 30s")
 
 
+def scrape_metric(url: str, sample: str) -> float | None:
+    """One sample (name with its labels, as exposed) of the metrics at `url`; None when the
+    endpoint does not answer or lacks the sample."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        key, _, value = line.rpartition(" ")
+        if key == sample:
+            return float(value)
+    return None
+
+
 @dataclass
 class OperatorProcess:
     """`collectionflow run` for one namespace, with its log kept for failure reports."""
@@ -68,6 +84,15 @@ class OperatorProcess:
     @property
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
+    def metric(self, sample: str) -> float | None:
+        """One sample of this operator's metrics (name with labels, as exposed); None while
+        it serves none."""
+        return scrape_metric(self.metrics_url, sample)
+
+    @property
+    def running(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
 
     def start(self) -> OperatorProcess:
         env = {
