@@ -2,7 +2,7 @@
 
 import sys
 
-from bench import idle, job_pods, outage, stall_latency, throughput
+from bench import failover, idle, job_pods, outage, stall_latency, throughput
 
 sys.exit(
     max(
@@ -11,5 +11,6 @@ sys.exit(
         throughput.main(),
         outage.main(),
         idle.main(),
+        failover.main(),
     )
 )

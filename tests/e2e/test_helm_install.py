@@ -1,10 +1,13 @@
-"""The chart installed for real into the test cluster with helm-python-sdk: the operator's pod
-and its phase Jobs run from the built image, a flow succeeds, an upgrade rolls the operator
-while a flow runs, an uninstall keeps the CRD and the flows, and a namespaced install stays in
-its namespaces."""
+"""The chart installed for real into the test cluster with helm-python-sdk: two operator
+replicas and the phase Jobs run from the built image, exactly one replica acts, a flow
+succeeds, an upgrade rolls both replicas while a flow runs without a pause, an uninstall keeps
+the CRD and the flows, and a namespaced install (one replica on SQLite) stays in its
+namespaces."""
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 import os
 import subprocess
 import time
@@ -95,16 +98,61 @@ def make_namespace(api: client.ApiClient) -> Iterator[Callable[[str], str]]:
         core.delete_namespace(name)
 
 
-def operator_pod(api: client.ApiClient, namespace: str) -> dict[str, Any]:
+def operator_pods(api: client.ApiClient, namespace: str) -> list[dict[str, Any]]:
+    """The operator's running pods that are not being deleted."""
     pods = client.CoreV1Api(api).list_namespaced_pod(
         namespace, label_selector=f"app.kubernetes.io/instance={RELEASE}"
     )
-    running = [
+    return [
         api.sanitize_for_serialization(pod)
         for pod in pods.items
         if pod.status.phase == "Running" and not pod.metadata.deletion_timestamp
     ]
+
+
+def operator_pod(api: client.ApiClient, namespace: str) -> dict[str, Any]:
+    running = operator_pods(api, namespace)
     return running[0] if len(running) == 1 else {}
+
+
+def replicas(
+    api: client.ApiClient, namespace: str, count: int, not_uids: set[str]
+) -> list[dict[str, Any]] | None:
+    """Exactly `count` running operator pods, none of them one of `not_uids`; else None."""
+    running = operator_pods(api, namespace)
+    if len(running) != count or {p["metadata"]["uid"] for p in running} & not_uids:
+        return None
+    return running
+
+
+def lease_holder(api: client.ApiClient, namespace: str) -> str:
+    try:
+        lease = client.CoordinationV1Api(api).read_namespaced_lease(f"{FULLNAME}-leader", namespace)
+    except ApiException:
+        return ""
+    return str(lease.spec.holder_identity or "")
+
+
+def flow_lines(cluster: Cluster, namespace: str, pod: str) -> int:
+    """Lines an operator replica logged about flows (what it did to them)."""
+    assert cluster.local is not None
+    assert cluster.local.node_agent is not None
+    log = cluster.local.node_agent.container_log(namespace, pod, "operator")
+    return log.count(f"[{namespace}/")
+
+
+def largest_gap(status: dict[str, Any]) -> float:
+    """The longest wait between one phase finishing and the next starting, in seconds."""
+    history = status["phaseHistory"]
+    gaps = [
+        (parse(after["startedAt"]) - parse(before["finishedAt"])).total_seconds()
+        for before, after in itertools.pairwise(history)
+    ]
+    return max(gaps, default=0.0)
+
+
+def parse(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 @pytest.fixture
@@ -152,16 +200,28 @@ def test_install_run_upgrade_and_uninstall(
     )
     assert (release["status"], release["revision"]) == ("deployed", 1)
     assert "kubectl get cflow" in release["notes"]
-    pod = wait_for(lambda: operator_pod(api, namespace), "the operator's pod running", 60)
+    pods = wait_for(
+        lambda: replicas(api, namespace, 2, set()),
+        "two operator replicas running (PostgreSQL: HA by default)",
+        90,
+    )
+    pod = pods[0]
     assert pod["spec"]["serviceAccountName"] == FULLNAME
     image_id = pod["status"]["containerStatuses"][0]["imageID"]
     assert image_id.startswith(f"local://{OPERATOR_IMAGE}@sha256:"), image_id
+    names = {p["metadata"]["name"] for p in pods}
+    leader = wait_for(lambda: lease_holder(api, namespace), "a leader", 60)
+    assert leader in names
 
     flows.create("first", SAMPLE)
     flows.wait_state("first", "Succeeded", timeout=60)
     install_to_succeeded = time.monotonic() - started
     assert image_ids(api, namespace, "flows.collectionflow.io/flow=first") == {image_id}
     print(f"helm install -> flow Succeeded: {install_to_succeeded:.1f}s")
+    acted = {name: flow_lines(cluster, namespace, name) for name in names}
+    print(f"flow log lines per replica: {acted}")
+    assert acted[leader] > 0
+    assert [count for name, count in acted.items() if name != leader] == [0], "one acts"
 
     slow = {
         **SAMPLE,
@@ -172,23 +232,27 @@ def test_install_run_upgrade_and_uninstall(
     }
     flows.create("during-upgrade", slow)
     flows.wait_for("during-upgrade", lambda s: s.get("phase") == "platform_detection", "running")
-    old_uid = pod["metadata"]["uid"]
+    old_uids = {p["metadata"]["uid"] for p in pods}
     values["operator"]["stallTimeoutSeconds"] = 240
     upgraded = config.upgrade(
-        CHART, RELEASE, values, namespace=namespace, wait="watcher", timeout=120
+        CHART, RELEASE, values, namespace=namespace, wait="watcher", timeout=180
     )
     assert (upgraded["status"], upgraded["revision"]) == ("deployed", 2)
-    new_pod = wait_for(
-        lambda: (p := operator_pod(api, namespace)) and p["metadata"]["uid"] != old_uid and p,
-        "a new operator pod",
-        90,
+    new_pods = wait_for(
+        lambda: replicas(api, namespace, 2, old_uids),
+        "two new operator replicas (a rolling update)",
+        120,
     )
-    env = {e["name"]: e.get("value") for e in new_pod["spec"]["containers"][0]["env"]}
+    env = {e["name"]: e.get("value") for e in new_pods[0]["spec"]["containers"][0]["env"]}
     assert env["COLLECTIONFLOW_OPERATOR__STALL_TIMEOUT_SECONDS"] == "240"
     status = flows.wait_state("during-upgrade", "Succeeded", timeout=180)
     assert status["progressPercentage"] == 100
     attempts = [job.metadata.name for job in flows.jobs("during-upgrade")]
     assert len(attempts) == len(set(attempts)) == len(status["phaseHistory"])
+    gap = largest_gap(status)
+    print(f"largest wait between phases through the rolling update: {gap:.1f}s")
+    assert gap < 15, "the rolling update handed over without waiting out the Lease"
+    assert lease_holder(api, namespace) in {p["metadata"]["name"] for p in new_pods}
 
     config.uninstall(RELEASE, wait="watcher", timeout=120)
     apps = client.AppsV1Api(api)
