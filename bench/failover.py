@@ -102,9 +102,11 @@ def one_kill(
 ) -> tuple[float, float]:
     """Kill the leader with flows moving; seconds to the first new phase and to all moving."""
     current = wait_for(lambda: leader(replicas), "a leader", 120)
-    before = started_phases(custom, namespace)
     current.kill()
     killed = time.monotonic()
+    # Writes the leader sent just before it died may still land: count from after them.
+    time.sleep(1.0)
+    before = started_phases(custom, namespace)
     first = all_moving = None
     while all_moving is None:
         now = started_phases(custom, namespace)

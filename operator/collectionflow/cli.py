@@ -5,11 +5,13 @@ from typing import Annotated
 import typer
 
 from collectionflow.db.cli import app as db_app
+from collectionflow.ui.cli import ui
 from collectionflow.worker.main import worker
 
 app = typer.Typer(no_args_is_help=True, help="collectionflow-operator")
 app.add_typer(db_app, name="db")
 app.command()(worker)
+app.command()(ui)
 
 
 @app.command()
