@@ -30,7 +30,7 @@ RECENT_EVENTS = 20
 KEPT_NOTES = 200
 
 
-@dataclass
+@dataclass(eq=False)
 class Subscription:
     changed: set[str] = field(default_factory=set)
     listing_changed: bool = False

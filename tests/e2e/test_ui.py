@@ -1,0 +1,246 @@
+"""The web view in a real browser (Debian's headless Chromium): flows run on the local cluster
+while the page is open, and it follows them without a reload."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+
+from harness.cluster import Cluster
+from harness.controlplane import free_port
+from harness.flows import GROUP, PLURAL, REPO, VERSION, Flows, OperatorProcess
+from harness.waiting import wait_for
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = "/usr/lib/chromium/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+
+def quick_spec(**simulate: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = yaml.safe_load(
+        (REPO / "crds" / "samples" / "collectionflow-complete-data.yaml").read_text()
+    )["spec"]
+    spec["parameters"]["simulate"] = simulate
+    return spec
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'flows.sqlite'}"
+
+
+@pytest.fixture
+def ui(cluster: Cluster, namespace: str, db_url: str, tmp_path: Path) -> Iterator[str]:
+    """`collectionflow ui` for the test's namespace; yields its base URL."""
+    port = free_port()
+    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "COLLECTIONFLOW_DB__URL": db_url}
+    log = (tmp_path / "ui.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "collectionflow", "ui", "--port", str(port), "-n", namespace],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: status_of(base + "/") == 200, "the web view to serve", 30)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(10)
+        log.close()
+
+
+@pytest.fixture
+def browser() -> Iterator[webdriver.Chrome]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (scripts/install-system-deps.sh)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def status_of(url: str, method: str = "GET", host: str | None = None) -> int:
+    request = urllib.request.Request(url, method=method)
+    if host:
+        request.add_header("Host", host)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+    except OSError:
+        return 0
+
+
+def notes(browser: webdriver.Chrome) -> list[tuple[str, str]]:
+    shown: list[list[str]] = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#notes .note'))"
+        ".map(n => [n.className, n.textContent]);"
+    )
+    return [(kind, text) for kind, text in shown]
+
+
+ROW = """
+var row = document.getElementById(arguments[0]);
+if (!row) { return null; }
+return [row.querySelector('progress').value, row.querySelector('.phase').textContent,
+        row.querySelector('.state').textContent];
+"""
+
+
+def row(browser: webdriver.Chrome, uid: str) -> tuple[int, str, str] | None:
+    """Progress, phase and state of the flow's row as shown; None while it is not there.
+    Read in one script: htmx may swap the row between two separate reads."""
+    shown = browser.execute_script(ROW, f"row-{uid}")
+    if shown is None:
+        return None
+    return int(shown[0]), str(shown[1]).strip(), str(shown[2]).strip()
+
+
+def test_the_list_follows_a_flow_live_and_notifies_once_when_it_succeeds(
+    flows: Flows,
+    start_operator: Callable[..., OperatorProcess],
+    db_url: str,
+    ui: str,
+    browser: webdriver.Chrome,
+) -> None:
+    browser.get(ui + "/")
+    browser.execute_script("window.cfLoaded = 'same page';")
+    start_operator(db_url)
+    slow = {"sleepSeconds": 1.5}
+    uid = flows.create("live", quick_spec(platform_detection=slow, gap_analysis=slow))["metadata"][
+        "uid"
+    ]
+
+    seen: list[tuple[int, str, str]] = []
+    deadline = time.monotonic() + 120
+    while not seen or seen[-1][2] != "Succeeded":
+        assert time.monotonic() < deadline, f"the row never showed Succeeded: {seen[-3:]}"
+        shown = row(browser, uid)
+        if shown is not None and (not seen or shown != seen[-1]):
+            seen.append(shown)
+            if shown[2] != "Succeeded":
+                assert notes(browser) == [], "no notification before the flow ends"
+        time.sleep(0.1)
+
+    progress = [p for p, _, _ in seen]
+    assert progress == sorted(progress), "the bar only moves forward"
+    assert progress[0] < 50
+    assert progress[-1] == 100
+    assert len({phase for _, phase, _ in seen}) >= 3, "the phase text changed in place"
+    wait_for(lambda: notes(browser), "the success notification", 10)
+    time.sleep(1.0)
+    [(kind, text)] = notes(browser)
+    assert "ok" in kind
+    assert "live" in text
+    assert "succeeded" in text
+    assert browser.execute_script("return window.cfLoaded;") == "same page", "no reload"
+
+
+def test_a_failing_flow_notifies_once_and_its_page_shows_the_journal(
+    flows: Flows,
+    start_operator: Callable[..., OperatorProcess],
+    db_url: str,
+    ui: str,
+    browser: webdriver.Chrome,
+    namespace: str,
+) -> None:
+    browser.get(ui + "/")
+    start_operator(db_url)
+    spec = quick_spec(gap_analysis={"exitCode": 3})
+    spec["phases"] = [{"name": "gap_analysis", "retries": 0}]
+    flows.create("broken", spec)
+    flows.wait_state("broken", "Failed", timeout=120)
+    wait_for(lambda: notes(browser), "the failure notification", 15)
+    time.sleep(1.0)
+    [(kind, text)] = notes(browser)
+    assert "bad" in kind
+    assert "broken" in text
+    assert "failed" in text
+
+    browser.get(f"{ui}/flows/{namespace}/broken")
+    journal = wait_for(
+        lambda: browser.find_elements(By.CSS_SELECTOR, ".journal-row"), "a journal row", 15
+    )
+    assert "gap_analysis" in journal[0].text
+    assert "run_phase" in journal[0].text
+    states = [
+        cell.text for cell in browser.find_elements(By.CSS_SELECTOR, ".attempt td:nth-child(3)")
+    ]
+    assert "Failed" in states
+
+
+def test_a_flow_waiting_for_input_shows_the_command_that_gives_it(
+    flows: Flows,
+    start_operator: Callable[..., OperatorProcess],
+    db_url: str,
+    ui: str,
+    browser: webdriver.Chrome,
+    namespace: str,
+) -> None:
+    start_operator(db_url)
+    spec = yaml.safe_load((REPO / "crds" / "samples" / "collectionflow-sample.yaml").read_text())[
+        "spec"
+    ]
+    spec["parameters"].pop("simulate", None)
+    flows.create("asks", spec)
+    flows.wait_state("asks", "WaitingForInput", timeout=120)
+    browser.get(f"{ui}/flows/{namespace}/asks")
+    command = wait_for(
+        lambda: browser.find_elements(By.CSS_SELECTOR, "pre.command"), "the input command", 15
+    )[0].text
+    assert command.startswith(f"kubectl annotate collectionflow asks -n {namespace} ")
+    assert "flows.collectionflow.io/input-complete=true" in command
+
+
+def test_the_view_is_read_only_and_shows_user_text_as_text(
+    flows: Flows, ui: str, browser: webdriver.Chrome, namespace: str
+) -> None:
+    assert status_of(ui + "/", host="evil.example") == 400, "a foreign Host header"
+    assert status_of(ui + "/", method="POST") == 405
+    assert status_of(ui + "/events", method="DELETE") == 405
+    with urllib.request.urlopen(ui + "/", timeout=5) as response:
+        assert response.headers["Content-Security-Policy"] == "default-src 'self'"
+    with urllib.request.urlopen(ui + "/events", timeout=5) as response:
+        assert response.headers["X-Accel-Buffering"] == "no"
+        assert response.headers["Content-Type"].startswith("text/event-stream")
+
+    flows.create("sneaky", quick_spec())
+    flows.custom.patch_namespaced_custom_object_status(
+        GROUP,
+        VERSION,
+        namespace,
+        PLURAL,
+        "sneaky",
+        {"status": {"state": "Failed", "message": "<script>window.hacked = 1</script>"}},
+    )
+    browser.get(f"{ui}/flows/{namespace}/sneaky")
+    message = wait_for(
+        lambda: [m for m in browser.find_elements(By.CSS_SELECTOR, "p.message") if m.text],
+        "the message",
+        15,
+    )[0]
+    assert message.text == "<script>window.hacked = 1</script>"
+    assert message.find_elements(By.TAG_NAME, "script") == []
+    assert browser.execute_script("return window.hacked;") is None
