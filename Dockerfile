@@ -10,7 +10,7 @@ ARG BASE_IMAGE=python:3.11-slim
 FROM ${BASE_IMAGE} AS build
 COPY dist/wheels /wheels
 RUN python3 -m venv /opt/venv \
- && /opt/venv/bin/pip install --no-index --no-cache-dir --find-links /wheels collectionflow-operator \
+ && /opt/venv/bin/pip install --no-index --no-cache-dir --find-links /wheels "collectionflow-operator[ui]" \
  && /opt/venv/bin/pip uninstall --yes --quiet pip setuptools
 
 FROM ${BASE_IMAGE}

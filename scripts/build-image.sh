@@ -33,7 +33,7 @@ wheels() {
   say "wheels for the project and its dependencies -> dist/wheels/"
   rm -rf dist/wheels
   mkdir -p dist
-  "$python" -m pip wheel --quiet --wheel-dir dist/wheels . >dist/wheels.log 2>&1 \
+  "$python" -m pip wheel --quiet --wheel-dir dist/wheels '.[ui]' >dist/wheels.log 2>&1 \
     || { tail -20 dist/wheels.log >&2; say "pip wheel failed (dist/wheels.log)"; exit 1; }
 }
 

@@ -325,3 +325,28 @@ def test_every_value_is_documented() -> None:
         elif not (commented or inherited):
             undocumented.append(match.group(2))
     assert undocumented == []
+
+
+def test_the_web_view_is_off_by_default_and_reads_only() -> None:
+    assert find(render(POSTGRES), "Deployment", "cf-collectionflow-operator-ui") == []
+    objects = render({**POSTGRES, "ui": {"enabled": True, "allowedHosts": ["flows.example"]}})
+    view = find(objects, "Deployment", "cf-collectionflow-operator-ui")[0]
+    operator = find(objects, "Deployment", "cf-collectionflow-operator")[0]
+    view_labels = view["spec"]["template"]["metadata"]["labels"]
+    selector = operator["spec"]["selector"]["matchLabels"]
+    assert not all(view_labels.get(k) == v for k, v in selector.items()), "selectors overlap"
+    pod = view["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "cf-collectionflow-operator-ui"
+    args = pod["containers"][0]["args"]
+    assert args[:4] == ["ui", "--host=0.0.0.0", "--allow-remote", "--port=8000"]
+    assert "--allow-host=cf-collectionflow-operator-ui.cf-system.svc" in args
+    assert "--allow-host=flows.example" in args
+    assert find(objects, "Ingress") == []
+    service = find(objects, "Service", "cf-collectionflow-operator-ui")[0]
+    assert service["spec"]["selector"] == view["spec"]["selector"]["matchLabels"]
+    role = find(objects, "ClusterRole", "cf-collectionflow-operator-ui")[0]
+    assert set(rules(role)) == {
+        (group, resource, verb)
+        for group, resource in (("flows.collectionflow.io", "collectionflows"), ("", "events"))
+        for verb in ("get", "list", "watch")
+    }
