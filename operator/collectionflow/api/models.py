@@ -43,43 +43,135 @@ class ApiModel(BaseModel):
 
 
 class EnvVar(ApiModel):
-    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$", max_length=253)
-    value: str = Field(default="", max_length=4096)
+    """An environment variable of the phase's container."""
+
+    name: str = Field(
+        pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$", max_length=253, description="Variable name."
+    )
+    value: str = Field(default="", max_length=4096, description="Its value, at most 4096 bytes.")
 
 
 class PhaseOverride(ApiModel):
     """Overrides the registry's settings of one phase, found by name."""
 
-    name: PhaseName
-    image: str | None = Field(default=None, min_length=1, max_length=512)
-    command: list[str] | None = Field(default=None, max_length=64)
-    args: list[str] | None = Field(default=None, max_length=256)
-    env: list[EnvVar] | None = Field(default=None, max_length=64)
-    timeout_seconds: int | None = Field(default=None, ge=1, le=7 * 24 * 3600)
-    retries: int | None = Field(default=None, ge=0, le=20)
-    manual: bool | None = None
-    stall_timeout_seconds: int | None = Field(default=None, ge=10, le=7 * 24 * 3600)
+    name: PhaseName = Field(
+        description="The phase to override, by its registry name (initialization, "
+        "platform_detection, ...); each phase at most once."
+    )
+    image: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=512,
+        description="Image of the phase's Job. Default: the operator's worker image.",
+    )
+    command: list[str] | None = Field(
+        default=None,
+        max_length=64,
+        description="Command of the phase's container. Default: `collectionflow worker`.",
+        json_schema_extra={"x-kubernetes-list-type": "atomic"},
+    )
+    args: list[str] | None = Field(
+        default=None,
+        max_length=256,
+        description="Arguments of the command.",
+        json_schema_extra={"x-kubernetes-list-type": "atomic"},
+    )
+    env: list[EnvVar] | None = Field(
+        default=None,
+        max_length=64,
+        description="Extra environment variables of the phase's container.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    timeout_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        le=7 * 24 * 3600,
+        description="Seconds an attempt may run before its Job fails (activeDeadlineSeconds), "
+        "1 to 604800. Default: the registry's, 600 to 1800 by phase.",
+    )
+    retries: int | None = Field(
+        default=None,
+        ge=0,
+        le=20,
+        description="Pod retries within one attempt (the Job's backoffLimit), 0 to 20. Default: 2.",
+    )
+    manual: bool | None = Field(
+        default=None,
+        description="Wait for input before the phase runs: the flow is WaitingForInput until "
+        "annotated flows.collectionflow.io/input-complete=true. Default: the registry's "
+        "(manual_collection only).",
+    )
+    stall_timeout_seconds: int | None = Field(
+        default=None,
+        ge=10,
+        le=7 * 24 * 3600,
+        description="Seconds without a heartbeat before this phase is stalled (NoProgress), "
+        "10 to 604800. Default: spec.stallTimeoutSeconds.",
+    )
 
 
 class RecoveryPolicy(StrEnum):
+    """What the operator does with a stalled phase."""
+
     RETRY_PHASE = "RetryPhase"
     FAIL = "Fail"
 
 
 class CollectionFlowSpec(ApiModel):
-    flow_type: str = Field(default="collection", pattern=r"^[a-z][a-z0-9_-]{0,62}$")
-    master_flow_id: str | None = Field(default=None, pattern=UUID_PATTERN)
-    client_account_id: str | None = Field(default=None, max_length=128)
-    engagement_id: str | None = Field(default=None, max_length=128)
+    """The flow a user asks for: its type, its input, and how its phases run."""
+
+    flow_type: str = Field(
+        default="collection",
+        pattern=r"^[a-z][a-z0-9_-]{0,62}$",
+        description="Registry flow type: which phases run, in which order. Default: collection.",
+    )
+    master_flow_id: str | None = Field(
+        default=None,
+        pattern=UUID_PATTERN,
+        description="UUID of an existing master flow in the database to attach this flow to. "
+        "Unset: a master flow is created. An id the database lacks fails the flow "
+        "(UnknownMasterFlow).",
+    )
+    client_account_id: str | None = Field(
+        default=None, max_length=128, description="Client account, stored on the master flow."
+    )
+    engagement_id: str | None = Field(
+        default=None, max_length=128, description="Engagement, stored on the master flow."
+    )
     parameters: dict[str, Any] = Field(
         default_factory=dict,
-        description=f"Free-form phase input, at most {MAX_PARAMETERS_BYTES} bytes as JSON.",
+        description=f"Free-form phase input, at most {MAX_PARAMETERS_BYTES} bytes as JSON; "
+        "every phase reads it (COLLECTIONFLOW_PARAMETERS).",
     )
-    phases: list[PhaseOverride] | None = Field(default=None, max_length=32)
-    suspend: bool = False
-    stall_timeout_seconds: int | None = Field(default=None, ge=10, le=7 * 24 * 3600)
-    max_recoveries: int | None = Field(default=None, ge=0, le=50)
-    recovery_policy: RecoveryPolicy = RecoveryPolicy.RETRY_PHASE
+    phases: list[PhaseOverride] | None = Field(
+        default=None,
+        max_length=32,
+        description="Per-phase overrides, keyed by phase name (at most one per phase).",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    suspend: bool = Field(
+        default=False,
+        description="Hold the flow before its next phase; the running phase finishes first. "
+        "Set false to resume.",
+    )
+    stall_timeout_seconds: int | None = Field(
+        default=None,
+        ge=10,
+        le=7 * 24 * 3600,
+        description="Seconds without a heartbeat before a running phase is stalled "
+        "(NoProgress), 10 to 604800. Default: the operator's, 300.",
+    )
+    max_recoveries: int | None = Field(
+        default=None,
+        ge=0,
+        le=50,
+        description="Stall recoveries before the flow fails with RecoveryExhausted, 0 to 50. "
+        "Default: the operator's, 3.",
+    )
+    recovery_policy: RecoveryPolicy = Field(
+        default=RecoveryPolicy.RETRY_PHASE,
+        description="RetryPhase: rerun a stalled phase as a new attempt; Fail: fail the flow.",
+    )
 
 
 class FlowState(StrEnum):
@@ -106,48 +198,91 @@ class ConditionType(StrEnum):
 
 
 class Condition(ApiModel):
-    type: ConditionType
-    status: Literal["True", "False", "Unknown"]
-    reason: str = Field(pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$", max_length=1024)
-    message: str = Field(default="", max_length=32768)
-    last_transition_time: dt.datetime
-    observed_generation: int | None = Field(default=None, ge=0)
+    """A kstatus condition: Ready, Reconciling, Stalled or Succeeded."""
+
+    type: ConditionType = Field(description="Ready, Reconciling, Stalled or Succeeded.")
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    reason: str = Field(
+        pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",
+        max_length=1024,
+        description="Why, in CamelCase (PhaseRunning, PhaseFailed, NoProgress, ...).",
+    )
+    message: str = Field(default="", max_length=32768, description="Why, for people.")
+    last_transition_time: dt.datetime = Field(description="When the status last changed.")
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="The spec generation the condition is about."
+    )
 
 
 class PhaseHistoryEntry(ApiModel):
-    name: PhaseName
-    state: PhaseRunState
-    attempt: int = Field(ge=1)
-    job_name: str | None = None
-    started_at: dt.datetime | None = None
-    finished_at: dt.datetime | None = None
-    message: str | None = None
+    """One attempt of one phase."""
+
+    name: PhaseName = Field(description="The phase.")
+    state: PhaseRunState = Field(description="Running, Succeeded, Failed or Abandoned.")
+    attempt: int = Field(ge=1, description="The attempt, from 1.")
+    job_name: str | None = Field(default=None, description="The attempt's Job.")
+    started_at: dt.datetime | None = Field(default=None, description="When it started.")
+    finished_at: dt.datetime | None = Field(default=None, description="When it finished.")
+    message: str | None = Field(default=None, description="How it ended.")
 
 
 class CollectionFlowStatus(ApiModel):
-    state: FlowState = FlowState.PENDING
-    phase: str | None = None
-    next_phase: str | None = None
-    progress_percentage: int = Field(default=0, ge=0, le=100)
+    """What the operator reports; written by the operator only."""
+
+    state: FlowState = Field(
+        default=FlowState.PENDING,
+        description="Pending, Running, WaitingForInput, Suspended, Succeeded or Failed.",
+    )
+    phase: str | None = Field(default=None, description="The current (or last) phase.")
+    next_phase: str | None = Field(default=None, description="The phase after it, if any.")
+    progress_percentage: int = Field(
+        default=0, ge=0, le=100, description="Percent of the flow done, 0 to 100."
+    )
     progress: str | None = Field(default=None, description='Phases completed, as "3/7".')
-    attempt: int = Field(default=0, ge=0)
-    recoveries: int = Field(default=0, ge=0)
-    current_job: str | None = None
-    master_flow_id: str | None = None
-    child_flow_id: str | None = None
-    started_at: dt.datetime | None = None
-    completed_at: dt.datetime | None = None
-    last_progress_time: dt.datetime | None = None
-    input_requested_at: dt.datetime | None = None
-    last_input_reminder_time: dt.datetime | None = None
-    last_recovery_time: dt.datetime | None = None
+    attempt: int = Field(default=0, ge=0, description="Attempt of the current phase, from 1.")
+    recoveries: int = Field(default=0, ge=0, description="Stall recoveries so far.")
+    current_job: str | None = Field(default=None, description="The running phase's Job.")
+    master_flow_id: str | None = Field(
+        default=None, description="The master flow's id in the database."
+    )
+    child_flow_id: str | None = Field(
+        default=None, description="This flow's (child) id in the database."
+    )
+    started_at: dt.datetime | None = Field(
+        default=None, description="When the first phase started."
+    )
+    completed_at: dt.datetime | None = Field(
+        default=None, description="When the flow Succeeded or Failed."
+    )
+    last_progress_time: dt.datetime | None = Field(
+        default=None, description="When a phase last started or finished."
+    )
+    input_requested_at: dt.datetime | None = Field(
+        default=None, description="When the flow began waiting for input."
+    )
+    last_input_reminder_time: dt.datetime | None = Field(
+        default=None, description="When the last InputReminder Event was posted."
+    )
+    last_recovery_time: dt.datetime | None = Field(
+        default=None, description="When the last stall recovery happened."
+    )
     retry_token: str | None = Field(
         default=None, description="The retry annotation value the operator last acted on."
     )
-    message: str | None = None
-    observed_generation: int | None = None
-    phase_history: list[PhaseHistoryEntry] = Field(default_factory=list)
-    conditions: list[Condition] = Field(default_factory=list)
+    message: str | None = Field(default=None, description="What is happening, for people.")
+    observed_generation: int | None = Field(
+        default=None, description="The spec generation this status is about."
+    )
+    phase_history: list[PhaseHistoryEntry] = Field(
+        default_factory=list,
+        description="Every phase attempt, oldest first, at most the last 50.",
+        json_schema_extra={"x-kubernetes-list-type": "atomic"},
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Ready, Reconciling, Stalled and Succeeded, for kubectl wait.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
 
     def condition(self, kind: ConditionType) -> Condition | None:
         return next((c for c in self.conditions if c.type == kind), None)
