@@ -39,6 +39,7 @@ def test_kubectl_explain_says_what_a_field_does(
     cluster: Cluster, api: client.ApiClient, field: str, says: list[str]
 ) -> None:
     install_crd(api)
+
     # The apiserver publishes a new CRD's OpenAPI (what kubectl explain reads) a little after
     # the CRD is served.
     def explain() -> subprocess.CompletedProcess[str] | None:

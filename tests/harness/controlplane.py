@@ -241,6 +241,8 @@ class LocalControlPlane(Service):
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
                 "--api-audiences=https://kubernetes.default.svc.cluster.local",
                 "--authorization-mode=RBAC",
+                # The node agent's kubelet endpoint (pods/log) is on its InternalIP.
+                "--kubelet-preferred-address-types=InternalIP",
                 FEATURE_GATES,
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
                 "--allow-privileged=true",

@@ -324,6 +324,7 @@ def node_status(
     kernel: str,
     now: dt.datetime,
     ready_since: dt.datetime,
+    kubelet_port: int = 0,
 ) -> JsonDict:
     """The Node's status as a kubelet posts it: capacity, conditions, addresses, info."""
     beat, since = timestamp(now), timestamp(ready_since)
@@ -352,6 +353,7 @@ def node_status(
                 "local node agent is posting ready status" if ready else "local node agent stopped",
             ),
         ],
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet_port}},
         "addresses": [
             {"type": "InternalIP", "address": node_ip},
             {"type": "Hostname", "address": node_name},

@@ -119,3 +119,28 @@ def _builder(
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=7))
     )
+
+
+def self_signed(directory: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed serving certificate for 127.0.0.1 and its key, as PEM files."""
+    directory.mkdir(parents=True, exist_ok=True)
+    key = _rsa_key()
+    subject = _subject(name)
+    cert = (
+        _builder(subject, subject, key)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / f"{name}.crt", directory / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path

@@ -49,11 +49,16 @@ def job_name(flow_name: str, phase: str, attempt: int) -> str:
     return _fit(full, f"{flow_name}\0{phase}\0{attempt}", exact=label == flow_name)
 
 
+def phase_label(phase: str) -> str:
+    """The value of the phase label: the phase name as a DNS label (`gap-analysis`)."""
+    return _dns_label(phase)
+
+
 def phase_labels(flow_name: str, flow_uid: str, phase: str, attempt: int) -> dict[str, str]:
     return {
         LABEL_FLOW: _fit(flow_name, flow_name),
         LABEL_FLOW_UID: flow_uid,
-        LABEL_PHASE: _dns_label(phase),
+        LABEL_PHASE: phase_label(phase),
         LABEL_ATTEMPT: str(attempt),
         LABEL_MANAGED_BY: MANAGED_BY,
     }

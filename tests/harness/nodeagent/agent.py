@@ -19,6 +19,7 @@ from harness.image_model import LocalImage, find_local_image
 from harness.lifecycle import Service
 from harness.nodeagent.container import Container, PodConfig
 from harness.nodeagent.kube import AgentKilled, KubeClient, NodeApi
+from harness.nodeagent.logs import LogServer
 from harness.nodeagent.node import NodeRegistration, go_arch
 from harness.nodeagent.pod import PodWorker
 from harness.nodeagent.processes import ProcessTable, base_env
@@ -105,6 +106,7 @@ class NodeAgent(Service):
         self.stopping = False
         self._api: NodeApi | None = None
         self._node: NodeRegistration | None = None
+        self._logs: LogServer | None = None
         self._config: PodConfig | None = None
         self.processes = ProcessTable()
         self._state = "new"
@@ -142,7 +144,11 @@ class NodeAgent(Service):
         self.pods_dir.mkdir(parents=True, exist_ok=True)
         kube = KubeClient(self.kubeconfig, self.request_timeout_seconds)
         self._api = NodeApi(kube, self.node_name)
-        self._node = NodeRegistration(self._api, self.labels, self.capacity, self.heartbeat_seconds)
+        self._logs = LogServer(self.workdir, self.container_log)
+        self._logs.start()
+        self._node = NodeRegistration(
+            self._api, self.labels, self.capacity, self.heartbeat_seconds, self._logs.port
+        )
         self._config = PodConfig(
             restart_backoff_seconds=self.restart_backoff_seconds,
             restart_backoff_max_seconds=self.restart_backoff_max_seconds,
@@ -249,6 +255,8 @@ class NodeAgent(Service):
 
     def _close(self) -> None:
         self.processes.close()
+        if self._logs is not None:
+            self._logs.stop()
         if self._api is not None:
             self._api.kube.close()
 

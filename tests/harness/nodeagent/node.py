@@ -32,8 +32,10 @@ class NodeRegistration:
         labels: Mapping[str, str],
         capacity: Mapping[str, str],
         heartbeat_seconds: float,
+        kubelet_port: int = 0,
     ) -> None:
         self.api = api
+        self.kubelet_port = kubelet_port
         self.node_name = api.node_name
         self.labels = dict(labels)
         self.capacity = dict(capacity)
@@ -65,6 +67,7 @@ class NodeRegistration:
                 platform.release(),
                 dt.datetime.now(dt.UTC),
                 self._ready_since,
+                self.kubelet_port,
             )
         )
 

@@ -4,6 +4,7 @@ from typing import Annotated
 
 import typer
 
+from collectionflow.cli.flows import register
 from collectionflow.db.cli import app as db_app
 from collectionflow.ui.cli import ui
 from collectionflow.worker.main import worker
@@ -12,6 +13,7 @@ app = typer.Typer(no_args_is_help=True, help="collectionflow-operator")
 app.add_typer(db_app, name="db")
 app.command()(worker)
 app.command()(ui)
+register(app)
 
 
 @app.command()

@@ -1,0 +1,294 @@
+"""The commands users run on flows: get, describe, input, retry, suspend, resume, journal, logs.
+
+Each works through the user's kubeconfig (and so their RBAC) and prints `-o table` (the
+default: columns within the terminal's width, as kubectl does), `-o json` or `-o yaml`.
+Installed as `kubectl-cflow` too, so `kubectl cflow get` works as a kubectl plugin.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+
+from collectionflow.api.names import ANNOTATION_INPUT, ANNOTATION_INPUT_COMPLETE, ANNOTATION_RETRY
+from collectionflow.cli.describe import (
+    describe_text,
+    journal_data,
+    journal_table,
+    parse_since,
+    read_journal,
+)
+from collectionflow.cli.tables import Column, age, render, width
+from collectionflow.k8s.flows_client import FlowsClient, FlowsClientError
+
+
+class Output(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+    YAML = "yaml"
+
+
+NamespaceOption = Annotated[
+    str | None, typer.Option("--namespace", "-n", help="the flow's namespace (kubeconfig's)")
+]
+OutputOption = Annotated[Output, typer.Option("--output", "-o", help="table, json or yaml")]
+FLOW_COLUMNS = [
+    Column("NAME"),
+    Column("PHASE"),
+    Column("NEXT", optional=True),
+    Column("PROGRESS"),
+    Column("STATE"),
+    Column("ATTEMPT", optional=True),
+    Column("AGE", optional=True),
+]
+
+
+def fail(message: str) -> typer.Exit:
+    typer.echo(f"Error: {message}", err=True)
+    return typer.Exit(1)
+
+
+def emit(data: Any, output: Output, table: str) -> None:
+    if output is Output.JSON:
+        typer.echo(json.dumps(data, indent=2, default=str))
+    elif output is Output.YAML:
+        typer.echo(yaml.safe_dump(data, sort_keys=False, default_flow_style=False).rstrip())
+    else:
+        typer.echo(table)
+
+
+def flow_cells(flow: dict[str, Any], with_namespace: bool) -> list[str]:
+    status = flow.get("status") or {}
+    meta = flow["metadata"]
+    cells = [
+        meta["name"],
+        status.get("phase") or "",
+        status.get("nextPhase") or "",
+        f"{status.get('progressPercentage', 0)}%",
+        status.get("state") or "Pending",
+        str(status.get("attempt", 0)),
+        age(meta.get("creationTimestamp")),
+    ]
+    return [meta["namespace"], *cells] if with_namespace else cells
+
+
+def flows_table(flows: list[dict[str, Any]], with_namespace: bool) -> str:
+    columns = ([Column("NAMESPACE")] if with_namespace else []) + FLOW_COLUMNS
+    rows = [flow_cells(flow, with_namespace) for flow in flows]
+    return render(columns, rows, width()) if rows else "No collection flows found."
+
+
+def connect() -> FlowsClient:
+    try:
+        return FlowsClient()
+    except Exception as error:
+        raise fail(f"cannot reach the cluster: {error}") from None
+
+
+def get(
+    name: Annotated[str | None, typer.Argument(help="one flow; all when left out")] = None,
+    namespace: NamespaceOption = None,
+    all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A")] = False,
+    watch: Annotated[
+        bool, typer.Option("--watch", "-w", help="print changes as they come")
+    ] = False,
+    output: OutputOption = Output.TABLE,
+) -> None:
+    """List flows (or one) with phase, progress and state."""
+    kube = connect()
+    scope = None if all_namespaces else (namespace or kube.default_namespace)
+    try:
+        if name is not None:
+            flows = [kube.get(scope or kube.default_namespace, name)]
+            version = ""
+        else:
+            flows, version = kube.list_flows(scope)
+    except FlowsClientError as error:
+        raise fail(str(error)) from None
+    flows.sort(key=lambda f: (f["metadata"]["namespace"], f["metadata"]["name"]))
+    emit(flows if name is None else flows[0], output, flows_table(flows, all_namespaces))
+    if watch and name is None:
+        for flow in kube.watch(scope, version):
+            emit(flow, output, render_row(flow, all_namespaces))
+
+
+def render_row(flow: dict[str, Any], with_namespace: bool) -> str:
+    columns = ([Column("NAMESPACE")] if with_namespace else []) + FLOW_COLUMNS
+    return render(columns, [flow_cells(flow, with_namespace)], width()).splitlines()[1]
+
+
+def describe(
+    name: str, namespace: NamespaceOption = None, output: OutputOption = Output.TABLE
+) -> None:
+    """A flow's status, phase timeline, conditions, recent Events and failure journal."""
+    kube = connect()
+    namespace = namespace or kube.default_namespace
+    try:
+        flow = kube.get(namespace, name)
+        events = kube.events(namespace, flow["metadata"]["uid"])
+    except FlowsClientError as error:
+        raise fail(str(error)) from None
+    journal = read_journal(flow["metadata"]["uid"], None)
+    status = flow.get("status") or {}
+    data = {
+        "flow": flow,
+        "events": events,
+        "journal": journal if isinstance(journal, str) else [journal_data(j) for j in journal],
+    }
+    emit(data, output, describe_text(flow, status, events, journal))
+
+
+def journal(
+    name: Annotated[
+        str | None, typer.Argument(help="one flow's entries; all when left out")
+    ] = None,
+    namespace: NamespaceOption = None,
+    since: Annotated[str | None, typer.Option(help="only newer entries: 30s, 15m, 2h, 7d")] = None,
+    output: OutputOption = Output.TABLE,
+) -> None:
+    """The failure journal (from the database), newest first."""
+    window = parse_since(since)
+    uid = None
+    if name is not None:
+        kube = connect()
+        try:
+            uid = kube.get(namespace or kube.default_namespace, name)["metadata"]["uid"]
+        except FlowsClientError as error:
+            raise fail(str(error)) from None
+    rows = read_journal(uid, window)
+    if isinstance(rows, str):
+        raise fail(rows)
+    emit([journal_data(row) for row in rows], output, journal_table(rows, width()))
+
+
+def require_state(flow: dict[str, Any], wanted: str, action: str) -> None:
+    state = (flow.get("status") or {}).get("state") or "Pending"
+    if state != wanted:
+        meta = flow["metadata"]
+        raise fail(f"{action} needs a {wanted} flow; {meta['namespace']}/{meta['name']} is {state}")
+
+
+def answers_from(file: Path | None, settings: list[str]) -> dict[str, Any]:
+    answers: dict[str, Any] = {}
+    if file is not None:
+        try:
+            loaded = json.loads(file.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise fail(f"cannot read {file}: {error}") from None
+        if not isinstance(loaded, dict):
+            raise fail(f"{file} must hold a JSON object")
+        answers.update(loaded)
+    for setting in settings:
+        key, sep, value = setting.partition("=")
+        if not sep or not key:
+            raise fail(f"--set {setting!r}: expected key=value")
+        try:
+            answers[key] = json.loads(value)
+        except json.JSONDecodeError:
+            answers[key] = value
+    return answers
+
+
+def input_(
+    name: str,
+    namespace: NamespaceOption = None,
+    file: Annotated[Path | None, typer.Option(help="a JSON object of answers")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="key=value (repeatable; JSON values)")
+    ] = None,
+    output: OutputOption = Output.TABLE,
+) -> None:
+    """Give a flow that waits for input its answers, and let it go on."""
+    kube = connect()
+    namespace = namespace or kube.default_namespace
+    try:
+        flow = kube.get(namespace, name)
+        require_state(flow, "WaitingForInput", "input")
+        answers = answers_from(file, set_ or [])
+        annotations = {
+            ANNOTATION_INPUT: json.dumps(answers, separators=(",", ":")),
+            ANNOTATION_INPUT_COMPLETE: "true",
+        }
+        flow = kube.patch(namespace, name, {"metadata": {"annotations": annotations}})
+    except FlowsClientError as error:
+        raise fail(str(error)) from None
+    emit(flow, output, f"collectionflow/{name} input given ({len(answers)} answers)")
+
+
+def retry(
+    name: str, namespace: NamespaceOption = None, output: OutputOption = Output.TABLE
+) -> None:
+    """Retry a Failed flow's failed phase as its next attempt."""
+    kube = connect()
+    namespace = namespace or kube.default_namespace
+    try:
+        flow = kube.get(namespace, name)
+        require_state(flow, "Failed", "retry")
+        token = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+        flow = kube.patch(namespace, name, {"metadata": {"annotations": {ANNOTATION_RETRY: token}}})
+    except FlowsClientError as error:
+        raise fail(str(error)) from None
+    emit(flow, output, f"collectionflow/{name} retry requested")
+
+
+def _suspend(name: str, namespace: str | None, output: Output, suspend: bool) -> None:
+    kube = connect()
+    namespace = namespace or kube.default_namespace
+    try:
+        kube.get(namespace, name)
+        flow = kube.patch(namespace, name, {"spec": {"suspend": suspend}})
+    except FlowsClientError as error:
+        raise fail(str(error)) from None
+    emit(flow, output, f"collectionflow/{name} {'suspended' if suspend else 'resumed'}")
+
+
+def suspend(
+    name: str, namespace: NamespaceOption = None, output: OutputOption = Output.TABLE
+) -> None:
+    """Hold a flow before its next phase (the running one finishes)."""
+    _suspend(name, namespace, output, True)
+
+
+def resume(
+    name: str, namespace: NamespaceOption = None, output: OutputOption = Output.TABLE
+) -> None:
+    """Let a suspended flow go on."""
+    _suspend(name, namespace, output, False)
+
+
+def logs(
+    name: str,
+    namespace: NamespaceOption = None,
+    phase: Annotated[str | None, typer.Option(help="this phase's latest attempt")] = None,
+    output: OutputOption = Output.TABLE,
+) -> None:
+    """The log of the phase Job's pod: the current phase's, or `--phase`'s latest attempt."""
+    kube = connect()
+    namespace = namespace or kube.default_namespace
+    try:
+        flow = kube.get(namespace, name)
+        wanted = phase or (flow.get("status") or {}).get("phase")
+        pods = kube.phase_pods(namespace, flow["metadata"]["uid"], wanted)
+        if not pods:
+            raise fail(f"no pod of phase {wanted} of {namespace}/{name} (yet, or any more)")
+        latest: dict[str, Any] = max(
+            pods, key=lambda p: str(p["metadata"].get("creationTimestamp") or "")
+        )
+        text = kube.pod_log(namespace, latest["metadata"]["name"])
+    except FlowsClientError as error:
+        raise fail(str(error)) from None
+    data = {"pod": latest["metadata"]["name"], "phase": wanted, "log": text}
+    emit(data, output, text.rstrip("\n"))
+
+
+def register(app: typer.Typer) -> None:
+    for command in (get, describe, retry, suspend, resume, journal, logs):
+        app.command()(command)
+    app.command("input")(input_)
