@@ -14,6 +14,8 @@ from functools import lru_cache
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from collectionflow.api.models import Runner
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///collectionflow.sqlite"
 
 
@@ -65,6 +67,19 @@ class OperatorSettings(BaseModel):
     metrics_port: int = Field(default=9090, ge=0, le=65535)
     max_recoveries: int = Field(default=3, ge=0)
     recovery_backoff_seconds: float = Field(default=30.0, ge=0)
+    runner: Runner = Field(
+        default=Runner.AUTO,
+        description="where phases run unless a flow says (spec.runner): Job, InProcess or "
+        "Auto (a Job, or the operator's own process when Jobs are refused for good)",
+    )
+    in_process_limit: int = Field(
+        default=4, ge=1, description="in-process phases at once; more wait their turn"
+    )
+    quota_grace_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="how long an exceeded quota is waited out before Auto runs in-process",
+    )
     job_ttl_seconds: int | None = Field(
         default=86400,
         ge=600,

@@ -84,10 +84,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
   resources: [pods]
   verbs: [get, list, watch]
 # The heartbeat Lease of each attempt (its worker creates it): watched (our label only) as
-# evidence for the stall sweep.
+# evidence for the stall sweep; created and renewed by the operator's own process for a phase
+# that runs in-process (the fallback runner, when Jobs are refused).
 - apiGroups: [coordination.k8s.io]
   resources: [leases]
-  verbs: [get, list, watch]
+  verbs: [get, list, watch, create, update, patch]
 # Events on the flows (PhaseStarted, FlowStalled, ...), posted by the operator and kopf.
 - apiGroups: [""]
   resources: [events]

@@ -110,6 +110,14 @@ class PhaseOverride(ApiModel):
     )
 
 
+class Runner(StrEnum):
+    """Where a phase attempt runs."""
+
+    JOB = "Job"
+    IN_PROCESS = "InProcess"
+    AUTO = "Auto"
+
+
 class RecoveryPolicy(StrEnum):
     """What the operator does with a stalled phase."""
 
@@ -172,6 +180,13 @@ class CollectionFlowSpec(ApiModel):
         default=RecoveryPolicy.RETRY_PHASE,
         description="RetryPhase: rerun a stalled phase as a new attempt; Fail: fail the flow.",
     )
+    runner: Runner | None = Field(
+        default=None,
+        description="Where phases run. Job: a Job each, and the flow fails if Jobs are refused. "
+        "InProcess: a process in the operator's pod. Auto: a Job, or in the operator when "
+        "creating the Job is refused for good (403, 422, a quota past its grace). Default: "
+        "the operator's, Auto.",
+    )
 
 
 class FlowState(StrEnum):
@@ -224,6 +239,9 @@ class PhaseHistoryEntry(ApiModel):
     started_at: dt.datetime | None = Field(default=None, description="When it started.")
     finished_at: dt.datetime | None = Field(default=None, description="When it finished.")
     message: str | None = Field(default=None, description="How it ended.")
+    runner: Runner | None = Field(
+        default=None, description="Where the attempt ran: Job or InProcess."
+    )
 
 
 class CollectionFlowStatus(ApiModel):

@@ -27,6 +27,7 @@ class EventReason(StrEnum):
     CAUGHT_UP = "CaughtUp"
     DATABASE_UNAVAILABLE = "DatabaseUnavailable"
     DATABASE_RECOVERED = "DatabaseRecovered"
+    FALLBACK_RUNNER = "FallbackRunner"
 
 
 class ConditionReason(StrEnum):
@@ -49,3 +50,5 @@ class ConditionReason(StrEnum):
     POD_NOT_STARTING = "PodNotStarting"
     MISSED_COMPLETION = "MissedCompletion"
     DATABASE_DRIFT = "DatabaseDrift"
+    RUNNER_LOST = "RunnerLost"
+    JOB_REFUSED = "JobRefused"

@@ -29,6 +29,7 @@ class StallReason(StrEnum):
     POD_NOT_STARTING = "PodNotStarting"
     MISSED_COMPLETION = "MissedCompletion"
     DATABASE_DRIFT = "DatabaseDrift"
+    RUNNER_LOST = "RunnerLost"
 
     @property
     def reruns_phase(self) -> bool:
@@ -37,6 +38,7 @@ class StallReason(StrEnum):
             StallReason.NO_PROGRESS,
             StallReason.JOB_MISSING,
             StallReason.POD_NOT_STARTING,
+            StallReason.RUNNER_LOST,
         )
 
 
@@ -69,6 +71,7 @@ class Evidence:
     database_child: ChildSnapshot | None = None
     expected_child: ChildSnapshot | None = None
     missed_completion_grace: dt.timedelta = MISSED_COMPLETION_GRACE
+    in_process: bool = False
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,13 @@ def _running_stall(e: Evidence) -> Finding | None:
         "last_progress_age_seconds": _age(e.now, e.last_progress_time),
     }
     job = e.job
+    if (job is None or job.state is JobState.MISSING) and e.in_process:
+        return Finding(
+            StallReason.RUNNER_LOST,
+            f"phase {e.phase} attempt {e.attempt} ran in the operator's process, which is gone "
+            "(the operator restarted or another replica leads)",
+            base,
+        )
     if job is None or job.state is JobState.MISSING:
         return Finding(
             StallReason.JOB_MISSING,

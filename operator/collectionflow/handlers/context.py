@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from collectionflow.db.repository import FlowRepository
 from collectionflow.domain.cache import WatchCache
+from collectionflow.handlers.inprocess import InProcessRunner
 from collectionflow.k8s.gateway import KubeGateway
 from collectionflow.metrics import Metrics
 from collectionflow.settings import Settings
@@ -97,6 +98,10 @@ class Outage:
             and finished_at <= self.back_at
             and now - self.back_at < grace
         )
+
+
+class JobRefused(Exception):
+    """Creating a phase's Job was refused for good, and the flow's runner is Job."""
 
 
 class NotLeader(Exception):
@@ -182,6 +187,8 @@ class OperatorContext:
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     started_at: dt.datetime = field(default_factory=utc_now)
     leadership: Leadership = field(default_factory=Leadership)
+    inprocess: InProcessRunner | None = None
+    refusals: dict[tuple[str, str], dt.datetime] = field(default_factory=dict)
 
     def excuses(
         self,

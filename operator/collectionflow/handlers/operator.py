@@ -36,6 +36,7 @@ from collectionflow.domain.cache import DELETED
 from collectionflow.domain.leader import ElectionError
 from collectionflow.domain.view import UnreadableFlow, has_work, observed_state
 from collectionflow.handlers.context import Leadership, NotLeader, OperatorContext, flow_logger
+from collectionflow.handlers.inprocess import InProcessRunner
 from collectionflow.handlers.leadership import Elector, timings_of
 from collectionflow.handlers.reconcile import reconcile
 from collectionflow.handlers.stall import sweep
@@ -84,6 +85,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         repository=FlowRepository(make_sessionmaker(engine)),
         engine=engine,
     )
+    ctx.inprocess = InProcessRunner(app.operator.in_process_limit, ctx.cache, ctx.wakeups.wake)
     ctx.tasks.add(asyncio.create_task(_sweep_forever(ctx), name="stall-sweep"))
     memo.ctx = ctx
     memo.elector = None
@@ -121,6 +123,8 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     if probes is not None:
         await probes.cleanup()
     if ctx is not None:
+        if ctx.inprocess is not None:
+            await ctx.inprocess.stop()
         for task in ctx.tasks:
             task.cancel()
         await asyncio.gather(*ctx.tasks, return_exceptions=True)

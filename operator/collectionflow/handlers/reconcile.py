@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from collectionflow.api.models import CollectionFlowStatus, FlowState
+from collectionflow.api.models import CollectionFlowStatus, FlowState, Runner
 from collectionflow.api.names import ANNOTATION_INPUT, ANNOTATION_INPUT_COMPLETE
 from collectionflow.api.reasons import ConditionReason
 from collectionflow.db.errors import UnknownMasterFlow
@@ -50,7 +50,8 @@ from collectionflow.domain.registry import UnknownFlowType, flow_definition
 from collectionflow.domain.snapshot import child_snapshot
 from collectionflow.domain.stall import Finding, missed_completion
 from collectionflow.domain.view import flow_view
-from collectionflow.handlers.context import OperatorContext, flow_logger
+from collectionflow.handlers.context import JobRefused, OperatorContext, flow_logger
+from collectionflow.handlers.runs import launch
 from collectionflow.handlers.visibility import report_caught_up, report_recovered, report_stall
 from collectionflow.k8s.gateway import ObjectRef
 from collectionflow.specs.jobs import PhaseJobRequest, build_phase_job
@@ -87,6 +88,11 @@ async def reconcile(
         # its spec names an existing master flow (or it is retried).
         message = f"spec.masterFlowId: {error}"
         decision = fail_flow(view, ctx.clock(), ConditionReason.UNKNOWN_MASTER_FLOW, message)
+        await carry_out(ctx, body, view, None, decision)
+        return decision
+    except JobRefused as error:
+        message = f"creating the phase's Job was refused and spec.runner is Job: {error}"
+        decision = fail_flow(view, ctx.clock(), ConditionReason.JOB_REFUSED, message)
         await carry_out(ctx, body, view, None, decision)
         return decision
 
@@ -163,6 +169,9 @@ async def observe_current_job(
     if status.state is not FlowState.RUNNING or not status.current_job:
         return None, None
     namespace, name = view.namespace, status.current_job
+    known = ctx.inprocess.bodies(namespace, name) if ctx.inprocess else None
+    if known is not None:  # an in-process attempt: its bodies are this process's own
+        return observe_job(name, known[0], known[1]), job_finished_at(known[0])
     job = None if fresh else ctx.cache.job(namespace, name)
     if job is None:
         job = await ctx.kube.get_job(namespace, name)
@@ -208,10 +217,14 @@ async def carry_out(
         )
         log.warning("journaled failure: %s", failure.error_message)
     started = None
-    if decision.start is not None:
-        started = await _start_phase(ctx, view, decision.start, decision.finished, now)
-
     status = decision.status
+    if decision.start is not None:
+        started, runner = await _start_phase(ctx, view, decision.start, decision.finished, now)
+        if status is not None and status.phase_history:
+            history = [*status.phase_history[:-1], status.phase_history[-1]]
+            history[-1] = history[-1].model_copy(update={"runner": runner})
+            status = status.model_copy(update={"phase_history": history})
+
     if ids is not None and status is None and view.status.master_flow_id != ids.master_flow_id:
         status = view.status
     if ids is not None and status is not None:
@@ -311,8 +324,9 @@ async def _start_phase(
     start: StartPhase,
     finished: PhaseFinished | None,
     now: dt.datetime,
-) -> PhaseRunRecord:
-    """Create the phase's Job (its worker creates the heartbeat Lease); the run to record."""
+) -> tuple[PhaseRunRecord, Runner]:
+    """Start the attempt, as a Job or in-process (`runs.launch`); the run to record, and where
+    it runs."""
     settings = ctx.settings.operator
     plan = view.plan
     stored = await ctx.repository.phase_outputs(view.uid)
@@ -335,14 +349,8 @@ async def _start_phase(
         manual_input=start.manual_input,
         ttl_seconds_after_finished=settings.job_ttl_seconds,
     )
-    if settings.manage_worker_rbac:
-        await ctx.kube.ensure_worker_rbac(
-            view.namespace, settings.worker_service_account, settings.worker_cluster_role
-        )
-    ctx.leadership.fence()
-    job = await ctx.kube.create_job(build_phase_job(request))
-    ctx.cache.put_job(job, view.namespace, request.job_name)
-    return PhaseRunRecord(
+    runner = await launch(ctx, view, build_phase_job(request), now)
+    record = PhaseRunRecord(
         flow_uid=view.uid,
         phase=start.phase,
         attempt=start.attempt,
@@ -350,3 +358,4 @@ async def _start_phase(
         state=RunRowState.RUNNING,
         started_at=now,
     )
+    return record, runner

@@ -16,7 +16,7 @@ from typing import Any
 
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from collectionflow.api.models import FlowState
+from collectionflow.api.models import FlowState, Runner
 from collectionflow.api.reasons import ConditionReason, EventReason
 from collectionflow.db.errors import DatabaseUnavailable, UnknownMasterFlow
 from collectionflow.domain.decision import Decision, FlowView
@@ -109,7 +109,11 @@ async def check_flow(ctx: OperatorContext, uid: str, namespace: str, name: str) 
         return None
     job = pods = lease = None
     current = view.status.current_job
-    if view.status.state is FlowState.RUNNING and current:
+    known = ctx.inprocess.bodies(namespace, current) if ctx.inprocess and current else None
+    if view.status.state is FlowState.RUNNING and current and known is not None:
+        job, pods = known  # an in-process attempt: its bodies are this process's own
+        lease = await ctx.kube.get_lease(namespace, current)
+    elif view.status.state is FlowState.RUNNING and current:
         job = await ctx.kube.get_job(namespace, current)
         ctx.cache.put_job(job, namespace, current)
         pods = await ctx.kube.list_job_pods(namespace, current) if job else []
@@ -162,6 +166,8 @@ async def gather_evidence(
         stall_timeout=dt.timedelta(seconds=stall_timeout),
         pod_start_timeout=dt.timedelta(seconds=operator.pod_start_timeout_seconds),
         missed_completion_grace=dt.timedelta(seconds=operator.missed_completion_grace_seconds),
+        in_process=bool(status.phase_history)
+        and status.phase_history[-1].runner is Runner.IN_PROCESS,
     )
     if status.state is FlowState.RUNNING and status.current_job:
         finished_at = job_finished_at(job)

@@ -1,0 +1,90 @@
+"""Starting a phase attempt where it can run: its Job, or the operator's own process.
+
+`Auto` (the default) creates the Job. When that is refused for good (`domain.runner.verdict`)
+the attempt runs in-process instead, with a Warning Event `FallbackRunner` that says why and a
+journal row; a quota is waited out for `quota_grace_seconds` first. A flow whose runner is
+`Job` fails with the API's reason instead (`JobRefused`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from collectionflow.api.models import Runner
+from collectionflow.api.reasons import EventReason
+from collectionflow.domain.decision import FlowView
+from collectionflow.domain.records import JournalEntry
+from collectionflow.domain.runner import Refusal, Verdict, runner_for, verdict
+from collectionflow.handlers.context import JobRefused, OperatorContext, flow_logger
+from collectionflow.k8s.gateway import ObjectRef, api_error_message
+
+
+async def launch(
+    ctx: OperatorContext, view: FlowView, manifest: dict[str, Any], now: dt.datetime
+) -> Runner:
+    """Start the attempt that `manifest` describes; where it runs."""
+    settings = ctx.settings.operator
+    runner = runner_for(view.spec.runner, settings.runner)
+    assert ctx.inprocess is not None, "the operator's startup makes the in-process runner"
+    if runner is Runner.IN_PROCESS:
+        ctx.leadership.fence()
+        ctx.inprocess.start(manifest, view.uid, now)
+        return Runner.IN_PROCESS
+    if settings.manage_worker_rbac:
+        await ctx.kube.ensure_worker_rbac(
+            view.namespace, settings.worker_service_account, settings.worker_cluster_role
+        )
+    ctx.leadership.fence()
+    name = manifest["metadata"]["name"]
+    try:
+        job = await ctx.kube.create_job(manifest)
+    except ApiException as error:
+        refusal = Refusal(error.status or 0, api_error_message(error))
+        since = ctx.refusals.setdefault((view.namespace, name), now)
+        grace = dt.timedelta(seconds=settings.quota_grace_seconds)
+        outcome = verdict(runner, refusal, since, now, grace)
+        if outcome is Verdict.WAIT:
+            raise
+        if outcome is Verdict.REFUSED:
+            raise JobRefused(refusal.message) from None
+        await _report_fallback(ctx, view, name, refusal)
+        ctx.inprocess.start(manifest, view.uid, now)
+        return Runner.IN_PROCESS
+    ctx.refusals.pop((view.namespace, name), None)
+    ctx.cache.put_job(job, view.namespace, name)
+    return Runner.JOB
+
+
+async def _report_fallback(
+    ctx: OperatorContext, view: FlowView, job_name: str, refusal: Refusal
+) -> None:
+    status = view.status
+    message = (
+        f"{job_name} runs in the operator's process: creating its Job was refused "
+        f"({refusal.message})"
+    )
+    if ctx.inprocess is not None and ctx.inprocess.queued:
+        message += f"; {ctx.inprocess.queued} in-process phases wait before it"
+    flow_logger(view.namespace, view.name, status.phase, status.attempt).warning("%s", message)
+    await ctx.kube.post_event(
+        ObjectRef(view.namespace, view.name, view.uid),
+        "Warning",
+        EventReason.FALLBACK_RUNNER,
+        message,
+    )
+    await ctx.repository.journal(
+        JournalEntry(
+            source="operator",
+            operation="fallback_runner",
+            dedupe_key=f"{view.uid}:{job_name}:fallback_runner",
+            flow_uid=view.uid,
+            master_flow_id=status.master_flow_id,
+            child_flow_id=status.child_flow_id,
+            phase=status.phase,
+            error_message=message,
+            diagnostics={"status": refusal.status, "job": job_name},
+        )
+    )
