@@ -51,6 +51,7 @@ CONTROLLERS = (
     "replicaset",
     "podgc",
     "ttl-after-finished",
+    "resourcequota",
 )
 FEATURE_GATES = "--feature-gates=TTLAfterFinished=true"
 """Alpha in the 1.20 binaries the harness runs (on by default from 1.21): phase Jobs carry

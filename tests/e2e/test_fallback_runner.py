@@ -1,0 +1,139 @@
+"""When Jobs cannot run, flows still do: in the operator's own process, said loudly; with
+`runner: Job` they fail with the API's reason; a lost in-process attempt is rerun."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from collectionflow.db.models import FailureJournal
+from collectionflow.domain.registry import flow_definition
+from harness.flows import Flows, OperatorProcess
+from harness.waiting import wait_for
+
+pytestmark = pytest.mark.e2e
+
+PHASES = [phase.name for phase in flow_definition("collection").phases]
+FAST = {
+    "COLLECTIONFLOW_OPERATOR__QUOTA_GRACE_SECONDS": "2",
+    "COLLECTIONFLOW_OPERATOR__STALL_CHECK_INTERVAL_SECONDS": "2",
+}
+
+
+def quick_spec(**extra: Any) -> dict[str, Any]:
+    """Seven phases of the built-in worker, no manual phase."""
+    return {
+        "clientAccountId": "fallback",
+        "parameters": {"assets": [{"name": "web-01", "os": "linux"}]},
+        "phases": [{"name": p, "manual": False} for p in PHASES],
+        **extra,
+    }
+
+
+def no_jobs_quota(api: client.ApiClient, namespace: str) -> None:
+    """A ResourceQuota of zero Jobs, once the quota controller has counted the namespace."""
+    core = client.CoreV1Api(api)
+    core.create_namespaced_resource_quota(
+        namespace,
+        {"metadata": {"name": "no-jobs"}, "spec": {"hard": {"count/jobs.batch": "0"}}},
+    )
+    wait_for(
+        lambda: (core.read_namespaced_resource_quota("no-jobs", namespace).status.hard or {}),
+        "the quota counted",
+        30,
+    )
+
+
+def journal_operations(url: str, uid: str) -> list[str]:
+    async def query() -> list[str]:
+        engine = create_async_engine(url)
+        try:
+            async with engine.connect() as conn:
+                rows = await conn.execute(
+                    select(FailureJournal.operation).where(FailureJournal.k8s_uid == uid)
+                )
+                return [row[0] for row in rows]
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(query())
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'flows.sqlite'}"
+
+
+def test_a_quota_of_zero_jobs_runs_the_flow_in_process_and_says_so(
+    api: client.ApiClient,
+    flows: Flows,
+    namespace: str,
+    start_operator: Callable[..., OperatorProcess],
+    db_url: str,
+) -> None:
+    no_jobs_quota(api, namespace)
+    start_operator(db_url, **FAST)
+    uid = flows.create("quota", quick_spec())["metadata"]["uid"]
+
+    status = flows.wait_state("quota", "Succeeded", timeout=180)
+    assert [entry.get("runner") for entry in status["phaseHistory"]] == ["InProcess"] * len(
+        status["phaseHistory"]
+    )
+    assert flows.jobs("quota") == []
+    flows.wait_event("quota", "FallbackRunner")
+    messages = [e.message for e in flows.events("quota") if e.reason == "FallbackRunner"]
+    assert all("exceeded quota" in message for message in messages)
+    assert "fallback_runner" in journal_operations(db_url, uid)
+    events = [e for e in flows.events("quota") if e.reason == "FallbackRunner"]
+    assert all(e.type == "Warning" for e in events)
+
+
+def test_runner_job_fails_with_the_apis_reason_instead_of_falling_back(
+    api: client.ApiClient,
+    flows: Flows,
+    namespace: str,
+    start_operator: Callable[..., OperatorProcess],
+    db_url: str,
+) -> None:
+    no_jobs_quota(api, namespace)
+    start_operator(db_url, **FAST)
+    flows.create("strict", quick_spec(runner="Job"))
+
+    status = flows.wait_state("strict", "Failed", timeout=120)
+    assert "exceeded quota" in status["message"]
+    reasons = {c["type"]: c["reason"] for c in status["conditions"]}
+    assert reasons["Succeeded"] == "JobRefused"
+    assert "FallbackRunner" not in flows.event_reasons("strict")
+
+
+def test_an_in_process_phase_lost_with_the_operator_is_rerun_once(
+    flows: Flows,
+    start_operator: Callable[..., OperatorProcess],
+    db_url: str,
+) -> None:
+    spec = quick_spec(runner="InProcess")
+    spec["parameters"]["simulate"] = {"platform_detection": {"sleepSeconds": 8}}
+    operator = start_operator(db_url, **FAST)
+    flows.create("lost", spec)
+    flows.wait_for("lost", lambda s: s.get("phase") == "platform_detection", "second phase")
+    time.sleep(1.0)
+    operator.kill()
+    start_operator(db_url, **FAST)
+
+    status = flows.wait_state("lost", "Succeeded", timeout=180)
+    attempts = [(h["name"], h["attempt"], h["state"]) for h in status["phaseHistory"]]
+    assert ("platform_detection", 1, "Abandoned") in attempts
+    assert ("platform_detection", 2, "Succeeded") in attempts
+    assert len([a for a in attempts if a[0] == "platform_detection"]) == 2, "rerun once"
+    assert status["recoveries"] == 1
+    stalls = [e.message for e in flows.events("lost") if e.reason == "FlowStalled"]
+    assert len(stalls) == 1
+    assert stalls[0].startswith("RunnerLost")
