@@ -4,18 +4,22 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from collectionflow.db.models import FailureJournal
 from collectionflow.domain.registry import flow_definition
+from harness.chart import find, render
+from harness.cluster import Cluster
 from harness.flows import Flows, OperatorProcess
 from harness.waiting import wait_for
 
@@ -46,7 +50,7 @@ def no_jobs_quota(api: client.ApiClient, namespace: str) -> None:
         {"metadata": {"name": "no-jobs"}, "spec": {"hard": {"count/jobs.batch": "0"}}},
     )
     wait_for(
-        lambda: (core.read_namespaced_resource_quota("no-jobs", namespace).status.hard or {}),
+        lambda: core.read_namespaced_resource_quota("no-jobs", namespace).status.hard or {},
         "the quota counted",
         30,
     )
@@ -137,3 +141,73 @@ def test_an_in_process_phase_lost_with_the_operator_is_rerun_once(
     stalls = [e.message for e in flows.events("lost") if e.reason == "FlowStalled"]
     assert len(stalls) == 1
     assert stalls[0].startswith("RunnerLost")
+
+
+def operator_without_jobs(
+    api: client.ApiClient, namespace: str, kubeconfig: Path, target: Path
+) -> Path:
+    """A kubeconfig of a ServiceAccount with the chart's operator rules, except that it may not
+    create Jobs: what a cluster whose policy forbids the operator Jobs looks like."""
+    core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
+    core.create_namespaced_service_account(namespace, {"metadata": {"name": "no-jobs-op"}})
+    role = find(render({}), "ClusterRole", "cf-collectionflow-operator")[0]
+    rules = []
+    for rule in role["rules"]:
+        if "jobs" in rule["resources"]:
+            rule = {**rule, "verbs": [v for v in rule["verbs"] if v != "create"]}
+        rules.append(rule)
+    name = f"no-jobs-{namespace}"
+    rbac.create_cluster_role({"metadata": {"name": name}, "rules": rules})
+    rbac.create_cluster_role_binding(
+        {
+            "metadata": {"name": name},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": name,
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": "no-jobs-op", "namespace": namespace}],
+        }
+    )
+
+    def token_secret() -> str | None:
+        account = core.read_namespaced_service_account("no-jobs-op", namespace)
+        return str(account.secrets[0].name) if account.secrets else None
+
+    secret_name = wait_for(token_secret, "the ServiceAccount's token", 30)
+    secret = core.read_namespaced_secret(secret_name, namespace)
+    token = base64.b64decode(secret.data["token"]).decode()
+    document = yaml.safe_load(kubeconfig.read_text())
+    for user in document["users"]:
+        user["user"] = {"token": token}
+    target.write_text(yaml.safe_dump(document))
+    return target
+
+
+def test_a_policy_that_denies_jobs_runs_the_flow_in_process(
+    api: client.ApiClient,
+    cluster: Cluster,
+    flows: Flows,
+    namespace: str,
+    start_operator: Callable[..., OperatorProcess],
+    db_url: str,
+    tmp_path: Path,
+) -> None:
+    denied = operator_without_jobs(
+        api, namespace, cluster.kubeconfig, tmp_path / "no-jobs.kubeconfig"
+    )
+    start_operator(
+        db_url,
+        kubeconfig=denied,
+        COLLECTIONFLOW_OPERATOR__MANAGE_WORKER_RBAC="false",
+        **FAST,
+    )
+    uid = flows.create("denied", quick_spec())["metadata"]["uid"]
+
+    status = flows.wait_state("denied", "Succeeded", timeout=180)
+    assert {entry.get("runner") for entry in status["phaseHistory"]} == {"InProcess"}
+    assert flows.jobs("denied") == []
+    flows.wait_event("denied", "FallbackRunner")
+    messages = [e.message for e in flows.events("denied") if e.reason == "FallbackRunner"]
+    assert all("forbidden" in message for message in messages)
+    assert "fallback_runner" in journal_operations(db_url, uid)
