@@ -221,9 +221,7 @@ async def carry_out(
     if decision.start is not None:
         started, runner = await _start_phase(ctx, view, decision.start, decision.finished, now)
         if status is not None and status.phase_history:
-            history = [*status.phase_history[:-1], status.phase_history[-1]]
-            history[-1] = history[-1].model_copy(update={"runner": runner})
-            status = status.model_copy(update={"phase_history": history})
+            status = _ran_by(ctx, status, runner)
 
     if ids is not None and status is None and view.status.master_flow_id != ids.master_flow_id:
         status = view.status
@@ -254,6 +252,22 @@ async def carry_out(
                 view.namespace, view.name, [ANNOTATION_INPUT_COMPLETE, ANNOTATION_INPUT]
             )
         )
+
+
+def _ran_by(
+    ctx: OperatorContext, status: CollectionFlowStatus, runner: Runner
+) -> CollectionFlowStatus:
+    """The status with where the new attempt runs: on its history entry, and for an in-process
+    attempt in the message too, with the in-process attempts queued before it."""
+    history = [*status.phase_history[:-1], status.phase_history[-1]]
+    history[-1] = history[-1].model_copy(update={"runner": runner})
+    update: dict[str, Any] = {"phase_history": history}
+    if runner is Runner.IN_PROCESS:
+        queued = ctx.inprocess.queued if ctx.inprocess else 0
+        update["message"] = f"{status.message} in the operator's process" + (
+            f", after {queued} queued in-process phases" if queued else ""
+        )
+    return status.model_copy(update=update)
 
 
 def database_sync(
