@@ -62,9 +62,12 @@ class InProcessRunner:
         return self._waiting
 
     async def stop(self) -> None:
+        """Kill every in-process attempt and forget them all (shutdown, or the leadership lost:
+        whoever leads next reruns them, as after a crash)."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._bodies.clear()
 
     def _publish(self, key: tuple[str, str], bodies: Bodies) -> None:
         self._bodies[key] = bodies

@@ -109,6 +109,10 @@ class Elector:
             ctx.leadership.lost()
             message = f"{identity} stopped leading (its renewals ran out); it acts no more"
             log.warning("%s", message)
+            if ctx.inprocess is not None:  # its in-process phases go: the next leader reruns
+                stopping = asyncio.create_task(ctx.inprocess.stop(), name="inprocess-stop")
+                ctx.tasks.add(stopping)
+                stopping.add_done_callback(ctx.tasks.discard)
         ctx.tasks.add(asyncio.create_task(self._post(leading, message), name="leader-event"))
 
     async def _post(self, leading: bool, message: str) -> None:
