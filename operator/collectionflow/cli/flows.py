@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -169,6 +170,7 @@ def journal(
 
 
 def require_state(flow: dict[str, Any], wanted: str, action: str) -> None:
+    """Fail unless the flow is in `wanted`, naming the state it is in."""
     state = (flow.get("status") or {}).get("state") or "Pending"
     if state != wanted:
         meta = flow["metadata"]
@@ -196,6 +198,27 @@ def answers_from(file: Path | None, settings: list[str]) -> dict[str, Any]:
     return answers
 
 
+def _change(
+    name: str,
+    namespace: str | None,
+    output: Output,
+    needs: str | None,
+    patch_of: Callable[[dict[str, Any]], dict[str, Any]],
+    said: str,
+) -> None:
+    """Read the flow, check its state (`needs`), patch it, and say what was done."""
+    kube = connect()
+    namespace = namespace or kube.default_namespace
+    try:
+        flow = kube.get(namespace, name)
+        if needs is not None:
+            require_state(flow, needs, said.split()[0])
+        flow = kube.patch(namespace, name, patch_of(flow))
+    except FlowsClientError as error:
+        raise fail(str(error)) from None
+    emit(flow, output, f"collectionflow/{name} {said}")
+
+
 def input_(
     name: str,
     namespace: NamespaceOption = None,
@@ -206,61 +229,34 @@ def input_(
     output: OutputOption = Output.TABLE,
 ) -> None:
     """Give a flow that waits for input its answers, and let it go on."""
-    kube = connect()
-    namespace = namespace or kube.default_namespace
-    try:
-        flow = kube.get(namespace, name)
-        require_state(flow, "WaitingForInput", "input")
-        answers = answers_from(file, set_ or [])
-        annotations = {
-            ANNOTATION_INPUT: json.dumps(answers, separators=(",", ":")),
-            ANNOTATION_INPUT_COMPLETE: "true",
-        }
-        flow = kube.patch(namespace, name, {"metadata": {"annotations": annotations}})
-    except FlowsClientError as error:
-        raise fail(str(error)) from None
-    emit(flow, output, f"collectionflow/{name} input given ({len(answers)} answers)")
+    answers = answers_from(file, set_ or [])
+    given = json.dumps(answers, separators=(",", ":"))
+    annotations = {ANNOTATION_INPUT: given, ANNOTATION_INPUT_COMPLETE: "true"}
+    patch = {"metadata": {"annotations": annotations}}
+    _change(name, namespace, output, "WaitingForInput", lambda _: patch, "input given")
 
 
 def retry(
     name: str, namespace: NamespaceOption = None, output: OutputOption = Output.TABLE
 ) -> None:
     """Retry a Failed flow's failed phase as its next attempt."""
-    kube = connect()
-    namespace = namespace or kube.default_namespace
-    try:
-        flow = kube.get(namespace, name)
-        require_state(flow, "Failed", "retry")
-        token = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
-        flow = kube.patch(namespace, name, {"metadata": {"annotations": {ANNOTATION_RETRY: token}}})
-    except FlowsClientError as error:
-        raise fail(str(error)) from None
-    emit(flow, output, f"collectionflow/{name} retry requested")
-
-
-def _suspend(name: str, namespace: str | None, output: Output, suspend: bool) -> None:
-    kube = connect()
-    namespace = namespace or kube.default_namespace
-    try:
-        kube.get(namespace, name)
-        flow = kube.patch(namespace, name, {"spec": {"suspend": suspend}})
-    except FlowsClientError as error:
-        raise fail(str(error)) from None
-    emit(flow, output, f"collectionflow/{name} {'suspended' if suspend else 'resumed'}")
+    token = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+    patch = {"metadata": {"annotations": {ANNOTATION_RETRY: token}}}
+    _change(name, namespace, output, "Failed", lambda _: patch, "retry requested")
 
 
 def suspend(
     name: str, namespace: NamespaceOption = None, output: OutputOption = Output.TABLE
 ) -> None:
     """Hold a flow before its next phase (the running one finishes)."""
-    _suspend(name, namespace, output, True)
+    _change(name, namespace, output, None, lambda _: {"spec": {"suspend": True}}, "suspended")
 
 
 def resume(
     name: str, namespace: NamespaceOption = None, output: OutputOption = Output.TABLE
 ) -> None:
     """Let a suspended flow go on."""
-    _suspend(name, namespace, output, False)
+    _change(name, namespace, output, None, lambda _: {"spec": {"suspend": False}}, "resumed")
 
 
 def logs(
