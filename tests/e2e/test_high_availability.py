@@ -96,12 +96,15 @@ def test_one_replica_acts_and_the_standby_takes_over_a_sigkilled_leader(
     standby = second if leader is first else first
     names = [f"ha-{index:02d}" for index in range(20)]
     for name in names:
-        flows.create(name, slow_spec(1.5))
-    wait_for(
-        lambda: all((flows.get(n).get("status") or {}).get("phase") == PHASES[2] for n in names),
-        "every flow at its third phase",
-        120,
-    )
+        flows.create(name, slow_spec(3))
+    def in_flight_past_two_phases() -> bool:
+        statuses = [flows.get(n).get("status") or {} for n in names]
+        return all(
+            s.get("state") == "Running" and PHASES.index(s.get("phase") or PHASES[0]) >= 2
+            for s in statuses
+        )
+
+    wait_for(in_flight_past_two_phases, "every flow running, past its second phase", 120)
     assert flow_lines(leader, namespace) > 0
     assert flow_lines(standby, namespace) == 0, "the standby must not act"
     assert standby.metric(LEADER) == 0.0
