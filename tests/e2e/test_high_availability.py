@@ -97,6 +97,7 @@ def test_one_replica_acts_and_the_standby_takes_over_a_sigkilled_leader(
     names = [f"ha-{index:02d}" for index in range(20)]
     for name in names:
         flows.create(name, slow_spec(3))
+
     def in_flight_past_two_phases() -> bool:
         statuses = [flows.get(n).get("status") or {} for n in names]
         return all(
