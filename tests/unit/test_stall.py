@@ -235,3 +235,13 @@ def test_once_a_pod_started_the_heartbeat_rules_not_the_pod_start_timeout() -> N
         )
     )
     assert find_stall(e) is None
+
+
+def test_a_heartbeat_shows_the_pod_started_when_no_pod_is_known() -> None:
+    # The operator watches only finished pods; a running worker is known by its Lease.
+    old = NOW - POD_START_TIMEOUT - TICK
+    fresh = not_started(old, pods=(), heartbeat=NOW - dt.timedelta(seconds=5))
+    assert find_stall(fresh) is None
+    quiet = NOW - STALL_TIMEOUT - TICK
+    stale = not_started(quiet, pods=(), heartbeat=quiet)
+    assert stall(stale).reason is StallReason.NO_PROGRESS

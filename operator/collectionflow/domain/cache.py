@@ -1,4 +1,5 @@
-"""What the operator knows from its watches: flows, phase Jobs, their pods and heartbeat Leases.
+"""What the operator knows from its watches: flows, phase Jobs, their finished pods (and the
+pods it read itself) and heartbeat Leases.
 
 Pure: the handlers feed it the bodies kopf's watches deliver and read decisions' evidence back.
 Only the fields the decisions use are kept, so 10,000 stored flows cost little memory.
@@ -7,8 +8,9 @@ Each `observe_*` says whether the change matters to the flow, so that the flow i
 when something it decides on changed:
 - a flow: its generation, our annotations, its status (written by someone else), deletion;
 - a Job: a condition coming or going (a pod's end is always followed by one);
-- a pod or a Lease: never. The reconcile decides nothing from them; they are the stall sweep's
-  evidence (a pod waiting on an image, a Lease going stale), judged by time.
+- a pod or a Lease: never. A finished pod holds the phase's result, read when its Job's
+  condition wakes the flow; otherwise pods and Leases are the stall sweep's evidence (a Lease
+  going stale, a Job with neither a heartbeat nor a started pod), judged by time.
 
 The operator's own status writes come back as watch events. `wrote_flow` records the
 resourceVersion the write returned; the event carrying it is recognised and wakes nobody, and

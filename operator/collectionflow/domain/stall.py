@@ -121,7 +121,7 @@ def _running_stall(e: Evidence) -> Finding | None:
         )
 
     started = [pod for pod in e.pods if pod.started]
-    if not started:
+    if not started and e.heartbeat is None:  # a heartbeat means the worker's pod started
         since = min(
             (pod.created_at for pod in e.pods if pod.created_at is not None),
             default=e.job_created_at,

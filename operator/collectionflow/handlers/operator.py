@@ -1,8 +1,9 @@
 """kopf registrations. Thin on purpose: each handler hands its work to a plain function.
 
-kopf's watches of flows, phase Jobs, their pods and heartbeat Leases (the last three filtered
-on the server by our managed-by label) feed the watch cache. A change a flow decides on wakes
-its daemon, which reconciles from the cache; the operator's own status writes wake nobody.
+kopf's watches of flows, phase Jobs, their finished pods and heartbeat Leases (the last three
+filtered on the server by our managed-by label) feed the watch cache. A change a flow decides
+on wakes its daemon, which reconciles from the cache; the operator's own status writes wake
+nobody.
 A flow with work has a daemon; a flow at rest has none and costs nothing. Each daemon re-reads
 its flow, Job and pods from the API at a slow resync interval, as a safety net, so the reads
 follow the active flows, not the stored ones.
@@ -53,6 +54,11 @@ from collectionflow.settings import get_settings
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 30.0
+# Only pods that ended are watched: their termination message is the phase's result. A pod's
+# way there (scheduled, pulling, running) is a handful of events per phase that no decision
+# needs; a worker's start shows as its heartbeat Lease, and the stall sweep reads the pods of
+# a Job it suspects.
+FINISHED_PODS = "status.phase!=Pending,status.phase!=Running"
 PROBE_SECONDS = 1.0
 
 
@@ -69,6 +75,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.networking.request_timeout = 60
     for resource in (("batch", "jobs"), ("", "pods"), ("coordination.k8s.io", "leases")):
         settings.watching.label_selectors[resource] = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
+    settings.watching.field_selectors["", "pods"] = FINISHED_PODS
 
     app = get_settings()
     url = app.db.resolved_url()

@@ -1,8 +1,11 @@
 """The stall check: gather evidence, judge it (domain.stall), recover (domain.recovery).
 
 One sweep every interval goes over the active flows in the watch cache and judges each on
-cached evidence (its Job, pods and heartbeat Lease as watched, the database's child record).
-Only a flow that looks stalled is checked again on evidence read from the API, and acted on.
+cached evidence (its Job, finished pods and heartbeat Lease as watched, the database's child
+record). Only a flow that looks stalled is checked again on evidence read from the API, and
+acted on. A Job without a heartbeat or a started pod past the pod start timeout looks stalled,
+so its pods are read then; the pods read are kept, so a phase without a heartbeat (a command
+of its own) is read once, not every pass.
 
 Every detection is a Warning Event `FlowStalled` and a journal row with the evidence; every
 recovery is a Normal Event `FlowRecovered` and a journal row; both are counted in metrics.
