@@ -12,6 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import urllib.parse
+import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ from collectionflow.specs.rbac import build_worker_rbac
 
 log = logging.getLogger(__name__)
 MERGE_PATCH = "application/merge-patch+json"
+WATCH_BUFFER_BYTES = 2**21  # kubernetes_asyncio's: a watch event can carry a large object
 
 
 class Conflict(Exception):
@@ -61,7 +64,33 @@ async def load_api_client() -> client.ApiClient:
         config.load_incluster_config()  # type: ignore[no-untyped-call]
     except config.ConfigException:
         await config.load_kube_config()
-    return client.ApiClient()
+    api_client = client.ApiClient()
+    read_environment_once(api_client)
+    return api_client
+
+
+def read_environment_once(api_client: client.ApiClient) -> None:
+    """kubernetes_asyncio opens its aiohttp session with `trust_env=True`, and aiohttp then
+    reads ~/.netrc and the proxy variables on every request, each in a thread. The proxy is
+    resolved here once instead (the environment of a process does not change; kubectl ignores
+    .netrc), and the session is replaced by one that does not look again."""
+    rest = api_client.rest_client
+    if rest.proxy is None:
+        rest.proxy = env_proxy(api_client.configuration.host)
+    session: aiohttp.ClientSession = rest.pool_manager
+    connector = session.connector
+    session.detach()
+    rest.pool_manager = aiohttp.ClientSession(
+        connector=connector, trust_env=False, read_bufsize=WATCH_BUFFER_BYTES
+    )
+
+
+def env_proxy(url: str) -> str | None:
+    """The proxy the environment (HTTPS_PROXY, HTTP_PROXY, NO_PROXY) sets for `url`."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.hostname is None or urllib.request.proxy_bypass(parts.hostname):
+        return None
+    return urllib.request.getproxies().get(parts.scheme)
 
 
 class KubeGateway:
