@@ -199,3 +199,33 @@ def test_the_moment_a_watch_first_shows_a_job_finished_is_kept() -> None:
     assert cache.finished_seen_at("ns", "f-init-1") == later
     cache.observe_job("DELETED", job(complete), later)
     assert cache.finished_seen_at("ns", "f-init-1") is None
+
+
+def at(version: str, body: dict[str, Any]) -> dict[str, Any]:
+    body["metadata"]["resourceVersion"] = version
+    return body
+
+
+def test_a_job_finished_before_its_create_response_is_handled_stays_finished() -> None:
+    # A short Job can be created, run and complete, and its watch say so, before the
+    # operator's event loop handles the response of the POST that created it.
+    cache = WatchCache()
+    complete = [{"type": "Complete", "status": "True"}]
+    assert cache.observe_job("MODIFIED", at("12", job(complete)), T0)
+    cache.put_job(at("10", job()), "ns", "f-init-1")
+    kept = cache.job("ns", "f-init-1")
+    assert kept is not None
+    assert kept["status"]["conditions"][0]["type"] == "Complete"
+    assert not cache.observe_job("MODIFIED", at("11", job(active=1)), T0)
+    assert cache.job("ns", "f-init-1") == kept
+    cache.put_job(at("13", job(complete)), "ns", "f-init-1")
+    assert (cache.job("ns", "f-init-1") or {})["metadata"]["resourceVersion"] == "13"
+
+
+def test_a_new_job_of_the_same_name_replaces_the_old_whatever_its_version() -> None:
+    cache = WatchCache()
+    cache.observe_job("MODIFIED", at("12", job()), T0)
+    recreated = at("5", job())  # another uid: versions of two objects do not order them
+    recreated["metadata"]["uid"] = "j2"
+    cache.put_job(recreated, "ns", "f-init-1")
+    assert (cache.job("ns", "f-init-1") or {})["metadata"]["uid"] == "j2"

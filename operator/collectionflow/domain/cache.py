@@ -86,6 +86,7 @@ def slim_job(body: Body) -> dict[str, Any]:
             "name": meta.get("name"),
             "namespace": meta.get("namespace"),
             "uid": meta.get("uid"),
+            "resourceVersion": meta.get("resourceVersion"),
             "creationTimestamp": meta.get("creationTimestamp"),
             "labels": {LABEL_FLOW_UID: (meta.get("labels") or {}).get(LABEL_FLOW_UID)},
         },
@@ -100,6 +101,14 @@ def _finished(job: Body) -> bool:
     return any(
         c["type"] in ("Complete", "Failed") and c["status"] == "True"
         for c in job["status"]["conditions"]
+    )
+
+
+def _older_job(job: Body, than: Body) -> bool:
+    """The same Job (by uid) at an earlier resourceVersion."""
+    meta, other = job["metadata"], than["metadata"]
+    return meta["uid"] == other["uid"] and is_older(
+        meta.get("resourceVersion"), other.get("resourceVersion")
     )
 
 
@@ -232,6 +241,8 @@ class WatchCache:
             self._finished_seen.pop(key, None)
             return previous is not None
         job = slim_job(body)
+        if previous is not None and _older_job(job, previous):
+            return False
         self.jobs[key] = job
         changed = previous is None or _job_fingerprint(previous) != _job_fingerprint(job)
         if changed and _finished(job):
@@ -243,11 +254,15 @@ class WatchCache:
         return self._finished_seen.get((namespace, name))
 
     def put_job(self, body: Body | None, namespace: str, name: str) -> None:
-        """A Job the operator created or read itself (None: it does not exist)."""
+        """A Job the operator created or read itself (None: it does not exist). A short Job can
+        finish, and its watch say so, before the response creating it is handled: a newer
+        watched copy is kept."""
         if body is None:
             self.jobs.pop((namespace, name), None)
-        else:
-            self.jobs[(namespace, name)] = slim_job(body)
+            return
+        job, previous = slim_job(body), self.jobs.get((namespace, name))
+        if previous is None or not _older_job(job, previous):
+            self.jobs[(namespace, name)] = job
 
     def job(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.jobs.get((namespace, name))
