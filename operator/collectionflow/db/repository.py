@@ -11,10 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import uuid
 from collections.abc import AsyncIterator
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import (
+    ColumnElement,
+    Executable,
+    Select,
+    Table,
+    Update,
+    and_,
+    bindparam,
+    func,
+    select,
+)
 from sqlalchemy import update as sql_update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -87,7 +98,7 @@ class FlowRepository(FlowQueries):
                 master_id = ref.master_flow_id or str(uuid.uuid5(_MASTER_IDS, ref.flow_uid))
                 if ref.master_flow_id is None:
                     await session.execute(
-                        _insert(session, MasterFlow)
+                        _insert(_dialect(session), MasterFlow)
                         .values(
                             id=master_id,
                             flow_type=ref.flow_type,
@@ -100,7 +111,7 @@ class FlowRepository(FlowQueries):
                 elif await session.get(MasterFlow, master_id) is None:
                     raise UnknownMasterFlow(master_id)
                 await session.execute(
-                    _insert(session, CollectionFlow)
+                    _insert(_dialect(session), CollectionFlow)
                     .values(
                         id=str(uuid.uuid5(_CHILD_IDS, ref.flow_uid)),
                         master_flow_id=master_id,
@@ -143,7 +154,7 @@ class FlowRepository(FlowQueries):
         with unavailable_on_connection_failure():
             async with self._writing() as session:
                 inserted = await session.execute(
-                    _insert(session, FailureJournal)
+                    _insert(_dialect(session), FailureJournal)
                     .values(
                         source=entry.source,
                         operation=entry.operation,
@@ -190,13 +201,16 @@ class FlowRepository(FlowQueries):
                 return True
 
 
-def _insert(session: AsyncSession, model: type[Base]) -> postgresql.Insert | sqlite.Insert:
-    """An INSERT that can say ON CONFLICT in the session's dialect."""
-    dialect = session.get_bind().dialect.name
+def _dialect(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name
+
+
+def _insert(dialect: str, into: type[Base] | Table) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that can say ON CONFLICT in `dialect`."""
     if dialect == "postgresql":
-        return postgresql.insert(model)
+        return postgresql.insert(into)
     if dialect == "sqlite":
-        return sqlite.insert(model)
+        return sqlite.insert(into)
     raise NotImplementedError(f"unsupported database dialect {dialect!r}")
 
 
@@ -225,37 +239,68 @@ async def _record_run(
 ) -> bool:
     """Upsert a phase run unless it has finished already; True if the row was written.
     With the child's id known (the flow's status carries it) no query looks it up."""
-    statement = _insert(session, PhaseRun).values(
-        _phase_run_values(child_id or await _child_id(session, run.flow_uid), run)
-    )
-    columns = ["job_name", "state"]
-    if run.state.finished:
-        columns += ["finished_at", "result", "error"]
-    update: dict[str, object] = {c: getattr(statement.excluded, c) for c in columns}
-    update["started_at"] = func.coalesce(PhaseRun.started_at, statement.excluded.started_at)
-    written = await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[PhaseRun.flow_id, PhaseRun.phase, PhaseRun.attempt],
-            set_=update,
-            where=PhaseRun.state.not_in(_FINISHED_STATES),
-        ).returning(PhaseRun.id)
-    )
+    values = _phase_run_values(child_id or await _child_id(session, run.flow_uid), run)
+    statement = _upsert_run(_dialect(session), run.state.finished)
+    written = await session.execute(statement, values)
     return written.first() is not None
 
 
-async def _sync_child(session: AsyncSession, flow_uid: str, snapshot: ChildSnapshot) -> bool:
-    synced = await session.execute(
-        sql_update(CollectionFlow)
-        .where(CollectionFlow.k8s_uid == flow_uid, CollectionFlow.cancelled_at.is_(None))
-        .values(
-            current_phase=snapshot.current_phase,
-            next_phase=snapshot.next_phase,
-            status=snapshot.status,
-            progress_percentage=snapshot.progress_percentage,
-            phase_state=snapshot.phase_state,
-        )
-        .returning(CollectionFlow.id)
+@functools.cache
+def _upsert_run(dialect: str, finished: bool) -> Executable:
+    """The phase run upsert, built once per dialect: its values are bound at execution. Built
+    per call, the ON CONFLICT clause's `excluded` alias and the cache key of the values cost
+    more CPU than the database does."""
+    table = _table(PhaseRun)
+    statement = _insert(dialect, table)
+    columns = ["job_name", "state"]
+    if finished:
+        columns += ["finished_at", "result", "error"]
+    update: dict[str, object] = {c: statement.excluded[c] for c in columns}
+    update["started_at"] = func.coalesce(table.c.started_at, statement.excluded.started_at)
+    return statement.on_conflict_do_update(
+        index_elements=[table.c.flow_id, table.c.phase, table.c.attempt],
+        set_=update,
+        where=table.c.state.not_in(_FINISHED_STATES),
+    ).returning(table.c.id)
+
+
+def _update_returning_id(table: Table, key: ColumnElement[bool], fields: list[str]) -> Update:
+    """An UPDATE of `fields` (bound as `new_<field>`) where `key`, returning the row's id."""
+    return (
+        sql_update(table)
+        .where(key)
+        .values({name: bindparam(f"new_{name}") for name in fields})
+        .returning(table.c.id)
     )
+
+
+def _table(model: type[Base]) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+_CHILDREN, _MASTERS = _table(CollectionFlow), _table(MasterFlow)
+_CHILD_FIELDS = ["current_phase", "next_phase", "status", "progress_percentage", "phase_state"]
+_SYNC_CHILD = _update_returning_id(
+    _CHILDREN,
+    and_(
+        _CHILDREN.c.k8s_uid == bindparam("flow_uid"),
+        _CHILDREN.c.cancelled_at.is_(None),
+    ),
+    _CHILD_FIELDS,
+)
+_MASTER_FIELDS = ["status", "current_phase", "progress_percentage"]
+_UPDATE_MASTER = _update_returning_id(
+    _MASTERS,
+    _MASTERS.c.id == bindparam("master_flow_id"),
+    _MASTER_FIELDS,
+)
+
+
+async def _sync_child(session: AsyncSession, flow_uid: str, snapshot: ChildSnapshot) -> bool:
+    values = {f"new_{name}": getattr(snapshot, name) for name in _CHILD_FIELDS}
+    synced = await session.execute(_SYNC_CHILD, {"flow_uid": flow_uid, **values})
     if synced.first() is not None:
         return True
     await _child_id(session, flow_uid)
@@ -263,15 +308,9 @@ async def _sync_child(session: AsyncSession, flow_uid: str, snapshot: ChildSnaps
 
 
 async def _update_master(session: AsyncSession, update: MasterFlowUpdate) -> None:
+    values = {f"new_{name}": getattr(update, name) for name in _MASTER_FIELDS}
     updated = await session.execute(
-        sql_update(MasterFlow)
-        .where(MasterFlow.id == update.master_flow_id)
-        .values(
-            status=update.status,
-            current_phase=update.current_phase,
-            progress_percentage=update.progress_percentage,
-        )
-        .returning(MasterFlow.id)
+        _UPDATE_MASTER, {"master_flow_id": update.master_flow_id, **values}
     )
     if updated.first() is None:
         raise UnknownMasterFlow(update.master_flow_id)
