@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sys
 import tempfile
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,6 +37,7 @@ FLOWS = int(os.environ.get("BENCH_IDLE_FLOWS", "10000"))
 WINDOW = float(os.environ.get("BENCH_IDLE_WINDOW", "120"))
 SETTLE_SECONDS = 20.0
 TICKS = os.sysconf("SC_CLK_TCK")
+LABEL = re.compile(r'(\w+)="([^"]*)"')
 SUCCEEDED = {
     "state": "Succeeded",
     "phase": "synthesis",
@@ -60,12 +63,21 @@ class Result:
 
 
 def apiserver_requests(api: client.ApiClient) -> float:
+    return sum(apiserver_requests_by_kind(api).values())
+
+
+def apiserver_requests_by_kind(api: client.ApiClient) -> Counter[str]:
+    """The apiserver's requests so far by verb and resource (``PATCH collectionflows/status``)."""
     response = api.call_api("GET", f"{api.configuration.host}/metrics")
-    total = 0.0
+    counts: Counter[str] = Counter()
     for line in bytes(response.read()).decode().splitlines():
         if line.startswith("apiserver_request_total{"):
-            total += float(line.rpartition(" ")[2])
-    return total
+            labels = dict(LABEL.findall(line))
+            resource = labels.get("resource", "")
+            if labels.get("subresource"):
+                resource += "/" + labels["subresource"]
+            counts[f"{labels.get('verb', '?')} {resource}"] += round(float(line.rpartition(" ")[2]))
+    return counts
 
 
 def cpu_seconds(pid: int) -> float:

@@ -24,17 +24,17 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kubernetes import client, watch
-from rich.console import Console
-from rich.table import Table
 
-from bench.common import RESULTS, cluster
-from bench.idle import apiserver_requests, cpu_seconds, rss_mb
+from bench.common import cluster
+from bench.idle import apiserver_requests_by_kind, cpu_seconds, rss_mb
+from bench.throughput_report import Run, report, requests_by_kind
 from collectionflow.api.models import CollectionFlowSpec
 from collectionflow.domain.plan import plan_for
 from collectionflow.domain.registry import flow_definition
@@ -148,30 +148,6 @@ def flow_spec() -> dict[str, Any]:
     return {"clientAccountId": "bench", "parameters": {}, "phases": phases}
 
 
-@dataclass(frozen=True)
-class Run:
-    flows: int
-    chain_seconds: float
-    operator_seconds: float
-    chain_gap_p50: float
-    chain_gap_p99: float
-    operator_gap_p50: float
-    operator_gap_p99: float
-    chain_job_run_p50: float
-    operator_job_run_p50: float
-    transitions: int
-    operator_cpu_per_transition_ms: float
-    chain_apiserver_requests_per_transition: float
-    operator_apiserver_requests_per_transition: float
-    operator_client_requests_per_transition: float
-    operator_reconciles_per_transition: float
-    operator_peak_rss_mb: float
-
-    @property
-    def ratio(self) -> float:
-        return self.operator_seconds / self.chain_seconds
-
-
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
@@ -183,6 +159,22 @@ def new_namespace(api: client.ApiClient, prefix: str) -> str:
         client.V1Namespace(metadata=client.V1ObjectMeta(name=name))
     )
     return name
+
+
+def delete_namespace(api: client.ApiClient, namespace: str) -> None:
+    """Delete the namespace and wait until it is gone: the namespace and garbage collectors'
+    work of deleting one side's Jobs and pods must not land on the other side's run."""
+    core = client.CoreV1Api(api)
+    core.delete_namespace(namespace)
+
+    def gone() -> bool:
+        try:
+            core.read_namespace(namespace)
+        except client.ApiException as error:
+            return bool(error.status == 404)
+        return False
+
+    wait_for(gone, f"namespace {namespace} to be deleted", timeout=TIMEOUT, interval=1.0)
 
 
 def create_worker_account(api: client.ApiClient, namespace: str) -> None:
@@ -210,7 +202,7 @@ class Side:
     seconds: float
     gaps: list[float]
     job_runs: list[float]
-    apiserver_requests: float
+    apiserver_requests: Counter[str]
 
 
 @dataclass(frozen=True)
@@ -231,14 +223,14 @@ def measure_chain(api: client.ApiClient, size: int) -> Side:
 
     observer = Observer(namespace, key)
     thread = observe(api, observer)
-    before = apiserver_requests(api)
+    before = apiserver_requests_by_kind(api)
     try:
         seconds = run_chains(api, namespace, size, observer)
     finally:
         observer.stop.set()
         thread.join(10)
-    requests = apiserver_requests(api) - before
-    client.CoreV1Api(api).delete_namespace(namespace)
+    requests = apiserver_requests_by_kind(api) - before
+    delete_namespace(api, namespace)
     return Side(seconds, observer.gaps(), observer.job_runs(), requests)
 
 
@@ -279,7 +271,7 @@ def measure_operator(
     try:
         wait_for(lambda: operator_metric("collectionflow_reconcilers") >= 0, "operator metrics")
         thread = observe(api, observer)
-        cpu_before, requests_before = cpu_seconds(pid), apiserver_requests(api)
+        cpu_before, requests_before = cpu_seconds(pid), apiserver_requests_by_kind(api)
         client_before = operator_metric(own_requests)
         started = time.monotonic()
         for index in range(size):
@@ -306,12 +298,12 @@ def measure_operator(
             ),
             peak_rss_mb=rss_mb(pid, "VmHWM"),
         )
-        requests = apiserver_requests(api) - requests_before
+        requests = apiserver_requests_by_kind(api) - requests_before
         observer.stop.set()
         thread.join(10)
     finally:
         operator.stop()
-    client.CoreV1Api(api).delete_namespace(namespace)
+    delete_namespace(api, namespace)
     return Side(seconds, observer.gaps(), observer.job_runs(), requests), costs
 
 
@@ -338,69 +330,30 @@ def measure(workdir: Path) -> list[Run]:
                 transitions=transitions,
                 operator_cpu_per_transition_ms=round(costs.cpu_seconds / transitions * 1000, 1),
                 chain_apiserver_requests_per_transition=round(
-                    chain.apiserver_requests / transitions, 2
+                    chain.apiserver_requests.total() / transitions, 2
                 ),
                 operator_apiserver_requests_per_transition=round(
-                    flows.apiserver_requests / transitions, 2
+                    flows.apiserver_requests.total() / transitions, 2
                 ),
                 operator_client_requests_per_transition=round(
                     costs.client_requests / transitions, 2
                 ),
                 operator_reconciles_per_transition=round(costs.reconciles / transitions, 2),
                 operator_peak_rss_mb=round(costs.peak_rss_mb, 1),
+                requests_by_kind=requests_by_kind(
+                    chain.apiserver_requests, flows.apiserver_requests, transitions
+                ),
             )
             print(json.dumps(asdict(run) | {"ratio": round(run.ratio, 3)}), flush=True)
             runs.append(run)
     return runs
 
 
-def report(runs: list[Run]) -> None:
-    table = Table(title=f"{STEPS} phases of `true` per flow: operator against a bare Job chain")
-    columns = (
-        "flows",
-        "chain s",
-        "operator s",
-        "ratio",
-        "chain gap p50/p99 s",
-        "operator gap p50/p99 s",
-        "Job run p50 s chain / operator",
-        "operator CPU ms/transition",
-        "apiserver req/transition chain / operator",
-        "operator client req / reconciles per transition",
-        "operator peak RSS MB",
-    )
-    for column in columns:
-        table.add_column(column, justify="right")
-    for r in runs:
-        table.add_row(
-            str(r.flows),
-            f"{r.chain_seconds:.1f}",
-            f"{r.operator_seconds:.1f}",
-            f"{r.ratio:.2f}",
-            f"{r.chain_gap_p50:.2f} / {r.chain_gap_p99:.2f}",
-            f"{r.operator_gap_p50:.2f} / {r.operator_gap_p99:.2f}",
-            f"{r.chain_job_run_p50:.2f} / {r.operator_job_run_p50:.2f}",
-            f"{r.operator_cpu_per_transition_ms:.1f}",
-            f"{r.chain_apiserver_requests_per_transition:.1f} / "
-            f"{r.operator_apiserver_requests_per_transition:.1f}",
-            f"{r.operator_client_requests_per_transition:.1f} / "
-            f"{r.operator_reconciles_per_transition:.2f}",
-            f"{r.operator_peak_rss_mb:.0f}",
-        )
-    Console().print(table)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / "throughput.json"
-    out.write_text(
-        json.dumps([asdict(r) | {"ratio": round(r.ratio, 3)} for r in runs], indent=2) + "\n"
-    )
-    print(f"wrote {out}")
-
-
 def main() -> int:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="cf-bench-throughput-") as workdir:
         runs = measure(Path(workdir))
-    report(runs)
+    report(runs, STEPS)
     print(f"took {time.monotonic() - started:.0f}s")
     return 0
 

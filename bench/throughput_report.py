@@ -1,0 +1,102 @@
+"""The throughput bench's results: one row per size, printed as tables and kept as JSON."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass
+
+from rich.console import Console
+from rich.table import Table
+
+from bench.common import RESULTS
+
+# A kind of request shows in the breakdown when one side makes this many per transition.
+SHOWN_PER_TRANSITION = 0.05
+
+
+@dataclass(frozen=True)
+class Run:
+    flows: int
+    chain_seconds: float
+    operator_seconds: float
+    chain_gap_p50: float
+    chain_gap_p99: float
+    operator_gap_p50: float
+    operator_gap_p99: float
+    chain_job_run_p50: float
+    operator_job_run_p50: float
+    transitions: int
+    operator_cpu_per_transition_ms: float
+    chain_apiserver_requests_per_transition: float
+    operator_apiserver_requests_per_transition: float
+    operator_client_requests_per_transition: float
+    operator_reconciles_per_transition: float
+    operator_peak_rss_mb: float
+    # "VERB resource": [chain, operator] requests per transition, whole cluster.
+    requests_by_kind: dict[str, list[float]]
+
+    @property
+    def ratio(self) -> float:
+        return self.operator_seconds / self.chain_seconds
+
+
+def requests_by_kind(
+    chain: Counter[str], operator: Counter[str], transitions: int
+) -> dict[str, list[float]]:
+    """Both sides' apiserver requests per transition, by kind, the most frequent first."""
+    kinds = sorted(set(chain) | set(operator), key=lambda k: -(chain[k] + operator[k]))
+    return {
+        kind: [round(chain[kind] / transitions, 2), round(operator[kind] / transitions, 2)]
+        for kind in kinds
+        if max(chain[kind], operator[kind]) / transitions >= SHOWN_PER_TRANSITION
+    }
+
+
+def report(runs: list[Run], steps: int) -> None:
+    table = Table(title=f"{steps} phases of `true` per flow: operator against a bare Job chain")
+    columns = (
+        "flows",
+        "chain s",
+        "operator s",
+        "ratio",
+        "chain gap p50/p99 s",
+        "operator gap p50/p99 s",
+        "Job run p50 s chain / operator",
+        "operator CPU ms/transition",
+        "apiserver req/transition chain / operator",
+        "operator client req / reconciles per transition",
+        "operator peak RSS MB",
+    )
+    for column in columns:
+        table.add_column(column, justify="right")
+    for r in runs:
+        table.add_row(
+            str(r.flows),
+            f"{r.chain_seconds:.1f}",
+            f"{r.operator_seconds:.1f}",
+            f"{r.ratio:.2f}",
+            f"{r.chain_gap_p50:.2f} / {r.chain_gap_p99:.2f}",
+            f"{r.operator_gap_p50:.2f} / {r.operator_gap_p99:.2f}",
+            f"{r.chain_job_run_p50:.2f} / {r.operator_job_run_p50:.2f}",
+            f"{r.operator_cpu_per_transition_ms:.1f}",
+            f"{r.chain_apiserver_requests_per_transition:.1f} / "
+            f"{r.operator_apiserver_requests_per_transition:.1f}",
+            f"{r.operator_client_requests_per_transition:.1f} / "
+            f"{r.operator_reconciles_per_transition:.2f}",
+            f"{r.operator_peak_rss_mb:.0f}",
+        )
+    Console().print(table)
+    for r in runs:
+        kinds = Table(title=f"{r.flows} flows: apiserver requests per transition, by kind")
+        for column in ("request", "chain", "operator"):
+            kinds.add_column(column, justify="right")
+        for kind, (chain, operator) in r.requests_by_kind.items():
+            kinds.add_row(kind, f"{chain:.2f}", f"{operator:.2f}")
+        Console().print(kinds)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / "throughput.json"
+    out.write_text(
+        json.dumps([asdict(r) | {"ratio": round(r.ratio, 3)} for r in runs], indent=2) + "\n"
+    )
+    print(f"wrote {out}")
