@@ -22,6 +22,7 @@ import functools
 import json
 import os
 import queue
+import shutil
 import sys
 import tempfile
 import threading
@@ -35,7 +36,7 @@ from typing import Any
 
 from kubernetes import client, watch
 
-from bench.common import cluster
+from bench.common import RESULTS, cluster
 from bench.idle import apiserver_requests_by_kind, cpu_seconds, rss_mb
 from bench.throughput_report import Run, report, requests_by_kind
 from collectionflow.api.models import CollectionFlowSpec
@@ -317,6 +318,8 @@ def measure_operator(
         thread.join(10)
     finally:
         operator.stop()
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(workdir / f"{namespace}.log", RESULTS / f"throughput-operator-{size}.log")
     delete_namespace(api, namespace)
     return Side(seconds, observer.gaps(), observer.job_runs(), requests), costs
 
