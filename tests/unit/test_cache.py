@@ -229,3 +229,20 @@ def test_a_new_job_of_the_same_name_replaces_the_old_whatever_its_version() -> N
     recreated["metadata"]["uid"] = "j2"
     cache.put_job(recreated, "ns", "f-init-1")
     assert (cache.job("ns", "f-init-1") or {})["metadata"]["uid"] == "j2"
+
+
+def test_a_relist_forgets_the_jobs_it_lacks_with_their_pods_and_leases() -> None:
+    cache = WatchCache()
+    cache.observe_job("ADDED", job(), T0)
+    cache.observe_pod("ADDED", pod({}))
+    other = job()
+    other["metadata"] |= {"name": "g-init-1", "namespace": "elsewhere"}
+    cache.observe_job("ADDED", other, T0)
+    cache.keep_jobs(set(), "ns")  # the Jobs of "ns" were listed again, and f-init-1 is gone
+    assert cache.job("ns", "f-init-1") is None
+    assert cache.job_pods("ns", "f-init-1") is None
+    assert cache.job("elsewhere", "g-init-1") is not None
+    cache.keep_jobs({("elsewhere", "g-init-1")}, None)
+    assert cache.job("elsewhere", "g-init-1") is not None
+    cache.keep_jobs(set(), None)
+    assert cache.jobs == {}

@@ -49,7 +49,7 @@ def run(
             standalone=True,
             clusterwide=not namespace,
             namespaces=namespace or (),
-            memo=kopf.Memo(health_port=liveness_port),
+            memo=kopf.Memo(health_port=liveness_port, namespaces=tuple(namespace or ())),
         )
     )
 

@@ -49,6 +49,12 @@ def is_older(version: str | None, than: str | None) -> bool:
     return a is not None and b is not None and a < b
 
 
+def object_key(body: Body) -> tuple[str, str]:
+    """(namespace, name) of an object."""
+    meta = body.get("metadata") or {}
+    return (meta.get("namespace", ""), meta.get("name", ""))
+
+
 def slim_flow(body: Body) -> dict[str, Any]:
     meta = body.get("metadata") or {}
     annotations = meta.get("annotations") or {}
@@ -231,14 +237,10 @@ class WatchCache:
     def observe_job(self, event_type: str | None, body: Body, now: dt.datetime) -> bool:
         """Take a Job's watch event (or re-listing); True when its flow should be woken. The
         moment a watch first shows the Job finished is kept (`finished_seen_at`)."""
-        meta = body.get("metadata") or {}
-        key = (meta.get("namespace", ""), meta.get("name", ""))
+        key = object_key(body)
         previous = self.jobs.get(key)
         if event_type == DELETED:
-            self.jobs.pop(key, None)
-            self.pods.pop(key, None)
-            self.leases.pop(key, None)
-            self._finished_seen.pop(key, None)
+            self._forget_job(key)
             return previous is not None
         job = slim_job(body)
         if previous is not None and _older_job(job, previous):
@@ -248,6 +250,23 @@ class WatchCache:
         if changed and _finished(job):
             self._finished_seen.setdefault(key, now)
         return changed
+
+    def keep_jobs(self, listed: set[tuple[str, str]], namespace: str | None) -> None:
+        """A re-list of the Jobs (of `namespace`, or all) ended: forget the ones it lacked,
+        with their pods and Leases; they were deleted while the watch was away."""
+        gone = [
+            key
+            for key in self.jobs
+            if key not in listed and (namespace is None or key[0] == namespace)
+        ]
+        for key in gone:
+            self._forget_job(key)
+
+    def _forget_job(self, key: tuple[str, str]) -> None:
+        self.jobs.pop(key, None)
+        self.pods.pop(key, None)
+        self.leases.pop(key, None)
+        self._finished_seen.pop(key, None)
 
     def finished_seen_at(self, namespace: str, name: str) -> dt.datetime | None:
         """When a watch event or a re-listing first showed the Job finished (None: not so)."""

@@ -1,9 +1,8 @@
 """kopf registrations. Thin on purpose: each handler hands its work to a plain function.
 
-kopf's watches of flows, phase Jobs, their finished pods and heartbeat Leases (the last three
-filtered on the server by our managed-by label) feed the watch cache. A change a flow decides
-on wakes its daemon, which reconciles from the cache; the operator's own status writes wake
-nobody.
+kopf's watch of flows and the operator's own watches of phase Jobs, their finished pods and
+heartbeat Leases (`handlers.watches`) feed the watch cache. A change a flow decides on wakes
+its daemon, which reconciles from the cache; the operator's own status writes wake nobody.
 A flow with work has a daemon; a flow at rest has none and costs nothing. Each daemon re-reads
 its flow, Job and pods from the API at a slow resync interval, as a safety net, so the reads
 follow the active flows, not the stored ones.
@@ -27,7 +26,6 @@ import kopf
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from collectionflow.api.models import GROUP, PLURAL, VERSION
-from collectionflow.api.names import LABEL_FLOW_UID, LABEL_MANAGED_BY, MANAGED_BY
 from collectionflow.api.reasons import EventReason
 from collectionflow.db.engine import make_engine, make_sessionmaker
 from collectionflow.db.errors import DatabaseUnavailable
@@ -41,6 +39,7 @@ from collectionflow.handlers.inprocess import InProcessRunner
 from collectionflow.handlers.leadership import Elector, timings_of
 from collectionflow.handlers.reconcile import reconcile
 from collectionflow.handlers.stall import sweep
+from collectionflow.handlers.watches import start_watches
 from collectionflow.k8s.gateway import (
     ApiUnreachable,
     Conflict,
@@ -54,11 +53,6 @@ from collectionflow.settings import get_settings
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 30.0
-# Only pods that ended are watched: their termination message is the phase's result. A pod's
-# way there (scheduled, pulling, running) is a handful of events per phase that no decision
-# needs; a worker's start shows as its heartbeat Lease, and the stall sweep reads the pods of
-# a Job it suspects.
-FINISHED_PODS = "status.phase!=Pending,status.phase!=Running"
 PROBE_SECONDS = 1.0
 
 
@@ -73,9 +67,6 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 30
     settings.networking.request_timeout = 60
-    for resource in (("batch", "jobs"), ("", "pods"), ("coordination.k8s.io", "leases")):
-        settings.watching.label_selectors[resource] = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
-    settings.watching.field_selectors["", "pods"] = FINISHED_PODS
 
     app = get_settings()
     url = app.db.resolved_url()
@@ -94,6 +85,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     )
     ctx.inprocess = InProcessRunner(app.operator.in_process_limit, ctx.cache, ctx.wakeups.wake)
     ctx.tasks.add(asyncio.create_task(_sweep_forever(ctx), name="stall-sweep"))
+    ctx.tasks.update(start_watches(ctx, getattr(memo, "namespaces", ())))
     memo.ctx = ctx
     memo.elector = None
     memo.election = None
@@ -340,23 +332,3 @@ async def _cancel_rows(ctx: OperatorContext, namespace: str, name: str, uid: str
             continue
         flow_logger(namespace, name).info("flow deleted; database rows marked cancelled")
         return
-
-
-@kopf.on.event("batch", "v1", "jobs", labels={LABEL_MANAGED_BY: MANAGED_BY})
-async def job_changed(
-    event: Mapping[str, Any], body: kopf.Body, labels: Mapping[str, str], memo: Any, **_: Any
-) -> None:
-    ctx: OperatorContext = memo.ctx
-    ctx.metrics.watch_event()
-    if ctx.cache.observe_job(event.get("type"), body, ctx.clock()) and labels.get(LABEL_FLOW_UID):
-        ctx.wakeups.wake(labels[LABEL_FLOW_UID])
-
-
-@kopf.on.event("", "v1", "pods", labels={LABEL_MANAGED_BY: MANAGED_BY})
-async def pod_changed(event: Mapping[str, Any], body: kopf.Body, memo: Any, **_: Any) -> None:
-    memo.ctx.cache.observe_pod(event.get("type"), body)
-
-
-@kopf.on.event("coordination.k8s.io", "v1", "leases", labels={LABEL_MANAGED_BY: MANAGED_BY})
-async def lease_changed(event: Mapping[str, Any], body: kopf.Body, memo: Any, **_: Any) -> None:
-    memo.ctx.cache.observe_lease(event.get("type"), body)

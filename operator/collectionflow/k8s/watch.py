@@ -1,20 +1,22 @@
 """List-then-watch of one resource, as an informer does it: a re-list after 410 Gone or any
 broken watch, and every object of a re-list handed on again (so a reader replaces its copy).
 
-Used by the read-only web view, which keeps one watch of flows and one of their Events for all
-its browsers. I/O only: what the events mean is the reader's business.
+Used by the operator for phase Jobs, finished pods and heartbeat Leases, and by the read-only
+web view, which keeps one watch of flows and one of their Events for all its browsers. Lines
+are parsed with orjson, several times faster than the standard library on the large objects a
+watch carries. I/O only: what the events mean is the reader's business.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import orjson
 from kubernetes_asyncio.client.exceptions import ApiException
 
 log = logging.getLogger(__name__)
@@ -68,7 +70,7 @@ async def _watch(
             async for line in response.content:
                 if not line.strip():
                     continue
-                event = json.loads(line)
+                event = orjson.loads(line)
                 body = event.get("object") or {}
                 if event.get("type") == "ERROR":
                     if body.get("code") == 410:
@@ -83,7 +85,7 @@ async def _watch(
 async def _json(response: Any) -> dict[str, Any]:
     try:
         _check(response)
-        data: dict[str, Any] = json.loads(await response.read())
+        data: dict[str, Any] = orjson.loads(await response.read())
     finally:
         response.release()
     return data

@@ -1,0 +1,113 @@
+"""The watches of phase Jobs, their finished pods and heartbeat Leases, feeding the watch cache.
+
+They are plain list-then-watch loops (`k8s.watch.list_and_watch`), not kopf handlers: these
+objects are evidence, not resources the operator reconciles, and kopf's per-event machinery
+(queues, causes, progress and finalizer checks) cost more CPU than everything else an event
+needs. kopf keeps the watch of flows, which start and stop the reconcilers.
+
+Filtered on the server: our managed-by label, and for pods, only the ones that ended (their
+termination message is the phase's result; a worker's start shows as its heartbeat Lease).
+A re-list replaces what the cache knew: a Job that disappeared while the watch was away is
+forgotten with its pods and Lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from collectionflow.api.names import LABEL_FLOW_UID, LABEL_MANAGED_BY, MANAGED_BY
+from collectionflow.domain.cache import WatchCache, object_key
+from collectionflow.handlers.context import OperatorContext
+from collectionflow.k8s.watch import Lister, WatchEvent, list_and_watch
+
+MANAGED = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
+FINISHED_PODS = "status.phase!=Pending,status.phase!=Running"
+LISTED, SYNCED = "LISTED", "SYNCED"
+
+
+def start_watches(ctx: OperatorContext, namespaces: Iterable[str]) -> list[asyncio.Task[None]]:
+    """One task per resource (and per namespace, unless cluster-wide: no namespaces)."""
+    kube = ctx.kube
+    scopes: list[str | None] = list(namespaces) or [None]
+    tasks = []
+    for namespace in scopes:
+        watches: list[tuple[str, Lister, dict[str, Any], Callable[[WatchEvent], None]]] = [
+            (
+                "jobs",
+                kube.batch.list_namespaced_job
+                if namespace
+                else kube.batch.list_job_for_all_namespaces,
+                {"label_selector": MANAGED},
+                _JobWatch(ctx, namespace).take,
+            ),
+            (
+                "pods",
+                kube.core.list_namespaced_pod
+                if namespace
+                else kube.core.list_pod_for_all_namespaces,
+                {"label_selector": MANAGED, "field_selector": FINISHED_PODS},
+                lambda event: _take_pod(ctx.cache, event),
+            ),
+            (
+                "leases",
+                kube.coordination.list_namespaced_lease
+                if namespace
+                else kube.coordination.list_lease_for_all_namespaces,
+                {"label_selector": MANAGED},
+                lambda event: _take_lease(ctx.cache, event),
+            ),
+        ]
+        for resource, lister, selectors, take in watches:
+            args = (namespace,) if namespace else ()
+            task = asyncio.create_task(
+                _follow(lister, args, selectors, take),
+                name=f"watch-{resource}-{namespace or 'all'}",
+            )
+            tasks.append(task)
+    return tasks
+
+
+async def _follow(
+    lister: Lister,
+    args: tuple[str, ...],
+    selectors: dict[str, Any],
+    take: Callable[[WatchEvent], None],
+) -> None:
+    async for event in list_and_watch(lister, *args, **selectors):
+        take(event)
+
+
+class _JobWatch:
+    """Jobs: a condition coming or going wakes the flow; a re-list forgets the Jobs it lacks."""
+
+    def __init__(self, ctx: OperatorContext, namespace: str | None) -> None:
+        self.ctx = ctx
+        self.namespace = namespace
+        self.listed: set[tuple[str, str]] = set()
+
+    def take(self, event: WatchEvent) -> None:
+        ctx = self.ctx
+        if event.type == SYNCED:
+            ctx.cache.keep_jobs(self.listed, self.namespace)
+            self.listed = set()
+            return
+        ctx.metrics.watch_event()
+        if event.type == LISTED:
+            self.listed.add(object_key(event.body))
+        kind = None if event.type == LISTED else event.type
+        if ctx.cache.observe_job(kind, event.body, ctx.clock()):
+            flow_uid = (event.body["metadata"].get("labels") or {}).get(LABEL_FLOW_UID)
+            if flow_uid:
+                ctx.wakeups.wake(flow_uid)
+
+
+def _take_pod(cache: WatchCache, event: WatchEvent) -> None:
+    if event.type != SYNCED:
+        cache.observe_pod(None if event.type == LISTED else event.type, event.body)
+
+
+def _take_lease(cache: WatchCache, event: WatchEvent) -> None:
+    if event.type != SYNCED:
+        cache.observe_lease(None if event.type == LISTED else event.type, event.body)
