@@ -246,3 +246,14 @@ def test_a_relist_forgets_the_jobs_it_lacks_with_their_pods_and_leases() -> None
     assert cache.job("elsewhere", "g-init-1") is not None
     cache.keep_jobs(set(), None)
     assert cache.jobs == {}
+
+
+def test_a_job_read_back_already_finished_says_so_once() -> None:
+    # Adopting a Job after a 409 can find it finished; the watch event saying so may come
+    # later and wake nobody, so putting it must tell the caller to wake the flow.
+    cache = WatchCache()
+    complete = [{"type": "Complete", "status": "True"}]
+    assert not cache.put_job(at("10", job()), "ns", "f-init-1")
+    assert cache.put_job(at("12", job(complete)), "ns", "f-init-1")
+    assert not cache.observe_job("MODIFIED", at("12", job(complete)), T0)
+    assert not cache.put_job(at("13", job(complete)), "ns", "f-init-1")

@@ -272,16 +272,20 @@ class WatchCache:
         """When a watch event or a re-listing first showed the Job finished (None: not so)."""
         return self._finished_seen.get((namespace, name))
 
-    def put_job(self, body: Body | None, namespace: str, name: str) -> None:
-        """A Job the operator created or read itself (None: it does not exist). A short Job can
-        finish, and its watch say so, before the response creating it is handled: a newer
-        watched copy is kept."""
+    def put_job(self, body: Body | None, namespace: str, name: str) -> bool:
+        """A Job the operator created or read itself (None: it does not exist); True when it
+        shows the Job finished and nothing known did before. The watch event saying so may
+        come later and then changes nothing, so the caller must wake the flow itself. A short
+        Job can also finish, and its watch say so, before the response creating it is
+        handled: a newer watched copy is kept."""
         if body is None:
             self.jobs.pop((namespace, name), None)
-            return
+            return False
         job, previous = slim_job(body), self.jobs.get((namespace, name))
-        if previous is None or not _older_job(job, previous):
-            self.jobs[(namespace, name)] = job
+        if previous is not None and _older_job(job, previous):
+            return False
+        self.jobs[(namespace, name)] = job
+        return _finished(job) and (previous is None or not _finished(previous))
 
     def job(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.jobs.get((namespace, name))

@@ -54,7 +54,8 @@ async def launch(
         ctx.inprocess.start(manifest, view.uid, now)
         return Runner.IN_PROCESS
     ctx.refusals.pop((view.namespace, name), None)
-    ctx.cache.put_job(job, view.namespace, name)
+    if ctx.cache.put_job(job, view.namespace, name):  # adopted (409), and it already ended
+        ctx.wakeups.wake(view.uid)
     return Runner.JOB
 
 

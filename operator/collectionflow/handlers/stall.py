@@ -118,7 +118,8 @@ async def check_flow(ctx: OperatorContext, uid: str, namespace: str, name: str) 
         lease = await ctx.kube.get_lease(namespace, current)
     elif view.status.state is FlowState.RUNNING and current:
         job = await ctx.kube.get_job(namespace, current)
-        ctx.cache.put_job(job, namespace, current)
+        if ctx.cache.put_job(job, namespace, current):  # ended just now: the flow acts on it
+            ctx.wakeups.wake(uid)
         pods = await ctx.kube.list_job_pods(namespace, current) if job else []
         ctx.cache.put_pods(namespace, current, pods)
         lease = await ctx.kube.get_lease(namespace, current) if job else None
