@@ -17,6 +17,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -122,3 +123,10 @@ class FailureJournal(Base):
     diagnostics: Mapped[dict[str, Any]] = mapped_column(JsonDocument, default=dict)
     dedupe_key: Mapped[str] = mapped_column(String(255), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+def table_of(model: type[Base]) -> Table:
+    """The model's Core table: statements on it skip the ORM's per-execution work."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table

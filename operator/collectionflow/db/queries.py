@@ -8,11 +8,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import overload
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from collectionflow.db.errors import unavailable_on_connection_failure
-from collectionflow.db.models import CollectionFlow, FailureJournal, MasterFlow, PhaseRun
+from collectionflow.db.models import (
+    CollectionFlow,
+    FailureJournal,
+    MasterFlow,
+    PhaseRun,
+    table_of,
+)
 from collectionflow.domain.records import (
     ChildSnapshot,
     FlowIds,
@@ -20,6 +26,18 @@ from collectionflow.domain.records import (
     JournalEntry,
     JsonObject,
     RunRowState,
+)
+
+_RUNS, _CHILDREN = table_of(PhaseRun), table_of(CollectionFlow)
+# Read at every phase start: built once, on the tables (no ORM entities to load).
+_PHASE_OUTPUTS = (
+    select(_RUNS.c.phase, _RUNS.c.result)
+    .join(_CHILDREN, _RUNS.c.flow_id == _CHILDREN.c.id)
+    .where(
+        _CHILDREN.c.k8s_uid == bindparam("flow_uid"),
+        _RUNS.c.state == RunRowState.SUCCEEDED.value,
+    )
+    .order_by(_RUNS.c.attempt)
 )
 
 
@@ -55,15 +73,7 @@ class FlowQueries:
         """`{phase: outputs}` of the succeeded phases, from each phase's latest such attempt."""
         with unavailable_on_connection_failure():
             async with self._sessions() as session:
-                rows = await session.execute(
-                    select(PhaseRun.phase, PhaseRun.result)
-                    .join(CollectionFlow, PhaseRun.flow_id == CollectionFlow.id)
-                    .where(
-                        CollectionFlow.k8s_uid == flow_uid,
-                        PhaseRun.state == RunRowState.SUCCEEDED.value,
-                    )
-                    .order_by(PhaseRun.attempt)
-                )
+                rows = await session.execute(_PHASE_OUTPUTS, {"flow_uid": flow_uid})
                 return {phase: result or {} for phase, result in rows}
 
     async def child_snapshot(self, flow_uid: str) -> ChildSnapshot | None:

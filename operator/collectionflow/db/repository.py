@@ -41,6 +41,7 @@ from collectionflow.db.models import (
     FailureJournal,
     MasterFlow,
     PhaseRun,
+    table_of,
     utc_now,
 )
 from collectionflow.db.queries import FlowQueries, as_utc
@@ -250,7 +251,7 @@ def _upsert_run(dialect: str, finished: bool) -> Executable:
     """The phase run upsert, built once per dialect: its values are bound at execution. Built
     per call, the ON CONFLICT clause's `excluded` alias and the cache key of the values cost
     more CPU than the database does."""
-    table = _table(PhaseRun)
+    table = table_of(PhaseRun)
     statement = _insert(dialect, table)
     columns = ["job_name", "state"]
     if finished:
@@ -274,13 +275,7 @@ def _update_returning_id(table: Table, key: ColumnElement[bool], fields: list[st
     )
 
 
-def _table(model: type[Base]) -> Table:
-    table = model.__table__
-    assert isinstance(table, Table)
-    return table
-
-
-_CHILDREN, _MASTERS = _table(CollectionFlow), _table(MasterFlow)
+_CHILDREN, _MASTERS = table_of(CollectionFlow), table_of(MasterFlow)
 _CHILD_FIELDS = ["current_phase", "next_phase", "status", "progress_percentage", "phase_state"]
 _SYNC_CHILD = _update_returning_id(
     _CHILDREN,

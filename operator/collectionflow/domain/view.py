@@ -59,7 +59,11 @@ def flow_view(body: dict[str, Any]) -> FlowView:
 
 def has_work(body: dict[str, Any]) -> bool:
     """Whether a flow object needs a reconciler: it is not at rest, or it cannot be read (the
-    reconciler reports why)."""
+    reconciler reports why). Called on every watch event of every flow, so a state that is
+    never at rest answers without reading the rest of the status."""
+    state = (body.get("status") or {}).get("state")
+    if state not in (FlowState.SUCCEEDED, FlowState.FAILED):
+        return True
     try:
         return not at_rest(flow_view(body))
     except UnreadableFlow:

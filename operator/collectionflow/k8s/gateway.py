@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import orjson
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -126,7 +127,7 @@ class KubeGateway:
             failed.body = data.decode(errors="replace")
             failed.headers = response.headers
             raise failed
-        return json.loads(data) if data else {}
+        return orjson.loads(data) if data else {}
 
     async def _read(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> dict[str, Any] | None:
         try:
