@@ -7,12 +7,14 @@ that watches Jobs and creates the next Job of a chain when one completes, seven 
 the very Job the operator would create for that phase (`build_phase_job`). Both run in the same
 run, on the same cluster, one after the other.
 
-One observer watch per run sees every Job; a transition gap is the time from a Job seen
-Complete to the next Job of its chain (or flow) seen created. Reported per size: total time,
-the ratio, gap p50/p99 of both, the operator's CPU seconds per transition (/proc), apiserver
-requests per transition (the apiserver's `apiserver_request_total`, whole cluster, for both
-runs: the difference is what the operator adds) and the operator's own client requests
-(`collectionflow_api_requests`), and its peak RSS.
+Each side starts once the other's namespace is deleted. One observer per run watches every Job
+and pod; a transition gap is the time from a Job seen Complete to the next Job of its chain
+(or flow) seen created. Reported per size: total time, the ratio, gap p50/p99 of both, Job run
+p50 and the job controller's part of it (Job seen to its pod seen; pod seen Succeeded to Job
+seen Complete), the operator's CPU seconds per transition (/proc), apiserver requests per
+transition (the apiserver's `apiserver_request_total`, whole cluster, for both runs and by
+kind: the difference is what the operator adds) and the operator's own client requests
+(`collectionflow_api_requests`), and its peak RSS. The operator's log goes to bench/results/.
 Settings: BENCH_THROUGHPUT_SIZES (default "50,200,500").
 """
 
@@ -21,23 +23,22 @@ from __future__ import annotations
 import functools
 import json
 import os
-import queue
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client, watch
+from kubernetes import client
 
 from bench.common import RESULTS, cluster
 from bench.idle import apiserver_requests_by_kind, cpu_seconds, rss_mb
+from bench.observer import Observer, observe
 from bench.throughput_report import Run, report, requests_by_kind
 from collectionflow.api.models import CollectionFlowSpec
 from collectionflow.domain.plan import FlowPlan, plan_for
@@ -59,54 +60,6 @@ PHASE_LABEL = f"{GROUP}/phase"
 TIMEOUT = 1800.0
 CHAIN_WORKERS = 4
 WORKER_SERVICE_ACCOUNT = OperatorSettings().worker_service_account
-
-
-@dataclass
-class Observer:
-    """Sees every Job of a namespace: when each appeared and when each was seen Complete."""
-
-    namespace: str
-    key: Callable[[dict[str, Any]], tuple[str, int] | None]
-    created: dict[tuple[str, int], float] = field(default_factory=dict)
-    completed: dict[tuple[str, int], float] = field(default_factory=dict)
-    completions: queue.Queue[tuple[str, int]] = field(default_factory=queue.Queue)
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def run(self, api: client.ApiClient) -> None:
-        batch = client.BatchV1Api(api)
-        while not self.stop.is_set():
-            stream = watch.Watch()
-            for event in stream.stream(
-                batch.list_namespaced_job, self.namespace, timeout_seconds=5, _preload_content=False
-            ):
-                job = event["raw_object"]
-                key = self.key(job)
-                if key is None:
-                    continue
-                now = time.monotonic()
-                self.created.setdefault(key, now)
-                conditions = (job.get("status") or {}).get("conditions") or []
-                complete = any(
-                    c["type"] == "Complete" and c["status"] == "True" for c in conditions
-                )
-                if complete and key not in self.completed:
-                    self.completed[key] = now
-                    self.completions.put(key)
-                if self.stop.is_set():
-                    break
-
-    def job_runs(self) -> list[float]:
-        """From each Job seen created to seen Complete: the cluster's part of a phase."""
-        return [
-            done - self.created[key] for key, done in self.completed.items() if key in self.created
-        ]
-
-    def gaps(self) -> list[float]:
-        return [
-            self.created[(chain, step + 1)] - done
-            for (chain, step), done in self.completed.items()
-            if (chain, step + 1) in self.created
-        ]
 
 
 @functools.cache
@@ -204,12 +157,6 @@ def create_worker_account(api: client.ApiClient, namespace: str) -> None:
         creators[manifest["kind"]](namespace, manifest)
 
 
-def observe(api: client.ApiClient, observer: Observer) -> threading.Thread:
-    thread = threading.Thread(target=observer.run, args=(api,), daemon=True)
-    thread.start()
-    return thread
-
-
 @dataclass(frozen=True)
 class Side:
     """One side of a comparison: how long, how quickly it moved, what it cost the apiserver."""
@@ -217,6 +164,7 @@ class Side:
     seconds: float
     gaps: list[float]
     job_runs: list[float]
+    controller_stages: tuple[list[float], list[float]]
     apiserver_requests: Counter[str]
 
 
@@ -246,7 +194,9 @@ def measure_chain(api: client.ApiClient, size: int) -> Side:
         thread.join(10)
     requests = apiserver_requests_by_kind(api) - before
     delete_namespace(api, namespace)
-    return Side(seconds, observer.gaps(), observer.job_runs(), requests)
+    return Side(
+        seconds, observer.gaps(), observer.job_runs(), observer.controller_stages(), requests
+    )
 
 
 def measure_operator(
@@ -321,7 +271,8 @@ def measure_operator(
         RESULTS.mkdir(parents=True, exist_ok=True)
         shutil.copy(workdir / f"{namespace}.log", RESULTS / f"throughput-operator-{size}.log")
     delete_namespace(api, namespace)
-    return Side(seconds, observer.gaps(), observer.job_runs(), requests), costs
+    stages = observer.controller_stages()
+    return Side(seconds, observer.gaps(), observer.job_runs(), stages, requests), costs
 
 
 def measure(workdir: Path) -> list[Run]:
@@ -344,6 +295,16 @@ def measure(workdir: Path) -> list[Run]:
                 operator_gap_p99=round(percentile(flows.gaps, 0.99), 3),
                 chain_job_run_p50=round(percentile(chain.job_runs, 0.5), 2),
                 operator_job_run_p50=round(percentile(flows.job_runs, 0.5), 2),
+                job_controller_p50={
+                    "pod created": [
+                        round(percentile(side.controller_stages[0], 0.5), 2)
+                        for side in (chain, flows)
+                    ],
+                    "Job completed": [
+                        round(percentile(side.controller_stages[1], 0.5), 2)
+                        for side in (chain, flows)
+                    ],
+                },
                 transitions=transitions,
                 operator_cpu_per_transition_ms=round(costs.cpu_seconds / transitions * 1000, 1),
                 chain_apiserver_requests_per_transition=round(

@@ -26,6 +26,9 @@ class Run:
     operator_gap_p99: float
     chain_job_run_p50: float
     operator_job_run_p50: float
+    # The job controller's part of a Job's run, p50 s [chain, operator]: "pod created" (Job
+    # seen to its pod seen) and "Job completed" (pod seen Succeeded to Job seen Complete).
+    job_controller_p50: dict[str, list[float]]
     transitions: int
     operator_cpu_per_transition_ms: float
     chain_apiserver_requests_per_transition: float
@@ -94,6 +97,12 @@ def report(runs: list[Run], steps: int) -> None:
         for kind, (chain, operator) in r.requests_by_kind.items():
             kinds.add_row(kind, f"{chain:.2f}", f"{operator:.2f}")
         Console().print(kinds)
+        stages = Table(title=f"{r.flows} flows: the job controller's part of a Job's run, p50 s")
+        for column in ("stage", "chain", "operator"):
+            stages.add_column(column, justify="right")
+        for stage, (chain, operator) in r.job_controller_p50.items():
+            stages.add_row(stage, f"{chain:.2f}", f"{operator:.2f}")
+        Console().print(stages)
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / "throughput.json"
     out.write_text(
