@@ -91,21 +91,29 @@ def report(runs: list[Run], steps: int) -> None:
         )
     Console().print(table)
     for r in runs:
-        kinds = Table(title=f"{r.flows} flows: apiserver requests per transition, by kind")
-        for column in ("request", "chain", "operator"):
-            kinds.add_column(column, justify="right")
-        for kind, (chain, operator) in r.requests_by_kind.items():
-            kinds.add_row(kind, f"{chain:.2f}", f"{operator:.2f}")
-        Console().print(kinds)
-        stages = Table(title=f"{r.flows} flows: the job controller's part of a Job's run, p50 s")
-        for column in ("stage", "chain", "operator"):
-            stages.add_column(column, justify="right")
-        for stage, (chain, operator) in r.job_controller_p50.items():
-            stages.add_row(stage, f"{chain:.2f}", f"{operator:.2f}")
-        Console().print(stages)
+        _print_sides(
+            f"{r.flows} flows: apiserver requests per transition, by kind",
+            "request",
+            r.requests_by_kind,
+        )
+        _print_sides(
+            f"{r.flows} flows: the job controller's part of a Job's run, p50 s",
+            "stage",
+            r.job_controller_p50,
+        )
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / "throughput.json"
     out.write_text(
         json.dumps([asdict(r) | {"ratio": round(r.ratio, 3)} for r in runs], indent=2) + "\n"
     )
     print(f"wrote {out}")
+
+
+def _print_sides(title: str, what: str, rows: dict[str, list[float]]) -> None:
+    """A table of `what` against the chain's and the operator's figure."""
+    table = Table(title=title)
+    for column in (what, "chain", "operator"):
+        table.add_column(column, justify="right")
+    for name, (chain, operator) in rows.items():
+        table.add_row(name, f"{chain:.2f}", f"{operator:.2f}")
+    Console().print(table)
