@@ -20,11 +20,10 @@ from typing import Any
 from collectionflow.api.names import LABEL_FLOW_UID, LABEL_MANAGED_BY, MANAGED_BY
 from collectionflow.domain.cache import WatchCache, object_key
 from collectionflow.handlers.context import OperatorContext
-from collectionflow.k8s.watch import Lister, WatchEvent, list_and_watch
+from collectionflow.k8s.watch import LISTED, SYNCED, Lister, WatchEvent, list_and_watch
 
 MANAGED = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
 FINISHED_PODS = "status.phase!=Pending,status.phase!=Running"
-LISTED, SYNCED = "LISTED", "SYNCED"
 
 
 def start_watches(ctx: OperatorContext, namespaces: Iterable[str]) -> list[asyncio.Task[None]]:

@@ -22,6 +22,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 log = logging.getLogger(__name__)
 
 Lister = Callable[..., Awaitable[Any]]
+LISTED, SYNCED = "LISTED", "SYNCED"
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,8 @@ async def list_and_watch(
         try:
             listing = await _json(await lister(*args, _preload_content=False, **kwargs))
             for item in listing.get("items") or []:
-                yield WatchEvent("LISTED", item)
-            yield WatchEvent("SYNCED", {})
+                yield WatchEvent(LISTED, item)
+            yield WatchEvent(SYNCED, {})
             version = listing["metadata"]["resourceVersion"]
             async for event in _watch(lister, version, *args, **kwargs):
                 yield event

@@ -21,7 +21,7 @@ from typing import Any
 from kubernetes_asyncio import client
 
 from collectionflow.api.models import GROUP, KIND, PLURAL, VERSION
-from collectionflow.k8s.watch import WatchEvent, list_and_watch
+from collectionflow.k8s.watch import LISTED, SYNCED, WatchEvent, list_and_watch
 from collectionflow.ui.model import FlowRow, Note, flow_row, note_for_change, note_for_event
 
 log = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ class FlowHub:
             handle(event, listed)
 
     def _on_flow(self, event: WatchEvent, listed: set[str]) -> None:
-        if event.type == "SYNCED":
+        if event.type == SYNCED:
             for uid in set(self.bodies) - listed:
                 self._forget(uid)
             listed.clear()
@@ -130,7 +130,7 @@ class FlowHub:
         if event.type == "DELETED":
             self._forget(uid)
             return
-        if event.type == "LISTED":
+        if event.type == LISTED:
             listed.add(uid)
         before = self.rows.get(uid)
         row = flow_row(event.body)
@@ -149,7 +149,7 @@ class FlowHub:
         self._announce(uid, listing=True)
 
     def _on_event(self, event: WatchEvent, listed: set[str]) -> None:
-        if event.type in ("SYNCED", "DELETED"):
+        if event.type in (SYNCED, "DELETED"):
             return
         uid = str((event.body.get("involvedObject") or {}).get("uid") or "")
         recent = self.events.setdefault(uid, collections.deque(maxlen=RECENT_EVENTS))
@@ -158,7 +158,7 @@ class FlowHub:
         recent.clear()
         recent.extend([*kept, event.body])
         self._announce(uid)
-        if event.type != "LISTED":
+        if event.type != LISTED:
             self._note(note_for_event(event.body))
 
     def _note(self, note: Note | None) -> None:
