@@ -38,8 +38,9 @@ from kubernetes import client
 
 from bench.common import RESULTS, cluster
 from bench.idle import apiserver_requests_by_kind, cpu_seconds, rss_mb
+from bench.machine import busy_share, cpu_sample, cpu_since
 from bench.observer import Observer, observe
-from bench.throughput_report import Run, report, requests_by_kind
+from bench.throughput_report import Run, per_transition, report
 from collectionflow.api.models import CollectionFlowSpec
 from collectionflow.domain.plan import FlowPlan, plan_for
 from collectionflow.domain.registry import flow_definition
@@ -166,6 +167,7 @@ class Side:
     job_runs: list[float]
     controller_stages: tuple[list[float], list[float]]
     apiserver_requests: Counter[str]
+    cpu: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -176,7 +178,7 @@ class OperatorCosts:
     peak_rss_mb: float
 
 
-def measure_chain(api: client.ApiClient, size: int) -> Side:
+def measure_chain(api: client.ApiClient, size: int, pids: dict[str, int]) -> Side:
     namespace = new_namespace(api, "bench-chain")
     create_worker_account(api, namespace)
 
@@ -186,21 +188,21 @@ def measure_chain(api: client.ApiClient, size: int) -> Side:
 
     observer = Observer(namespace, key)
     thread = observe(api, observer)
-    before = apiserver_requests_by_kind(api)
+    before, cpu_before = apiserver_requests_by_kind(api), cpu_sample(pids)
     try:
         seconds = run_chains(api, namespace, size, observer)
+        cpu = cpu_since(cpu_before, pids)
     finally:
         observer.stop.set()
         thread.join(10)
     requests = apiserver_requests_by_kind(api) - before
     delete_namespace(api, namespace)
-    return Side(
-        seconds, observer.gaps(), observer.job_runs(), observer.controller_stages(), requests
-    )
+    stages = observer.controller_stages()
+    return Side(seconds, observer.gaps(), observer.job_runs(), stages, requests, cpu)
 
 
 def measure_operator(
-    api: client.ApiClient, kubeconfig: Path, workdir: Path, size: int
+    api: client.ApiClient, kubeconfig: Path, workdir: Path, size: int, pids: dict[str, int]
 ) -> tuple[Side, OperatorCosts]:
     namespace = new_namespace(api, "bench-flows")
     order = {name.replace("_", "-"): index for index, name in enumerate(PHASES)}
@@ -236,6 +238,8 @@ def measure_operator(
     try:
         wait_for(lambda: operator_metric("collectionflow_reconcilers") >= 0, "operator metrics")
         thread = observe(api, observer)
+        pids = pids | {"operator": pid}
+        machine_before = cpu_sample(pids)
         cpu_before, requests_before = cpu_seconds(pid), apiserver_requests_by_kind(api)
         client_before = operator_metric(own_requests)
         started = time.monotonic()
@@ -254,6 +258,7 @@ def measure_operator(
             interval=0.5,
         )
         seconds = time.monotonic() - started
+        cpu = cpu_since(machine_before, pids)
         costs = OperatorCosts(
             cpu_seconds=cpu_seconds(pid) - cpu_before,
             client_requests=operator_metric(own_requests) - client_before,
@@ -272,7 +277,7 @@ def measure_operator(
         shutil.copy(workdir / f"{namespace}.log", RESULTS / f"throughput-operator-{size}.log")
     delete_namespace(api, namespace)
     stages = observer.controller_stages()
-    return Side(seconds, observer.gaps(), observer.job_runs(), stages, requests), costs
+    return Side(seconds, observer.gaps(), observer.job_runs(), stages, requests, cpu), costs
 
 
 def measure(workdir: Path) -> list[Run]:
@@ -281,9 +286,10 @@ def measure(workdir: Path) -> list[Run]:
         api = target.api_client()
         api.configuration.connection_pool_maxsize = 8
         install_crd(api)
+        pids = target.local.control_plane.pids() if target.local is not None else {}
         for size in SIZES:
-            chain = measure_chain(api, size)
-            flows, costs = measure_operator(api, target.kubeconfig, workdir, size)
+            chain = measure_chain(api, size, pids)
+            flows, costs = measure_operator(api, target.kubeconfig, workdir, size, pids)
             transitions = size * STEPS
             run = Run(
                 flows=size,
@@ -318,9 +324,13 @@ def measure(workdir: Path) -> list[Run]:
                 ),
                 operator_reconciles_per_transition=round(costs.reconciles / transitions, 2),
                 operator_peak_rss_mb=round(costs.peak_rss_mb, 1),
-                requests_by_kind=requests_by_kind(
+                requests_by_kind=per_transition(
                     chain.apiserver_requests, flows.apiserver_requests, transitions
                 ),
+                cpu_ms_by_process=per_transition(chain.cpu, flows.cpu, transitions / 1000),
+                machine_busy_percent=[
+                    round(busy_share(side.cpu, side.seconds), 1) for side in (chain, flows)
+                ],
             )
             print(json.dumps(asdict(run) | {"ratio": round(run.ratio, 3)}), flush=True)
             runs.append(run)

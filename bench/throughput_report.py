@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 from rich.console import Console
@@ -38,21 +38,25 @@ class Run:
     operator_peak_rss_mb: float
     # "VERB resource": [chain, operator] requests per transition, whole cluster.
     requests_by_kind: dict[str, list[float]]
+    # process: [chain, operator] CPU ms per transition (bench.machine), and the machine's
+    # cores busy over each side's run, in percent.
+    cpu_ms_by_process: dict[str, list[float]]
+    machine_busy_percent: list[float]
 
     @property
     def ratio(self) -> float:
         return self.operator_seconds / self.chain_seconds
 
 
-def requests_by_kind(
-    chain: Counter[str], operator: Counter[str], transitions: int
+def per_transition(
+    chain: Mapping[str, float], operator: Mapping[str, float], transitions: float
 ) -> dict[str, list[float]]:
-    """Both sides' apiserver requests per transition, by kind, the most frequent first."""
-    kinds = sorted(set(chain) | set(operator), key=lambda k: -(chain[k] + operator[k]))
+    """Both sides' counts per transition, by kind, the largest first."""
+    totals = {k: (chain.get(k, 0.0), operator.get(k, 0.0)) for k in {*chain, *operator}}
     return {
-        kind: [round(chain[kind] / transitions, 2), round(operator[kind] / transitions, 2)]
-        for kind in kinds
-        if max(chain[kind], operator[kind]) / transitions >= SHOWN_PER_TRANSITION
+        kind: [round(sides[0] / transitions, 2), round(sides[1] / transitions, 2)]
+        for kind, sides in sorted(totals.items(), key=lambda item: -sum(item[1]))
+        if max(sides) / transitions >= SHOWN_PER_TRANSITION
     }
 
 
@@ -100,6 +104,13 @@ def report(runs: list[Run], steps: int) -> None:
             f"{r.flows} flows: the job controller's part of a Job's run, p50 s",
             "stage",
             r.job_controller_p50,
+        )
+        chain_busy, operator_busy = r.machine_busy_percent
+        _print_sides(
+            f"{r.flows} flows: CPU ms per transition, by process (cores busy: chain "
+            f"{chain_busy:.0f}%, operator {operator_busy:.0f}%)",
+            "process",
+            r.cpu_ms_by_process,
         )
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / "throughput.json"

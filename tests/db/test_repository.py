@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -322,6 +323,23 @@ async def test_mark_cancelled_cancels_the_flow_and_its_running_phases(
     await repository.record_transition(Transition(child=(ref.flow_uid, late)))
     assert (await repository.child_snapshot(ref.flow_uid)) == first.snapshot
     assert await repository.mark_cancelled(str(uuid.uuid4())) is False
+
+
+async def test_uncancelled_flow_uids_leave_out_cancelled_flows_and_other_namespaces(
+    repository: FlowRepository,
+) -> None:
+    kept, cancelled = new_ref(), new_ref()
+    elsewhere = dataclasses.replace(new_ref(), namespace="elsewhere")
+    for ref in (kept, cancelled, elsewhere):
+        await repository.ensure_flow(ref)
+    await repository.mark_cancelled(cancelled.flow_uid)
+
+    everywhere = await repository.uncancelled_flow_uids()
+    assert {kept.flow_uid, elsewhere.flow_uid} <= everywhere
+    assert cancelled.flow_uid not in everywhere
+    in_flows = await repository.uncancelled_flow_uids(["flows"])
+    assert kept.flow_uid in in_flows
+    assert elsewhere.flow_uid not in in_flows
 
 
 async def test_list_flows_shows_refs_and_ids(repository: FlowRepository) -> None:

@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from collectionflow.db.models import CollectionFlow, FailureJournal, MasterFlow, PhaseRun
 from collectionflow.domain.registry import COLLECTION
 from harness.cluster import Cluster
-from harness.flows import REPO, Flows, OperatorProcess
+from harness.flows import GROUP, REPO, Flows, OperatorProcess
+from harness.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -347,3 +348,44 @@ def test_deleting_a_flow_deletes_its_jobs_and_cancels_its_rows(
     rows = db_rows(db_url, uid)
     assert rows["child"].status == "cancelled"
     assert ("platform_detection", 1, "cancelled") in rows["runs"]
+
+
+def test_a_flow_deleted_while_the_operator_is_down_has_its_rows_cancelled_on_return(
+    flows: Flows, start_operator: Callable[..., OperatorProcess], tmp_path: Path
+) -> None:
+    db_url = f"sqlite+aiosqlite:///{tmp_path / 'flows.sqlite'}"
+    operator = start_operator(db_url)
+    spec = complete_spec(platform_detection={"sleepSeconds": 30})
+    gone = flows.create("gone", spec)["metadata"]["uid"]
+    kept = flows.create("kept", spec)["metadata"]["uid"]
+    for name in ("gone", "kept"):
+        flows.wait_for(name, lambda s: s.get("phase") == "platform_detection", "second phase")
+    assert flows.get("gone")["metadata"].get("finalizers") is None, "no finalizer holds a flow"
+    operator.kill()
+    flows.delete("gone")
+    wait_for(lambda: flows.get_or_none("gone") is None, "the flow deleted without an operator")
+
+    start_operator(db_url, "operator-2.log")
+    wait_for(
+        lambda: db_rows(db_url, gone)["child"].status == "cancelled",
+        "the unwatched deletion caught up",
+        timeout=60,
+        interval=0.5,
+    )
+    assert ("platform_detection", 1, "cancelled") in db_rows(db_url, gone)["runs"]
+    flows.wait_state("kept", "Succeeded", timeout=120)
+    assert db_rows(db_url, kept)["child"].status != "cancelled", "a flow still there is kept"
+
+
+def test_a_finalizer_left_by_an_earlier_version_is_removed(
+    flows: Flows, start_operator: Callable[..., OperatorProcess], tmp_path: Path
+) -> None:
+    """Earlier versions ran each flow in a kopf daemon, which holds a finalizer."""
+    flows.create("legacy", complete_spec())
+    flows.patch("legacy", {"metadata": {"finalizers": [f"{GROUP}/finalizer"]}})
+    start_operator(f"sqlite+aiosqlite:///{tmp_path / 'flows.sqlite'}")
+    wait_for(
+        lambda: not flows.get("legacy")["metadata"].get("finalizers"), "the old finalizer gone"
+    )
+    flows.delete("legacy")
+    wait_for(lambda: flows.get_or_none("legacy") is None, "the flow deleted")

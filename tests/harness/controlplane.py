@@ -160,6 +160,10 @@ class LocalControlPlane(Service):
             process.stop()
         self._processes.clear()
 
+    def pids(self) -> dict[str, int]:
+        """Each running component's process id, by name (etcd, kube-apiserver, ...)."""
+        return {process.name: process.popen.pid for process in self._processes}
+
     def restart_apiserver(self) -> None:
         """Stop and start kube-apiserver on the same port: an apiserver outage for tests."""
         apiserver = next(p for p in self._processes if p.name == "kube-apiserver")

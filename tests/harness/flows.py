@@ -170,6 +170,14 @@ class Flows:
         )
         return dict(flow)
 
+    def get_or_none(self, name: str) -> dict[str, Any] | None:
+        try:
+            return self.get(name)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
     def patch(self, name: str, patch: dict[str, Any]) -> None:
         self.custom.patch_namespaced_custom_object(
             GROUP, VERSION, self.namespace, PLURAL, name, patch

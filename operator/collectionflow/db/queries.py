@@ -3,7 +3,7 @@ the CLI and the tests. Each read opens a session of its own."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import overload
@@ -114,6 +114,15 @@ class FlowQueries:
             )
             for row in rows
         ]
+
+    async def uncancelled_flow_uids(self, namespaces: Collection[str] = ()) -> set[str]:
+        """The uids of the flows not marked cancelled, in `namespaces` (every one when empty)."""
+        query = select(CollectionFlow.k8s_uid).where(CollectionFlow.cancelled_at.is_(None))
+        if namespaces:
+            query = query.where(CollectionFlow.k8s_namespace.in_(namespaces))
+        with unavailable_on_connection_failure():
+            async with self._sessions() as session:
+                return set((await session.scalars(query)).all())
 
     async def list_flows(self, limit: int = 100) -> list[FlowRow]:
         """The most recently created `limit` flows, newest first."""

@@ -30,7 +30,7 @@ def utc_now() -> dt.datetime:
 
 
 class Wakeups:
-    """One event per flow: Job and flow watch events set it, the flow's daemon waits on it."""
+    """One event per flow: Job and flow watch events set it, the flow's reconciler waits on it."""
 
     def __init__(self) -> None:
         self._events: dict[str, asyncio.Event] = {}
@@ -152,9 +152,8 @@ class Leadership:
         self.changed.set()
         self.changed = asyncio.Event()
 
-    async def wait_leading(self, stopped: asyncio.Event | Any) -> bool:
-        """Wait until this replica leads (True) or `stopped` (an asyncio.Event or kopf's
-        DaemonStopped) is set (False)."""
+    async def wait_leading(self, stopped: asyncio.Event) -> bool:
+        """Wait until this replica leads (True) or `stopped` is set (False)."""
         while not self.leading:
             if stopped.is_set():
                 return False

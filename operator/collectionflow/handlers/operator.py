@@ -2,14 +2,10 @@
 
 kopf's watch of flows and the operator's own watches of phase Jobs, their finished pods and
 heartbeat Leases (`handlers.watches`) feed the watch cache. A change a flow decides on wakes
-its daemon, which reconciles from the cache; the operator's own status writes wake nobody.
-A flow with work has a daemon; a flow at rest has none and costs nothing. Each daemon re-reads
-its flow, Job and pods from the API at a slow resync interval, as a safety net, so the reads
-follow the active flows, not the stored ones.
-
-Errors never end the loop. A database outage is shared: the first reconcile that meets it
-marks it down, held flows wait for one probe to see the database answer again and then all
-wake at once; each flow reports it once as a `DatabaseUnavailable` Warning Event.
+its reconciler task (`handlers.reconcilers`), which reconciles from the cache; the operator's
+own status writes wake nobody. A flow with work has a task; a flow at rest has none and costs
+nothing. Each task re-reads its flow, Job and pods from the API at a slow resync interval, as
+a safety net, so the reads follow the active flows, not the stored ones.
 
 One sweep task checks the active flows for stalls on cached evidence every interval, never
 on kopf's `idle=`, which the operator's own status writes would keep resetting.
@@ -23,37 +19,29 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import kopf
-from kubernetes_asyncio.client.exceptions import ApiException
 
 from collectionflow.api.models import GROUP, PLURAL, VERSION
-from collectionflow.api.reasons import EventReason
 from collectionflow.db.engine import make_engine, make_sessionmaker
 from collectionflow.db.errors import DatabaseUnavailable
 from collectionflow.db.migrate import upgrade
 from collectionflow.db.repository import FlowRepository
 from collectionflow.domain.cache import DELETED
 from collectionflow.domain.leader import ElectionError
-from collectionflow.domain.view import UnreadableFlow, has_work, observed_state
+from collectionflow.domain.view import has_work, observed_state
 from collectionflow.handlers.context import Leadership, NotLeader, OperatorContext, flow_logger
 from collectionflow.handlers.inprocess import InProcessRunner
 from collectionflow.handlers.leadership import Elector, timings_of
-from collectionflow.handlers.reconcile import reconcile
+from collectionflow.handlers.orphans import cancel_orphans_on_lead
+from collectionflow.handlers.reconcilers import PROBE_SECONDS, Reconcilers, note_outage
 from collectionflow.handlers.stall import sweep
 from collectionflow.handlers.watches import start_watches
-from collectionflow.k8s.gateway import (
-    ApiUnreachable,
-    Conflict,
-    KubeGateway,
-    ObjectRef,
-    api_error_message,
-    load_api_client,
-)
+from collectionflow.k8s.gateway import KubeGateway, load_api_client
 from collectionflow.metrics import Metrics
 from collectionflow.settings import get_settings
 
 log = logging.getLogger(__name__)
-MAX_BACKOFF_SECONDS = 30.0
-PROBE_SECONDS = 1.0
+# How long a stopping operator lets each reconciler finish its step before cancelling it.
+STOP_SECONDS = 5.0
 
 
 @kopf.on.startup()
@@ -84,9 +72,12 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         engine=engine,
     )
     ctx.inprocess = InProcessRunner(app.operator.in_process_limit, ctx.cache, ctx.wakeups.wake)
+    namespaces = getattr(memo, "namespaces", ())
     ctx.tasks.add(asyncio.create_task(_sweep_forever(ctx), name="stall-sweep"))
-    ctx.tasks.update(start_watches(ctx, getattr(memo, "namespaces", ())))
+    ctx.tasks.add(asyncio.create_task(cancel_orphans_on_lead(ctx, namespaces), name="orphans"))
+    ctx.tasks.update(start_watches(ctx, namespaces))
     memo.ctx = ctx
+    memo.reconcilers = Reconcilers.of(ctx)
     memo.elector = None
     memo.election = None
     if app.leader.enabled:
@@ -121,6 +112,9 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     probes = getattr(memo, "probes", None)
     if probes is not None:
         await probes.cleanup()
+    reconcilers: Reconcilers | None = getattr(memo, "reconcilers", None)
+    if reconcilers is not None:
+        await reconcilers.stop_all(STOP_SECONDS)
     if ctx is not None:
         if ctx.inprocess is not None:
             await ctx.inprocess.stop()
@@ -147,148 +141,6 @@ class NoDiffBase(kopf.DiffBaseStorage):
         return None
 
 
-def _has_work(body: kopf.Body, **_: Any) -> bool:
-    """kopf starts a flow's reconciler while this holds and stops it when it no longer does,
-    so flows at rest cost no task and no API reads."""
-    return has_work(dict(body))
-
-
-# A daemon is stopped when its flow comes to rest, which its own status write announces while
-# it still posts that step's Events: it is asked to stop (the loop checks `stopped`) and only
-# cancelled if it has not finished its step after the backoff.
-@kopf.daemon(
-    GROUP,
-    VERSION,
-    PLURAL,
-    when=_has_work,
-    cancellation_backoff=10.0,
-    cancellation_timeout=5.0,
-)
-async def run_flow(
-    name: str, namespace: str | None, uid: str, stopped: kopf.DaemonStopped, memo: Any, **_: Any
-) -> None:
-    assert namespace is not None, "CollectionFlow is namespaced"
-    ctx: OperatorContext = memo.ctx
-    wake = ctx.wakeups.register(uid)
-    ctx.metrics.reconcilers.inc()
-    failures = 0
-    fresh = True
-    trigger = "resync"
-    epoch = ctx.leadership.epoch
-    try:
-        while not stopped:
-            if not ctx.leadership.leading and not await ctx.leadership.wait_leading(stopped):
-                break
-            if epoch != ctx.leadership.epoch:  # taken over: read the truth, as after a start
-                epoch, fresh, trigger = ctx.leadership.epoch, True, "leader"
-            wake.clear()
-            ctx.metrics.reconciles.labels(trigger=trigger).inc()
-            delay = ctx.settings.operator.resync_seconds
-            waits_for = wake
-            try:
-                async with ctx.lock(uid):
-                    decision = await reconcile(ctx, uid, namespace, name, fresh=fresh)
-                failures = 0
-                ctx.apiserver.mark_up(ctx.clock())
-                if decision is not None and decision.status is not None and not decision.start:
-                    delay = 0.0  # decide again on what was just written
-                    trigger = "step"
-                await _database_back(ctx, namespace, name, uid)
-            except Conflict:
-                ctx.cache.forget_flow(uid)
-                delay = 0.0
-                trigger = "conflict"
-            except DatabaseUnavailable as error:
-                waits_for = ctx.database.recovered
-                delay = MAX_BACKOFF_SECONDS
-                await _database_down(ctx, namespace, name, uid, error)
-                await asyncio.sleep(PROBE_SECONDS)
-            except UnreadableFlow as error:
-                flow_logger(namespace, name).error("%s", error)
-            except NotLeader:
-                delay = 0.0  # wait for the leadership at the top of the loop
-            except ApiException as error:
-                failures += 1
-                delay = min(MAX_BACKOFF_SECONDS, 2.0**failures)
-                flow_logger(namespace, name).warning(
-                    "Kubernetes API error %s; retrying in %.0fs", api_error_message(error), delay
-                )
-            except ApiUnreachable as error:
-                ctx.apiserver.mark_down(ctx.clock())
-                failures += 1
-                delay = min(MAX_BACKOFF_SECONDS, 2.0**failures)
-                flow_logger(namespace, name).warning("%s; retrying in %.0fs", error, delay)
-            fresh = False
-            if delay:
-                fresh = not await _sleep_until(waits_for, stopped, delay)
-                trigger = "resync" if fresh else "event"
-    finally:
-        ctx.metrics.reconcilers.dec()
-        ctx.forget(uid)
-
-
-async def _sleep_until(event: asyncio.Event, stopped: kopf.DaemonStopped, delay: float) -> bool:
-    """Wait for `event`, the daemon's stop, or `delay`; True unless the delay ran out."""
-    waiters = {asyncio.ensure_future(event.wait()), asyncio.ensure_future(stopped.wait())}
-    try:
-        done, _ = await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
-    return bool(done)
-
-
-async def _database_down(
-    ctx: OperatorContext, namespace: str, name: str, uid: str, error: Exception
-) -> None:
-    _note_outage(ctx, error)
-    if uid not in ctx.database_down:
-        ctx.database_down.add(uid)
-        flow_logger(namespace, name).warning("database unavailable; flow held: %s", error)
-        await ctx.kube.post_event(
-            ObjectRef(namespace, name, uid),
-            "Warning",
-            EventReason.DATABASE_UNAVAILABLE,
-            f"database unavailable, flow held until it returns: {error}",
-        )
-
-
-def _note_outage(ctx: OperatorContext, error: Exception) -> None:
-    """Mark the database down; the first to notice starts the one probe."""
-    if ctx.database.mark_down(ctx.clock()):
-        log.warning("database unavailable (%s); holding flows until it answers", error)
-        ctx.tasks.add(asyncio.create_task(_probe_database(ctx), name="database-probe"))
-
-
-async def _probe_database(ctx: OperatorContext) -> None:
-    """Ask the database every second until it answers, then wake every held flow."""
-    current = asyncio.current_task()
-    try:
-        while ctx.database.is_down:
-            try:
-                await ctx.repository.ping()
-            except DatabaseUnavailable:
-                await asyncio.sleep(PROBE_SECONDS)
-                continue
-            ctx.database.mark_up(ctx.clock())
-            log.info("database reachable again; waking every held flow")
-            ctx.wakeups.wake_all()
-    finally:
-        if current is not None:
-            ctx.tasks.discard(current)
-
-
-async def _database_back(ctx: OperatorContext, namespace: str, name: str, uid: str) -> None:
-    if uid in ctx.database_down:
-        ctx.database_down.discard(uid)
-        await ctx.kube.post_event(
-            ObjectRef(namespace, name, uid),
-            "Normal",
-            EventReason.DATABASE_RECOVERED,
-            "database reachable again; caught up",
-        )
-
-
 async def _sweep_forever(ctx: OperatorContext) -> None:
     interval = ctx.settings.operator.stall_check_interval_seconds
     while True:
@@ -313,6 +165,10 @@ async def flow_changed(
     ctx.metrics.flow_state(uid, None if kind == DELETED else observed_state(dict(body)))
     if ctx.cache.observe_flow(kind, body):
         ctx.wakeups.wake(uid)
+    namespace = body["metadata"]["namespace"]
+    working = kind != DELETED and not body["metadata"].get("deletionTimestamp")
+    reconcilers: Reconcilers = memo.reconcilers
+    reconcilers.observe(uid, namespace, name, working and has_work(dict(body)))
     if kind == DELETED and ctx.leadership.leading:
         task = asyncio.create_task(_cancel_rows(ctx, body["metadata"]["namespace"], name, uid))
         ctx.tasks.add(task)
@@ -326,7 +182,7 @@ async def _cancel_rows(ctx: OperatorContext, namespace: str, name: str, uid: str
         try:
             await ctx.repository.mark_cancelled(uid)
         except DatabaseUnavailable as error:
-            _note_outage(ctx, error)
+            note_outage(ctx, error)
             await ctx.database.recovered.wait()
             await asyncio.sleep(PROBE_SECONDS)
             continue

@@ -145,6 +145,33 @@ class KubeGateway:
             self.custom.get_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name
         )
 
+    async def flow_uids(self, namespace: str | None, page: int = 500) -> set[str]:
+        """The uids of every flow in `namespace` (in every namespace when None), listed a
+        `page` at a time."""
+        uids: set[str] = set()
+        token = None
+        while True:
+            options: dict[str, Any] = {"limit": page}
+            if token:
+                options["_continue"] = token
+            if namespace is None:
+                listed = await self._call(
+                    self.custom.list_cluster_custom_object, GROUP, VERSION, PLURAL, **options
+                )
+            else:
+                listed = await self._call(
+                    self.custom.list_namespaced_custom_object,
+                    GROUP,
+                    VERSION,
+                    namespace,
+                    PLURAL,
+                    **options,
+                )
+            uids.update(item["metadata"]["uid"] for item in listed.get("items") or [])
+            token = (listed.get("metadata") or {}).get("continue")
+            if not token:
+                return uids
+
     async def patch_flow_status(
         self, flow: dict[str, Any], patch: dict[str, Any]
     ) -> dict[str, Any]:

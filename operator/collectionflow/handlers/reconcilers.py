@@ -1,0 +1,226 @@
+"""One reconciler task per flow with work, started and stopped from the flow watch.
+
+A task runs while its flow has work: the flow watch starts it and asks it to stop when the flow
+comes to rest or goes away. These are plain asyncio tasks, not kopf daemons: a kopf daemon puts
+kopf's finalizer on its flow when it starts and takes it off when it stops, two patches per flow
+of which the first races the flow's first status write (a 409 and a re-read). A flow deleted
+while no operator watched it is caught up by the leader instead (`handlers.orphans`).
+
+Errors never end the loop. A database outage is shared: the first reconcile that meets it
+marks it down, held flows wait for one probe to see the database answer again and then all
+wake at once; each flow reports it once as a `DatabaseUnavailable` Warning Event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from collectionflow.api.reasons import EventReason
+from collectionflow.db.errors import DatabaseUnavailable
+from collectionflow.domain.view import UnreadableFlow
+from collectionflow.handlers.context import NotLeader, OperatorContext, Wakeups, flow_logger
+from collectionflow.handlers.reconcile import reconcile
+from collectionflow.k8s.gateway import ApiUnreachable, Conflict, ObjectRef, api_error_message
+
+log = logging.getLogger(__name__)
+MAX_BACKOFF_SECONDS = 30.0
+PROBE_SECONDS = 1.0
+
+
+@dataclass
+class _Reconciler:
+    task: asyncio.Task[None]
+    stop: asyncio.Event
+
+
+Loop = Callable[[str, str, str, asyncio.Event], Awaitable[None]]
+
+
+class Reconcilers:
+    """The running reconciler tasks, by flow uid: each runs `loop(uid, namespace, name, stop)`
+    (`run_flow`); `forget(uid)` drops what the flow held once its task has ended."""
+
+    def __init__(self, wakeups: Wakeups, forget: Callable[[str], None], loop: Loop) -> None:
+        self._wakeups = wakeups
+        self._forget = forget
+        self._loop = loop
+        self._running: dict[str, _Reconciler] = {}
+
+    @classmethod
+    def of(cls, ctx: OperatorContext) -> Reconcilers:
+        return cls(ctx.wakeups, ctx.forget, functools.partial(run_flow, ctx))
+
+    def __len__(self) -> int:
+        return len(self._running)
+
+    def observe(self, uid: str, namespace: str, name: str, working: bool) -> None:
+        """Start the flow's task when it has work and none runs; otherwise ask it to stop once
+        it has finished its step. A task asked to stop and not stopped yet simply goes on when
+        its flow has work again."""
+        running = self._running.get(uid)
+        if running is not None:
+            if working:
+                running.stop.clear()
+            else:
+                running.stop.set()
+                self._wakeups.wake(uid)
+        elif working:
+            stop = asyncio.Event()
+            task = asyncio.create_task(self._run(uid, namespace, name, stop), name=f"flow {uid}")
+            self._running[uid] = _Reconciler(task, stop)
+
+    async def stop_all(self, grace: float) -> None:
+        """Ask every task to stop, wait up to `grace` seconds for their steps to end, and cancel
+        the rest."""
+        running = list(self._running.values())
+        for reconciler in running:
+            reconciler.stop.set()
+        self._wakeups.wake_all()
+        tasks = [reconciler.task for reconciler in running]
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=grace)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _run(self, uid: str, namespace: str, name: str, stop: asyncio.Event) -> None:
+        try:
+            await self._loop(uid, namespace, name, stop)
+        except Exception:  # a task that died would leave its flow without a reconciler
+            flow_logger(namespace, name).exception("reconciler failed")
+        finally:
+            # No await between the loop's end and here: a flow that has work again from now on
+            # gets a new task.
+            self._running.pop(uid, None)
+            self._forget(uid)
+
+
+async def run_flow(
+    ctx: OperatorContext, uid: str, namespace: str, name: str, stop: asyncio.Event
+) -> None:
+    """Reconcile the flow whenever it is woken, right after a step that started no Job, and
+    every resync interval, until `stop` is set."""
+    wake = ctx.wakeups.register(uid)
+    ctx.metrics.reconcilers.inc()
+    failures = 0
+    fresh = True
+    trigger = "resync"
+    epoch = ctx.leadership.epoch
+    try:
+        while not stop.is_set():
+            if not ctx.leadership.leading and not await ctx.leadership.wait_leading(stop):
+                break
+            if epoch != ctx.leadership.epoch:  # taken over: read the truth, as after a start
+                epoch, fresh, trigger = ctx.leadership.epoch, True, "leader"
+            wake.clear()
+            ctx.metrics.reconciles.labels(trigger=trigger).inc()
+            delay = ctx.settings.operator.resync_seconds
+            waits_for = wake
+            try:
+                async with ctx.lock(uid):
+                    decision = await reconcile(ctx, uid, namespace, name, fresh=fresh)
+                failures = 0
+                ctx.apiserver.mark_up(ctx.clock())
+                if decision is not None and decision.status is not None and not decision.start:
+                    delay = 0.0  # decide again on what was just written
+                    trigger = "step"
+                await _database_back(ctx, namespace, name, uid)
+            except Conflict:
+                ctx.cache.forget_flow(uid)
+                delay = 0.0
+                trigger = "conflict"
+            except DatabaseUnavailable as error:
+                waits_for = ctx.database.recovered
+                delay = MAX_BACKOFF_SECONDS
+                await _database_down(ctx, namespace, name, uid, error)
+                await asyncio.sleep(PROBE_SECONDS)
+            except UnreadableFlow as error:
+                flow_logger(namespace, name).error("%s", error)
+            except NotLeader:
+                delay = 0.0  # wait for the leadership at the top of the loop
+            except ApiException as error:
+                failures += 1
+                delay = min(MAX_BACKOFF_SECONDS, 2.0**failures)
+                flow_logger(namespace, name).warning(
+                    "Kubernetes API error %s; retrying in %.0fs", api_error_message(error), delay
+                )
+            except ApiUnreachable as error:
+                ctx.apiserver.mark_down(ctx.clock())
+                failures += 1
+                delay = min(MAX_BACKOFF_SECONDS, 2.0**failures)
+                flow_logger(namespace, name).warning("%s; retrying in %.0fs", error, delay)
+            fresh = False
+            if delay:
+                fresh = not await _sleep_until(waits_for, stop, delay)
+                trigger = "resync" if fresh else "event"
+    finally:
+        ctx.metrics.reconcilers.dec()
+
+
+async def _sleep_until(event: asyncio.Event, stop: asyncio.Event, delay: float) -> bool:
+    """Wait for `event`, `stop`, or `delay`; True unless the delay ran out."""
+    waiters = {asyncio.ensure_future(event.wait()), asyncio.ensure_future(stop.wait())}
+    try:
+        done, _ = await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+    return bool(done)
+
+
+async def _database_down(
+    ctx: OperatorContext, namespace: str, name: str, uid: str, error: Exception
+) -> None:
+    note_outage(ctx, error)
+    if uid not in ctx.database_down:
+        ctx.database_down.add(uid)
+        flow_logger(namespace, name).warning("database unavailable; flow held: %s", error)
+        await ctx.kube.post_event(
+            ObjectRef(namespace, name, uid),
+            "Warning",
+            EventReason.DATABASE_UNAVAILABLE,
+            f"database unavailable, flow held until it returns: {error}",
+        )
+
+
+def note_outage(ctx: OperatorContext, error: Exception) -> None:
+    """Mark the database down; the first to notice starts the one probe."""
+    if ctx.database.mark_down(ctx.clock()):
+        log.warning("database unavailable (%s); holding flows until it answers", error)
+        ctx.tasks.add(asyncio.create_task(_probe_database(ctx), name="database-probe"))
+
+
+async def _probe_database(ctx: OperatorContext) -> None:
+    """Ask the database every second until it answers, then wake every held flow."""
+    current = asyncio.current_task()
+    try:
+        while ctx.database.is_down:
+            try:
+                await ctx.repository.ping()
+            except DatabaseUnavailable:
+                await asyncio.sleep(PROBE_SECONDS)
+                continue
+            ctx.database.mark_up(ctx.clock())
+            log.info("database reachable again; waking every held flow")
+            ctx.wakeups.wake_all()
+    finally:
+        if current is not None:
+            ctx.tasks.discard(current)
+
+
+async def _database_back(ctx: OperatorContext, namespace: str, name: str, uid: str) -> None:
+    if uid in ctx.database_down:
+        ctx.database_down.discard(uid)
+        await ctx.kube.post_event(
+            ObjectRef(namespace, name, uid),
+            "Normal",
+            EventReason.DATABASE_RECOVERED,
+            "database reachable again; caught up",
+        )
