@@ -1,8 +1,9 @@
 """Prometheus metrics of the operator, served on the metrics port with the liveness probe.
 
-Besides stalls and recoveries, the age of the last watch event is exported: kopf watches can
-go silent without an error (kopf issues 585 and 955), and a silent watch means handlers stop
-firing. Alert on `collectionflow_watch_event_age_seconds` growing past the watch timeout.
+Besides stalls and recoveries, the age of the last watch event is exported: a watch can go
+silent without an error (kopf issues 585 and 955 are two such cases), and a silent watch means
+flows stop moving. Alert on `collectionflow_watch_event_age_seconds` growing past the watch
+timeout.
 """
 
 from __future__ import annotations
@@ -63,8 +64,8 @@ class Metrics:
         )
         self.api_requests = Counter(
             "collectionflow_api_requests",
-            "Requests the operator's reconcilers sent to the Kubernetes API (kopf's own watches "
-            "and patches are not counted)",
+            "Requests the operator's reconcilers sent to the Kubernetes API (the watches are "
+            "not counted)",
             registry=self.registry,
         )
         self.phase_duration = Histogram(

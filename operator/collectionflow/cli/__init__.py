@@ -34,16 +34,12 @@ def run(
 ) -> None:
     """Run the operator: reconcile every CollectionFlow in the watched namespaces."""
     import asyncio
-    import logging
 
     import kopf
 
     import collectionflow.handlers.operator  # noqa: F401  (registers the handlers)
 
     kopf.configure(verbose=verbose, log_format=kopf.LogFormat.PLAIN, log_prefix=True)
-    if not verbose:
-        # kopf logs every handler success per object at INFO; keep our own flow lines only.
-        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     asyncio.run(
         kopf.operator(
             standalone=True,

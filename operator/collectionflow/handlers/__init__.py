@@ -1,1 +1,2 @@
-"""kopf handlers. Importing `collectionflow.handlers.operator` registers them."""
+"""The operator's handlers. Importing `collectionflow.handlers.operator` registers its kopf
+startup and cleanup."""

@@ -1,9 +1,11 @@
-"""kopf registrations. Thin on purpose: each handler hands its work to a plain function.
+"""kopf registrations: the operator's startup and cleanup. Thin on purpose: each hands its
+work to plain functions.
 
-kopf's watch of flows and the operator's own watches of phase Jobs, their finished pods and
-heartbeat Leases (`handlers.watches`) feed the watch cache. A change a flow decides on wakes
-its reconciler task (`handlers.reconcilers`), which reconciles from the cache; the operator's
-own status writes wake nobody. A flow with work has a task; a flow at rest has none and costs
+kopf runs the operator's life (login, startup, signals, cleanup); it watches no resource. The
+operator's own list-then-watch loops of flows, phase Jobs, their finished pods and heartbeat
+Leases (`handlers.watches`) feed the watch cache. A change a flow decides on wakes its
+reconciler task (`handlers.reconcilers`), which reconciles from the cache; the operator's own
+status writes wake nobody. A flow with work has a task; a flow at rest has none and costs
 nothing. Each task re-reads its flow, Job and pods from the API at a slow resync interval, as
 a safety net, so the reads follow the active flows, not the stored ones.
 
@@ -15,24 +17,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping
 from typing import Any
 
 import kopf
 
-from collectionflow.api.models import GROUP, PLURAL, VERSION
 from collectionflow.db.engine import make_engine, make_sessionmaker
 from collectionflow.db.errors import DatabaseUnavailable
 from collectionflow.db.migrate import upgrade
 from collectionflow.db.repository import FlowRepository
-from collectionflow.domain.cache import DELETED
 from collectionflow.domain.leader import ElectionError
-from collectionflow.domain.view import has_work, observed_state
-from collectionflow.handlers.context import Leadership, NotLeader, OperatorContext, flow_logger
+from collectionflow.handlers.context import Leadership, NotLeader, OperatorContext
 from collectionflow.handlers.inprocess import InProcessRunner
 from collectionflow.handlers.leadership import Elector, timings_of
 from collectionflow.handlers.orphans import cancel_orphans_on_lead
-from collectionflow.handlers.reconcilers import PROBE_SECONDS, Reconcilers, note_outage
+from collectionflow.handlers.reconcilers import Reconcilers
 from collectionflow.handlers.stall import sweep
 from collectionflow.handlers.watches import start_watches
 from collectionflow.k8s.gateway import KubeGateway, load_api_client
@@ -45,17 +43,7 @@ STOP_SECONDS = 5.0
 
 
 @kopf.on.startup()
-async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = NoDiffBase()
-    settings.persistence.finalizer = f"{GROUP}/finalizer"
-    settings.posting.level = logging.WARNING
-    # Without these a watch can go quiet for hours and handlers stop firing (kopf #585, #955).
-    settings.watching.server_timeout = 300
-    settings.watching.client_timeout = 330
-    settings.watching.connect_timeout = 30
-    settings.networking.request_timeout = 60
-
+async def startup(memo: kopf.Memo, **_: Any) -> None:
     app = get_settings()
     url = app.db.resolved_url()
     try:
@@ -75,9 +63,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     namespaces = getattr(memo, "namespaces", ())
     ctx.tasks.add(asyncio.create_task(_sweep_forever(ctx), name="stall-sweep"))
     ctx.tasks.add(asyncio.create_task(cancel_orphans_on_lead(ctx, namespaces), name="orphans"))
-    ctx.tasks.update(start_watches(ctx, namespaces))
-    memo.ctx = ctx
     memo.reconcilers = Reconcilers.of(ctx)
+    ctx.tasks.update(start_watches(ctx, memo.reconcilers, namespaces))
+    memo.ctx = ctx
     memo.elector = None
     memo.election = None
     if app.leader.enabled:
@@ -125,22 +113,6 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         await ctx.kube.api_client.close()
 
 
-class NoDiffBase(kopf.DiffBaseStorage):
-    """No handler here reacts to a diff (no on.create, on.update or on.delete: the watch cache
-    decides what changed), so kopf need not deep-copy every watched body to build one."""
-
-    def build(
-        self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None
-    ) -> kopf.BodyEssence:
-        return kopf.BodyEssence()
-
-    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
-        return None
-
-    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
-        return None
-
-
 async def _sweep_forever(ctx: OperatorContext) -> None:
     interval = ctx.settings.operator.stall_check_interval_seconds
     while True:
@@ -153,38 +125,3 @@ async def _sweep_forever(ctx: OperatorContext) -> None:
             continue
         except Exception:  # the sweep must outlive any one bad pass
             log.exception("stall sweep failed; next pass in %.0fs", interval)
-
-
-@kopf.on.event(GROUP, VERSION, PLURAL)
-async def flow_changed(
-    event: Mapping[str, Any], body: kopf.Body, name: str, uid: str, memo: Any, **_: Any
-) -> None:
-    ctx: OperatorContext = memo.ctx
-    ctx.metrics.watch_event()
-    kind = event.get("type")
-    ctx.metrics.flow_state(uid, None if kind == DELETED else observed_state(dict(body)))
-    if ctx.cache.observe_flow(kind, body):
-        ctx.wakeups.wake(uid)
-    namespace = body["metadata"]["namespace"]
-    working = kind != DELETED and not body["metadata"].get("deletionTimestamp")
-    reconcilers: Reconcilers = memo.reconcilers
-    reconcilers.observe(uid, namespace, name, working and has_work(dict(body)))
-    if kind == DELETED and ctx.leadership.leading:
-        task = asyncio.create_task(_cancel_rows(ctx, body["metadata"]["namespace"], name, uid))
-        ctx.tasks.add(task)
-        task.add_done_callback(ctx.tasks.discard)
-
-
-async def _cancel_rows(ctx: OperatorContext, namespace: str, name: str, uid: str) -> None:
-    """A deleted flow's Jobs go with it (owner references); its database rows are marked
-    cancelled, retried until the database answers."""
-    while True:
-        try:
-            await ctx.repository.mark_cancelled(uid)
-        except DatabaseUnavailable as error:
-            note_outage(ctx, error)
-            await ctx.database.recovered.wait()
-            await asyncio.sleep(PROBE_SECONDS)
-            continue
-        flow_logger(namespace, name).info("flow deleted; database rows marked cancelled")
-        return

@@ -1,9 +1,9 @@
-"""The watches of phase Jobs, their finished pods and heartbeat Leases, feeding the watch cache.
+"""The watches of flows (`handlers.flows`), phase Jobs, their finished pods and heartbeat
+Leases, feeding the watch cache.
 
-They are plain list-then-watch loops (`k8s.watch.list_and_watch`), not kopf handlers: these
-objects are evidence, not resources the operator reconciles, and kopf's per-event machinery
-(queues, causes, progress and finalizer checks) cost more CPU than everything else an event
-needs. kopf keeps the watch of flows, which start and stop the reconcilers.
+They are plain list-then-watch loops (`k8s.watch.list_and_watch`), not kopf handlers: kopf's
+per-event machinery (queues, causes, handler kwargs, progress and finalizer checks) cost more
+CPU than everything else an event needs.
 
 Filtered on the server: our managed-by label, and for pods, only the ones that ended (their
 termination message is the phase's result; a worker's start shows as its heartbeat Lease).
@@ -14,25 +14,40 @@ forgotten with its pods and Lease.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from collectionflow.api.models import GROUP, PLURAL, VERSION
 from collectionflow.api.names import LABEL_FLOW_UID, LABEL_MANAGED_BY, MANAGED_BY
 from collectionflow.domain.cache import WatchCache, object_key
 from collectionflow.handlers.context import OperatorContext
+from collectionflow.handlers.flows import FlowWatch
+from collectionflow.handlers.reconcilers import Reconcilers
 from collectionflow.k8s.watch import LISTED, SYNCED, Lister, WatchEvent, list_and_watch
 
 MANAGED = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
 FINISHED_PODS = "status.phase!=Pending,status.phase!=Running"
 
 
-def start_watches(ctx: OperatorContext, namespaces: Iterable[str]) -> list[asyncio.Task[None]]:
+def start_watches(
+    ctx: OperatorContext, reconcilers: Reconcilers, namespaces: Iterable[str]
+) -> list[asyncio.Task[None]]:
     """One task per resource (and per namespace, unless cluster-wide: no namespaces)."""
     kube = ctx.kube
-    scopes: list[str | None] = list(namespaces) or [None]
     tasks = []
+    scopes: list[str | None] = list(namespaces) or [None]
     for namespace in scopes:
+        scope = (namespace,) if namespace else ()
         watches: list[tuple[str, Lister, dict[str, Any], Callable[[WatchEvent], None]]] = [
+            (
+                "flows",
+                functools.partial(kube.custom.list_namespaced_custom_object, GROUP, VERSION)
+                if namespace
+                else functools.partial(kube.custom.list_cluster_custom_object, GROUP, VERSION),
+                {"plural": PLURAL},
+                FlowWatch(ctx, reconcilers).take,
+            ),
             (
                 "jobs",
                 kube.batch.list_namespaced_job
@@ -59,9 +74,8 @@ def start_watches(ctx: OperatorContext, namespaces: Iterable[str]) -> list[async
             ),
         ]
         for resource, lister, selectors, take in watches:
-            args = (namespace,) if namespace else ()
             task = asyncio.create_task(
-                _follow(lister, args, selectors, take),
+                _follow(lister, scope, selectors, take),
                 name=f"watch-{resource}-{namespace or 'all'}",
             )
             tasks.append(task)

@@ -212,6 +212,22 @@ class KubeGateway:
         )
         return written
 
+    async def set_flow_finalizers(
+        self, namespace: str, name: str, finalizers: list[str], resource_version: str
+    ) -> None:
+        """Replace the flow's finalizers, if it is still at `resource_version` (409 if not)."""
+        patch = {"metadata": {"finalizers": finalizers, "resourceVersion": resource_version}}
+        await self._call(
+            self.custom.patch_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            name,
+            patch,
+            _content_type=MERGE_PATCH,
+        )
+
     # Jobs, pods, leases
 
     async def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
