@@ -2,12 +2,12 @@
 
 N flows are created and their status written as `Succeeded` (as an operator that finished
 them would leave them). The apiserver's request rate is measured for a baseline window without
-the operator. An operator then sees the flows for the first time: kopf gives each its finalizer
-and annotation once (two patches a flow), and the time until the request rate is back near the
-baseline is reported. Then the operator restarts, as it would with those flows stored, and once
-it has seen every flow the same window is measured again. The operator's share is the
-difference of the two request rates (from the apiserver's own `apiserver_request_total`), its
-CPU from /proc, and its RSS. Last, SIGTERM and the time to exit.
+the operator. An operator then sees the flows for the first time (one list, and no write to a
+flow at rest), and the time until the request rate is back near the baseline is reported.
+Then the operator restarts, as it would with those flows stored, and once it has seen every
+flow the same window is measured again. The operator's share is the difference of the two
+request rates (from the apiserver's own `apiserver_request_total`), its CPU from /proc, and its
+RSS. Last, SIGTERM and the time to exit.
 Settings: BENCH_IDLE_FLOWS (default 10000), BENCH_IDLE_WINDOW seconds (default 120).
 """
 
