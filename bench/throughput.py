@@ -59,6 +59,7 @@ STEP_LABEL = "bench.collectionflow.io/step"
 FLOW_UID_LABEL = f"{GROUP}/flow-uid"
 PHASE_LABEL = f"{GROUP}/phase"
 TIMEOUT = 1800.0
+TRIGGERS = ("start", "event", "step", "resync", "conflict", "leader")
 CHAIN_WORKERS = 4
 WORKER_SERVICE_ACCOUNT = OperatorSettings().worker_service_account
 
@@ -174,7 +175,7 @@ class Side:
 class OperatorCosts:
     cpu_seconds: float
     client_requests: float
-    reconciles: float
+    reconciles: dict[str, float]  # by trigger
     peak_rss_mb: float
 
 
@@ -262,10 +263,10 @@ def measure_operator(
         costs = OperatorCosts(
             cpu_seconds=cpu_seconds(pid) - cpu_before,
             client_requests=operator_metric(own_requests) - client_before,
-            reconciles=sum(
-                operator_metric(f'{reconciles}{{trigger="{trigger}"}}')
-                for trigger in ("event", "step", "resync", "conflict")
-            ),
+            reconciles={
+                trigger: max(0.0, operator_metric(f'{reconciles}{{trigger="{trigger}"}}'))
+                for trigger in TRIGGERS
+            },
             peak_rss_mb=rss_mb(pid, "VmHWM"),
         )
         requests = apiserver_requests_by_kind(api) - requests_before
@@ -322,7 +323,13 @@ def measure(workdir: Path) -> list[Run]:
                 operator_client_requests_per_transition=round(
                     costs.client_requests / transitions, 2
                 ),
-                operator_reconciles_per_transition=round(costs.reconciles / transitions, 2),
+                operator_reconciles_per_transition=round(
+                    sum(costs.reconciles.values()) / transitions, 2
+                ),
+                operator_reconciles_by_trigger={
+                    trigger: round(count / transitions, 2)
+                    for trigger, count in costs.reconciles.items()
+                },
                 operator_peak_rss_mb=round(costs.peak_rss_mb, 1),
                 requests_by_kind=per_transition(
                     chain.apiserver_requests, flows.apiserver_requests, transitions

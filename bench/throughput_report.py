@@ -35,6 +35,7 @@ class Run:
     operator_apiserver_requests_per_transition: float
     operator_client_requests_per_transition: float
     operator_reconciles_per_transition: float
+    operator_reconciles_by_trigger: dict[str, float]
     operator_peak_rss_mb: float
     # "VERB resource": [chain, operator] requests per transition, whole cluster.
     requests_by_kind: dict[str, list[float]]

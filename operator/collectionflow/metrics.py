@@ -57,8 +57,8 @@ class Metrics:
         )
         self.reconciles = Counter(
             "collectionflow_reconciles",
-            "Reconciles of flows, by what started them: a watch event, a resync, or the "
-            "reconciler's own previous step",
+            "Reconciles of flows, by what started them: the reconciler's start, a watch event, "
+            "its own previous step, a resync, a conflicting write, or taking the lead",
             ["trigger"],
             registry=self.registry,
         )

@@ -110,8 +110,8 @@ async def run_flow(
     wake = ctx.wakeups.register(uid)
     ctx.metrics.reconcilers.inc()
     failures = 0
-    fresh = True
-    trigger = "resync"
+    fresh = False  # the watch has just delivered the flow; resyncs and a takeover read the API
+    trigger = "start"
     epoch = ctx.leadership.epoch
     try:
         while not stop.is_set():
