@@ -94,7 +94,7 @@ async def test_stopping_all_cancels_a_task_that_outlives_the_grace() -> None:
     assert sorted(loops.forgotten) == ["a", "b"]
 
 
-async def test_a_failed_loop_frees_its_flow_for_a_new_task() -> None:
+async def test_a_failed_loop_is_restarted_until_its_flow_stops() -> None:
     calls: list[str] = []
 
     async def failing(uid: str, namespace: str, name: str, stop: asyncio.Event) -> None:
@@ -102,11 +102,21 @@ async def test_a_failed_loop_frees_its_flow_for_a_new_task() -> None:
         raise RuntimeError("boom")
 
     forgotten: list[str] = []
-    reconcilers = Reconcilers(Wakeups(), forgotten.append, failing)
+    reconcilers = Reconcilers(Wakeups(), forgotten.append, failing, restart_seconds=0.01)
     reconcilers.observe("a", "ns", "flow-a", working=True)
-    await settle()
+    await asyncio.sleep(0.1)
+    assert len(calls) >= 3, "restarted after each failure"
+    assert len(reconcilers) == 1
+    reconcilers.observe("a", "ns", "flow-a", working=False)
+    await asyncio.sleep(0.05)
     assert len(reconcilers) == 0
     assert forgotten == ["a"]
+
+
+async def test_no_task_starts_once_the_operator_is_stopping() -> None:
+    loops = Loops()
+    reconcilers = loops.reconcilers()
+    await reconcilers.stop_all(1.0)
     reconcilers.observe("a", "ns", "flow-a", working=True)
     await settle()
-    assert calls == ["a", "a"]
+    assert loops.started == []

@@ -14,6 +14,7 @@ wake at once; each flow reports it once as a `DatabaseUnavailable` Warning Event
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable
@@ -31,6 +32,7 @@ from collectionflow.k8s.gateway import ApiUnreachable, Conflict, ObjectRef, api_
 log = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 30.0
 PROBE_SECONDS = 1.0
+RESTART_SECONDS = 10.0
 
 
 @dataclass
@@ -44,13 +46,22 @@ Loop = Callable[[str, str, str, asyncio.Event], Awaitable[None]]
 
 class Reconcilers:
     """The running reconciler tasks, by flow uid: each runs `loop(uid, namespace, name, stop)`
-    (`run_flow`); `forget(uid)` drops what the flow held once its task has ended."""
+    (`run_flow`), again after `restart_seconds` if it fails; `forget(uid)` drops what the flow
+    held once its task has ended."""
 
-    def __init__(self, wakeups: Wakeups, forget: Callable[[str], None], loop: Loop) -> None:
+    def __init__(
+        self,
+        wakeups: Wakeups,
+        forget: Callable[[str], None],
+        loop: Loop,
+        restart_seconds: float = RESTART_SECONDS,
+    ) -> None:
         self._wakeups = wakeups
         self._forget = forget
         self._loop = loop
+        self._restart_seconds = restart_seconds
         self._running: dict[str, _Reconciler] = {}
+        self._closed = False
 
     @classmethod
     def of(cls, ctx: OperatorContext) -> Reconcilers:
@@ -63,6 +74,8 @@ class Reconcilers:
         """Start the flow's task when it has work and none runs; otherwise ask it to stop once
         it has finished its step. A task asked to stop and not stopped yet simply goes on when
         its flow has work again."""
+        if self._closed:  # the operator is stopping
+            return
         running = self._running.get(uid)
         if running is not None:
             if working:
@@ -77,7 +90,8 @@ class Reconcilers:
 
     async def stop_all(self, grace: float) -> None:
         """Ask every task to stop, wait up to `grace` seconds for their steps to end, and cancel
-        the rest."""
+        the rest. No task starts after this."""
+        self._closed = True
         running = list(self._running.values())
         for reconciler in running:
             reconciler.stop.set()
@@ -92,9 +106,18 @@ class Reconcilers:
 
     async def _run(self, uid: str, namespace: str, name: str, stop: asyncio.Event) -> None:
         try:
-            await self._loop(uid, namespace, name, stop)
-        except Exception:  # a task that died would leave its flow without a reconciler
-            flow_logger(namespace, name).exception("reconciler failed")
+            while True:
+                try:
+                    await self._loop(uid, namespace, name, stop)
+                    return
+                except Exception:  # a bug must not leave the flow without a reconciler
+                    flow_logger(namespace, name).exception(
+                        "reconciler failed; restarting it in %.0fs", self._restart_seconds
+                    )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self._restart_seconds)
+                if stop.is_set():
+                    return
         finally:
             # No await between the loop's end and here: a flow that has work again from now on
             # gets a new task.
