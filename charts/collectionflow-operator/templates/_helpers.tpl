@@ -65,7 +65,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/* What the operator does in a namespace it watches, each rule with its reason. */}}
 {{- define "cf.operatorRules" -}}
-# The flows: kopf lists and watches them, and patches its finalizer and progress annotations.
+# The flows: listed and watched; patched to remove consumed annotations and to take off the
+# finalizer earlier versions put on them.
 - apiGroups: [flows.collectionflow.io]
   resources: [collectionflows]
   verbs: [get, list, watch, patch]
@@ -89,7 +90,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: [coordination.k8s.io]
   resources: [leases]
   verbs: [get, list, watch, create, update, patch]
-# Events on the flows (PhaseStarted, FlowStalled, ...), posted by the operator and kopf.
+# Events on the flows (PhaseStarted, FlowStalled, ...), posted by the operator.
 - apiGroups: [""]
   resources: [events]
   verbs: [create]

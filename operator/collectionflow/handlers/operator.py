@@ -43,7 +43,10 @@ STOP_SECONDS = 5.0
 
 
 @kopf.on.startup()
-async def startup(memo: kopf.Memo, **_: Any) -> None:
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    # kopf watches no resource, so it need not list and watch CRDs and namespaces (nor hold
+    # the cluster-wide RBAC for that).
+    settings.scanning.disabled = True
     app = get_settings()
     url = app.db.resolved_url()
     try:
