@@ -2,13 +2,14 @@
 
 import sys
 
-from bench import failover, idle, job_pods, outage, stall_latency, throughput
+from bench import failover, idle, job_pods, outage, request_costs, stall_latency, throughput
 
 sys.exit(
     max(
         job_pods.main(),
         stall_latency.main(),
         throughput.main(),
+        request_costs.main(),
         outage.main(),
         idle.main(),
         failover.main(),
