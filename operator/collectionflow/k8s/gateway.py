@@ -199,7 +199,22 @@ class KubeGateway:
     async def remove_flow_annotations(
         self, namespace: str, name: str, keys: list[str]
     ) -> dict[str, Any]:
-        patch = {"metadata": {"annotations": dict.fromkeys(keys)}}
+        return await self._patch_flow(
+            namespace, name, {"metadata": {"annotations": dict.fromkeys(keys)}}
+        )
+
+    async def set_flow_finalizers(
+        self, namespace: str, name: str, finalizers: list[str], resource_version: str
+    ) -> None:
+        """Replace the flow's finalizers, if it is still at `resource_version` (409 if not)."""
+        await self._patch_flow(
+            namespace,
+            name,
+            {"metadata": {"finalizers": finalizers, "resourceVersion": resource_version}},
+        )
+
+    async def _patch_flow(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        """A JSON merge patch of the flow (not its status)."""
         written: dict[str, Any] = await self._call(
             self.custom.patch_namespaced_custom_object,
             GROUP,
@@ -211,22 +226,6 @@ class KubeGateway:
             _content_type=MERGE_PATCH,
         )
         return written
-
-    async def set_flow_finalizers(
-        self, namespace: str, name: str, finalizers: list[str], resource_version: str
-    ) -> None:
-        """Replace the flow's finalizers, if it is still at `resource_version` (409 if not)."""
-        patch = {"metadata": {"finalizers": finalizers, "resourceVersion": resource_version}}
-        await self._call(
-            self.custom.patch_namespaced_custom_object,
-            GROUP,
-            VERSION,
-            namespace,
-            PLURAL,
-            name,
-            patch,
-            _content_type=MERGE_PATCH,
-        )
 
     # Jobs, pods, leases
 
