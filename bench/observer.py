@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import queue
 import threading
 import time
@@ -9,7 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubernetes import client, watch
+from kubernetes import client
+from kubernetes.watch.watch import iter_resp_lines
 
 
 @dataclass
@@ -29,47 +31,65 @@ class Observer:
     stop: threading.Event = field(default_factory=threading.Event)
 
     def run(self, api: client.ApiClient) -> None:
-        batch = client.BatchV1Api(api)
-        while not self.stop.is_set():
-            stream = watch.Watch()
-            for event in stream.stream(
-                batch.list_namespaced_job, self.namespace, timeout_seconds=5, _preload_content=False
-            ):
-                job = event["raw_object"]
-                key = self.key(job)
-                if key is None:
-                    continue
-                now = time.monotonic()
-                self.created.setdefault(key, now)
-                self.names[key] = job["metadata"]["name"]
-                conditions = (job.get("status") or {}).get("conditions") or []
-                complete = any(
-                    c["type"] == "Complete" and c["status"] == "True" for c in conditions
-                )
-                if complete and key not in self.completed:
-                    self.completed[key] = now
-                    self.completions.put(key)
-                if self.stop.is_set():
-                    break
+        self._follow(client.BatchV1Api(api).list_namespaced_job, self._on_job)
 
     def run_pods(self, api: client.ApiClient) -> None:
-        core = client.CoreV1Api(api)
+        self._follow(client.CoreV1Api(api).list_namespaced_pod, self._on_pod, "job-name")
+
+    def _follow(
+        self,
+        list_call: Callable[..., Any],
+        handle: Callable[[dict[str, Any]], None],
+        label_selector: str = "",
+    ) -> None:
+        """Watch the namespace until stopped, each watch resuming where the last one ended (a
+        fresh watch would replay every object), on raw JSON: the client's models would cost
+        this process more than the work it measures."""
+        resource_version: str | None = None
         while not self.stop.is_set():
-            for event in watch.Watch().stream(
-                core.list_namespaced_pod,
+            response = list_call(
                 self.namespace,
-                label_selector="job-name",
+                label_selector=label_selector,
+                resource_version=resource_version,
+                allow_watch_bookmarks=True,
                 timeout_seconds=5,
+                watch=True,
                 _preload_content=False,
-            ):
-                pod = event["raw_object"]
-                job = pod["metadata"]["labels"]["job-name"]
-                now = time.monotonic()
-                self.pod_seen.setdefault(job, now)
-                if (pod.get("status") or {}).get("phase") == "Succeeded":
-                    self.pod_succeeded.setdefault(job, now)
-                if self.stop.is_set():
-                    break
+            )
+            try:
+                for line in iter_resp_lines(response):
+                    event = json.loads(line)
+                    if event["type"] == "ERROR":  # 410 Gone: start again from the current state
+                        resource_version = None
+                        break
+                    resource_version = event["object"]["metadata"]["resourceVersion"]
+                    if event["type"] != "BOOKMARK":
+                        handle(event["object"])
+                    if self.stop.is_set():
+                        break
+            finally:
+                response.close()
+                response.release_conn()
+
+    def _on_job(self, job: dict[str, Any]) -> None:
+        key = self.key(job)
+        if key is None:
+            return
+        now = time.monotonic()
+        self.created.setdefault(key, now)
+        self.names[key] = job["metadata"]["name"]
+        conditions = (job.get("status") or {}).get("conditions") or []
+        complete = any(c["type"] == "Complete" and c["status"] == "True" for c in conditions)
+        if complete and key not in self.completed:
+            self.completed[key] = now
+            self.completions.put(key)
+
+    def _on_pod(self, pod: dict[str, Any]) -> None:
+        job = pod["metadata"]["labels"]["job-name"]
+        now = time.monotonic()
+        self.pod_seen.setdefault(job, now)
+        if (pod.get("status") or {}).get("phase") == "Succeeded":
+            self.pod_succeeded.setdefault(job, now)
 
     def controller_stages(self) -> tuple[list[float], list[float]]:
         """The job controller's two parts of each Job's run: from the Job seen to its pod
