@@ -2,7 +2,16 @@
 
 import sys
 
-from bench import failover, idle, job_pods, outage, request_costs, stall_latency, throughput
+from bench import (
+    failover,
+    idle,
+    job_pods,
+    outage,
+    request_costs,
+    restarts,
+    stall_latency,
+    throughput,
+)
 
 sys.exit(
     max(
@@ -11,6 +20,7 @@ sys.exit(
         throughput.main(),
         request_costs.main(),
         outage.main(),
+        restarts.main(),
         idle.main(),
         failover.main(),
     )
