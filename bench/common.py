@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
@@ -24,3 +29,18 @@ def cluster(workdir: Path) -> Iterator[Cluster]:
         return
     with LocalCluster(workdir / "cluster") as local:
         yield Cluster(local.kubeconfig, local)
+
+
+def report_measures(title: str, name: str, measures: dict[str, Any]) -> None:
+    """Print `measures` as a table of measure and value, and write them to
+    bench/results/<name>.json."""
+    table = Table(title=title)
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for key, value in measures.items():
+        table.add_row(key.replace("_", " "), str(value))
+    Console().print(table)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"{name}.json"
+    out.write_text(json.dumps(measures, indent=2) + "\n")
+    print(f"wrote {out}")

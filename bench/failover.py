@@ -16,7 +16,6 @@ Settings: BENCH_FAILOVER_FLOWS (default 10), BENCH_FAILOVER_KILLS (default 5).
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import sys
@@ -27,10 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from kubernetes import client
-from rich.console import Console
-from rich.table import Table
 
-from bench.common import RESULTS, cluster
+from bench.common import cluster, report_measures
 from bench.throughput import PHASES, new_namespace
 from harness.cluster import VENV_IMAGE
 from harness.flows import GROUP, PLURAL, VERSION, OperatorProcess, install_crd
@@ -177,16 +174,11 @@ def measure(workdir: Path) -> Result:
 
 
 def report(result: Result) -> None:
-    table = Table(title=f"failover: {result.kills} leader kills, {result.flows} flows each")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
-    for key, value in asdict(result).items():
-        table.add_row(key.replace("_", " "), str(value))
-    Console().print(table)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / "failover.json"
-    out.write_text(json.dumps(asdict(result), indent=2) + "\n")
-    print(f"wrote {out}")
+    report_measures(
+        f"failover: {result.kills} leader kills, {result.flows} flows each",
+        "failover",
+        asdict(result),
+    )
 
 
 def main() -> int:

@@ -12,7 +12,6 @@ Settings: BENCH_OUTAGE_FLOWS (default 20), BENCH_OUTAGE_SECONDS (default 60).
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sys
 import tempfile
@@ -22,12 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from kubernetes import client
-from rich.console import Console
-from rich.table import Table
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bench.common import RESULTS, cluster
+from bench.common import cluster, report_measures
 from bench.throughput import PHASES, new_namespace
 from collectionflow.db.models import PhaseRun
 from harness.cluster import VENV_IMAGE
@@ -173,18 +170,12 @@ def measure(workdir: Path) -> Result:
 
 
 def report(result: Result) -> None:
-    table = Table(title=f"{result.flows} flows through a {result.outage_seconds:g} s outage")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
-    for key, value in asdict(result).items():
-        table.add_row(key.replace("_", " "), str(value))
-    Console().print(table)
-    ratio = result.catch_up_seconds / max(result.needed_seconds, 0.1)
-    print(f"catch-up / needed: {ratio:.2f}")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / "outage.json"
-    out.write_text(json.dumps(asdict(result) | {"ratio": round(ratio, 2)}, indent=2) + "\n")
-    print(f"wrote {out}")
+    ratio = round(result.catch_up_seconds / max(result.needed_seconds, 0.1), 2)
+    report_measures(
+        f"{result.flows} flows through a {result.outage_seconds:g} s outage",
+        "outage",
+        asdict(result) | {"ratio": ratio},
+    )
 
 
 def main() -> int:

@@ -14,7 +14,6 @@ Settings: BENCH_RESTARTS_FLOWS (default 100), BENCH_RESTARTS_KILLS (default 15).
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import random
 import sys
@@ -25,12 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from kubernetes import client
-from rich.console import Console
-from rich.table import Table
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bench.common import RESULTS, cluster
+from bench.common import RESULTS, cluster, report_measures
 from bench.outage import flows_state
 from bench.throughput import PHASES, flow_spec, new_namespace
 from collectionflow.db.models import FailureJournal
@@ -141,16 +138,9 @@ def measure(workdir: Path) -> Result:
 
 
 def report(result: Result) -> None:
-    table = Table(title=f"{result.flows} flows through {result.kills} operator SIGKILLs")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
-    for key, value in asdict(result).items():
-        table.add_row(key.replace("_", " "), str(value))
-    Console().print(table)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / "restarts.json"
-    out.write_text(json.dumps(asdict(result), indent=2) + "\n")
-    print(f"wrote {out}")
+    report_measures(
+        f"{result.flows} flows through {result.kills} operator SIGKILLs", "restarts", asdict(result)
+    )
 
 
 def main() -> int:
