@@ -2,8 +2,9 @@
 
 One sweep every interval goes over the active flows in the watch cache and judges each on
 cached evidence (its Job, finished pods and heartbeat Lease as watched, the database's child
-record). Only a flow that looks stalled is checked again on evidence read from the API, and
-acted on. A Job without a heartbeat or a started pod past the pod start timeout looks stalled,
+record). A flow that looks stalled is judged again on the cache once no reconcile of it is
+in flight, and only if it still does is it checked on evidence read from the API, and acted
+on. A Job without a heartbeat or a started pod past the pod start timeout looks stalled,
 so its pods are read then; the pods read are kept, so a phase without a heartbeat (a command
 of its own) is read once, not every pass.
 
@@ -68,8 +69,15 @@ async def sweep(ctx: OperatorContext) -> int:
             view = flow_view(body)
             if not await _looks_stalled(ctx, view, ctx.clock()):
                 continue
-            checked += 1
             async with ctx.lock(view.uid):
+                # A transition in flight while the evidence was gathered (its database write
+                # made, its status patch not yet) looks like drift: judged again once it is done.
+                current = ctx.cache.flow(view.uid)
+                if current is not None and not await _looks_stalled(
+                    ctx, flow_view(current), ctx.clock()
+                ):
+                    continue
+                checked += 1
                 await check_flow(ctx, view.uid, view.namespace, view.name)
         except (
             DatabaseUnavailable,
