@@ -21,7 +21,6 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from kubernetes import client
 from sqlalchemy import func, select
@@ -29,10 +28,10 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.common import RESULTS, cluster, report_measures
 from bench.outage import flows_state
-from bench.throughput import PHASES, flow_spec, new_namespace
+from bench.throughput import PHASES, create_flows, new_namespace
 from collectionflow.db.models import FailureJournal
 from harness.cluster import VENV_IMAGE
-from harness.flows import GROUP, PLURAL, VERSION, OperatorProcess, install_crd
+from harness.flows import OperatorProcess, install_crd
 from harness.waiting import wait_for
 
 FLOWS = int(os.environ.get("BENCH_RESTARTS_FLOWS", "100"))
@@ -92,14 +91,7 @@ def measure(workdir: Path) -> Result:
 
         running = operator()
         started = time.monotonic()
-        for index in range(FLOWS):
-            body: dict[str, Any] = {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": "CollectionFlow",
-                "metadata": {"name": f"flow-{index:03d}"},
-                "spec": flow_spec(),
-            }
-            custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+        create_flows(custom, namespace, FLOWS)
         kills_while_running = 0
         try:
             for _ in range(KILLS):

@@ -118,6 +118,18 @@ def flow_spec() -> dict[str, Any]:
     return {"clientAccountId": "bench", "parameters": {}, "phases": phases}
 
 
+def create_flows(custom: client.CustomObjectsApi, namespace: str, count: int) -> None:
+    """`count` flows of `flow_spec()`, named flow-0000 on."""
+    for index in range(count):
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "CollectionFlow",
+            "metadata": {"name": f"flow-{index:04d}"},
+            "spec": flow_spec(),
+        }
+        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
@@ -244,14 +256,7 @@ def measure_operator(
         cpu_before, requests_before = cpu_seconds(pid), apiserver_requests_by_kind(api)
         client_before = operator_metric(own_requests)
         started = time.monotonic()
-        for index in range(size):
-            body = {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": "CollectionFlow",
-                "metadata": {"name": f"flow-{index:04d}"},
-                "spec": flow_spec(),
-            }
-            custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+        create_flows(custom, namespace, size)
         last_phases = 0
         while last_phases < size:  # from the watch; the operator is asked only at the end
             last_phases += observer.completions.get(timeout=TIMEOUT)[1] == STEPS - 1
