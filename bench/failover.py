@@ -28,7 +28,7 @@ from typing import Any
 from kubernetes import client
 
 from bench.common import cluster, report_measures
-from bench.throughput import PHASES, new_namespace
+from bench.throughput import PHASES, create_flows, new_namespace
 from harness.cluster import VENV_IMAGE
 from harness.flows import GROUP, PLURAL, VERSION, OperatorProcess, install_crd
 from harness.postgres import PostgresServer
@@ -136,14 +136,7 @@ def measure(workdir: Path) -> Result:
         ]
         try:
             for kill in range(KILLS):
-                for index in range(FLOWS):
-                    body = {
-                        "apiVersion": f"{GROUP}/{VERSION}",
-                        "kind": "CollectionFlow",
-                        "metadata": {"name": f"flow-{kill}-{index:02d}"},
-                        "spec": spec(),
-                    }
-                    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+                create_flows(custom, namespace, FLOWS, spec, prefix=f"flow-{kill}")
                 wait_for(
                     lambda: min(started_phases(custom, namespace).values(), default=0) >= 2,
                     "every new flow in its second phase",

@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.common import cluster, report_measures
-from bench.throughput import PHASES, new_namespace
+from bench.throughput import PHASES, create_flows, new_namespace
 from collectionflow.db.models import PhaseRun
 from harness.cluster import VENV_IMAGE
 from harness.flows import GROUP, PLURAL, VERSION, OperatorProcess, install_crd
@@ -106,14 +106,7 @@ def run_flows(
     seen: dict[str, Any] = {}
     try:
         started = time.monotonic()
-        for index in range(FLOWS):
-            body = {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": "CollectionFlow",
-                "metadata": {"name": f"flow-{index:03d}"},
-                "spec": spec(),
-            }
-            custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+        create_flows(custom, namespace, FLOWS, spec)
         if outage:
             wait_for(
                 lambda: all(

@@ -118,14 +118,20 @@ def flow_spec() -> dict[str, Any]:
     return {"clientAccountId": "bench", "parameters": {}, "phases": phases}
 
 
-def create_flows(custom: client.CustomObjectsApi, namespace: str, count: int) -> None:
-    """`count` flows of `flow_spec()`, named flow-0000 on."""
+def create_flows(
+    custom: client.CustomObjectsApi,
+    namespace: str,
+    count: int,
+    spec: Callable[[], dict[str, Any]] = flow_spec,
+    prefix: str = "flow",
+) -> None:
+    """`count` flows of `spec()`, named <prefix>-0000 on."""
     for index in range(count):
         body = {
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "CollectionFlow",
-            "metadata": {"name": f"flow-{index:04d}"},
-            "spec": flow_spec(),
+            "metadata": {"name": f"{prefix}-{index:04d}"},
+            "spec": spec(),
         }
         custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
 
