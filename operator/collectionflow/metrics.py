@@ -21,6 +21,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+from collectionflow.api.limits import InputKind
 from collectionflow.api.models import FlowState
 
 
@@ -73,6 +74,20 @@ class Metrics:
             "Duration of finished phase attempts",
             ["phase", "outcome"],
             buckets=(1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
+            registry=self.registry,
+        )
+        self.rejected_inputs = Counter(
+            "collectionflow_rejected_inputs",
+            "Untrusted inputs refused, by kind: a flow's parameters or spec, its input "
+            "annotation, a phase's result, a watch event no flow could be read from",
+            ["kind"],
+            registry=self.registry,
+        )
+        for kind in InputKind:
+            self.rejected_inputs.labels(kind=kind.value)
+        self.status_overwritten = Counter(
+            "collectionflow_status_overwritten",
+            "Flow statuses someone else wrote, put back from the operator's record",
             registry=self.registry,
         )
         self.leader = Gauge(

@@ -68,9 +68,17 @@ class OperatorSettings(BaseModel):
     max_recoveries: int = Field(default=3, ge=0)
     recovery_backoff_seconds: float = Field(default=30.0, ge=0)
     runner: Runner = Field(
-        default=Runner.AUTO,
-        description="where phases run unless a flow says (spec.runner): Job, InProcess or "
-        "Auto (a Job, or the operator's own process when Jobs are refused for good)",
+        default=Runner.JOB,
+        description="where phases run: Job (every phase a Job; a refused Job fails its flow), "
+        "Auto (a Job, or the built-in worker in the operator's own process when Jobs are "
+        "refused for good) or InProcess (built-in phases in the operator's process). A flow "
+        "can only ask for Job (spec.runner); a phase with its own image or command is always "
+        "a Job",
+    )
+    allow_simulation: bool = Field(
+        default=False,
+        description="let flows use spec.parameters.simulate (slow, hung, failing or "
+        "mis-routed phases on request): for tests and demos, never in production",
     )
     in_process_limit: int = Field(
         default=4, ge=1, description="in-process phases at once; more wait their turn"

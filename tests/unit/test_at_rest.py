@@ -9,7 +9,7 @@ import pytest
 
 from collectionflow.api.models import FlowState
 from collectionflow.api.names import ANNOTATION_RETRY
-from collectionflow.domain.view import has_work, observed_state
+from collectionflow.domain.view import flow_view, has_work, observed_state
 
 pytestmark = pytest.mark.unit
 
@@ -46,10 +46,20 @@ def test_only_flows_with_something_to_decide_have_work(flow: dict[str, Any], wor
     assert has_work(flow) is work
 
 
-def test_an_unreadable_flow_has_work_so_its_reconciler_can_say_why() -> None:
+def test_an_unreadable_status_has_work_so_its_reconciler_can_say_why() -> None:
     broken = body("Succeeded")
-    broken["spec"] = {"phases": "not-a-list"}
+    broken["status"]["phaseHistory"] = "not-a-list"
     assert has_work(broken)
+
+
+def test_a_spec_that_does_not_parse_is_the_machines_to_judge_not_an_error() -> None:
+    broken = body("Running")
+    broken["spec"] = {"phases": "not-a-list", "runner": "InProcess"}
+    view = flow_view(broken)
+    assert view.spec_error is not None
+    assert "phases" in view.spec_error
+    assert "runner" in view.spec_error
+    assert not has_work(body("Succeeded") | {"spec": broken["spec"]})
 
 
 def test_observed_state_reads_the_status_and_defaults_to_pending() -> None:

@@ -120,9 +120,20 @@ def test_lease_renew_time_and_job_deletion_forgets_its_pods_and_lease() -> None:
     cache.observe_pod("ADDED", pod({}))
     cache.observe_lease(
         "MODIFIED",
-        {"metadata": {"name": "f-init-1", "namespace": "ns"}, "spec": {"renewTime": "t"}},
+        {
+            "metadata": {
+                "name": "f-init-1",
+                "namespace": "ns",
+                "ownerReferences": [{"uid": "job-uid", "kind": "Job", "name": "f-init-1"}],
+                "managedFields": [{"manager": "worker"}],
+            },
+            "spec": {"renewTime": "t", "holderIdentity": "f-init-1-x", "leaseDurationSeconds": 9},
+        },
     )
-    assert cache.lease("ns", "f-init-1") == {"spec": {"renewTime": "t"}}
+    assert cache.lease("ns", "f-init-1") == {
+        "metadata": {"ownerReferences": [{"uid": "job-uid"}]},
+        "spec": {"renewTime": "t", "holderIdentity": "f-init-1-x"},
+    }
     assert cache.observe_job("DELETED", job(), T0)
     assert cache.job("ns", "f-init-1") is None
     assert cache.job_pods("ns", "f-init-1") is None

@@ -65,7 +65,13 @@ def test_unknown_next_phase_fails_the_flow() -> None:
     assert (stalled.status, stalled.reason) == ("True", "UnknownPhase")
     assert decision.failure is not None
     assert decision.failure.operation == "resolve_next_phase"
-    assert (decision.failure.phase, decision.failure.next_phase) == ("gap_analysis", "finalization")
+    # The journal's next_phase column holds phases of the flow type; the unknown name the
+    # phase gave is in the diagnostics, with the whole result.
+    assert (decision.failure.phase, decision.failure.next_phase) == (
+        "gap_analysis",
+        "questionnaire_generation",
+    )
+    assert decision.failure.diagnostics["result"]["next_phase"] == "finalization"
     assert decision.failure.agent_decision == "d"
     assert decision.events == (FlowEvent("Warning", EventReason.FLOW_FAILED, status.message),)
     assert decision.finished is not None
@@ -308,7 +314,7 @@ def test_retry_while_suspended_suspends_before_the_retried_phase() -> None:
 
 
 def test_phase_history_is_bounded() -> None:
-    flow = failed("gap_analysis")
+    flow = replace(failed("gap_analysis"), spec=spec(maxPhaseRuns=1000))
     for attempt in range(HISTORY_LIMIT + 5):
         flow = then(flow, decide(replace(flow, retry_request=f"r{attempt}"), None, LATER))
         flow = then(flow, decide(flow, job(flow, JobState.FAILED), LATER))

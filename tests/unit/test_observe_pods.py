@@ -149,6 +149,10 @@ def test_job_created_at_is_its_creation_timestamp() -> None:
     assert job_created_at(None) is None
 
 
+JOB_UID = "0b7c6d1e-0000-4000-8000-000000000001"
+LEASE_JOB = {"metadata": {"name": JOB, "uid": JOB_UID}}
+
+
 @pytest.mark.parametrize(
     ("lease", "expected"),
     [
@@ -156,7 +160,11 @@ def test_job_created_at_is_its_creation_timestamp() -> None:
             {
                 "apiVersion": "coordination.k8s.io/v1",
                 "kind": "Lease",
-                "metadata": {"name": JOB, "creationTimestamp": CREATED},
+                "metadata": {
+                    "name": JOB,
+                    "creationTimestamp": CREATED,
+                    "ownerReferences": [{"kind": "Job", "name": JOB, "uid": JOB_UID}],
+                },
                 "spec": {
                     "holderIdentity": f"{JOB}-abcde",
                     "leaseDurationSeconds": 30,
@@ -178,4 +186,34 @@ def test_job_created_at_is_its_creation_timestamp() -> None:
 def test_lease_renewed_at_is_its_micro_time_renew_time(
     lease: dict[str, Any] | None, expected: dt.datetime | None
 ) -> None:
-    assert lease_renewed_at(lease) == expected
+    assert lease_renewed_at(lease, LEASE_JOB) == expected
+
+
+def trusted_lease(**changes: Any) -> dict[str, Any]:
+    lease: dict[str, Any] = {
+        "metadata": {"name": JOB, "ownerReferences": [{"uid": JOB_UID}]},
+        "spec": {"holderIdentity": f"{JOB}-abcde", "renewTime": "2024-05-01T12:04:30.250000Z"},
+    }
+    for key, value in changes.items():
+        section = "metadata" if key == "ownerReferences" else "spec"
+        lease[section][key] = value
+    return lease
+
+
+@pytest.mark.parametrize(
+    "lease",
+    [
+        pytest.param(trusted_lease(ownerReferences=[]), id="no-owner"),
+        pytest.param(trusted_lease(ownerReferences=[{"uid": "another-job"}]), id="other-owner"),
+        pytest.param(trusted_lease(holderIdentity="someone-else"), id="other-holder"),
+        pytest.param(trusted_lease(holderIdentity=JOB), id="the-job-not-its-pod"),
+        pytest.param(trusted_lease(holderIdentity=None), id="no-holder"),
+        pytest.param(trusted_lease(renewTime="not a time"), id="garbage-time"),
+    ],
+)
+def test_a_lease_not_owned_by_the_attempts_job_and_held_by_its_pod_proves_nothing(
+    lease: dict[str, Any],
+) -> None:
+    assert lease_renewed_at(trusted_lease(), LEASE_JOB) is not None
+    assert lease_renewed_at(lease, LEASE_JOB) is None
+    assert lease_renewed_at(trusted_lease(), None) is None

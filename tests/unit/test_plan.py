@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from collectionflow.api.models import MAX_PARAMETERS_BYTES, CollectionFlowSpec, EnvVar
+from collectionflow.api.limits import MAX_PARAMETERS_BYTES
+from collectionflow.api.models import CollectionFlowSpec, EnvVar
 from collectionflow.domain.plan import InvalidSpec, PhaseConfig, plan_for
 from collectionflow.domain.registry import COLLECTION, UnknownPhase
 

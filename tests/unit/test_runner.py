@@ -47,9 +47,16 @@ def test_runner_job_never_falls_back() -> None:
     assert verdict(Runner.JOB, QUOTA, NOW, NOW + GRACE, GRACE) is Verdict.REFUSED
 
 
-def test_the_flow_chooses_over_the_operator() -> None:
-    assert runner_for(None, Runner.AUTO) is Runner.AUTO
-    assert runner_for(Runner.JOB, Runner.AUTO) is Runner.JOB
+def test_the_operator_chooses_and_a_flow_can_only_ask_for_job() -> None:
+    assert runner_for(None, Runner.AUTO, built_in=True) is Runner.AUTO
+    assert runner_for(None, Runner.IN_PROCESS, built_in=True) is Runner.IN_PROCESS
+    assert runner_for(Runner.JOB, Runner.AUTO, built_in=True) is Runner.JOB
+    assert runner_for(Runner.JOB, Runner.IN_PROCESS, built_in=True) is Runner.JOB
+
+
+@pytest.mark.parametrize("setting", list(Runner))
+def test_a_phase_of_its_own_image_or_command_is_always_a_job(setting: Runner) -> None:
+    assert runner_for(None, setting, built_in=False) is Runner.JOB
 
 
 def test_an_in_process_run_reads_like_a_job() -> None:

@@ -29,6 +29,9 @@ ENV_PREVIOUS_OUTPUTS: Final = "COLLECTIONFLOW_PREVIOUS_OUTPUTS"
 ENV_INPUT: Final = "COLLECTIONFLOW_INPUT"
 ENV_HEARTBEAT_LEASE: Final = "COLLECTIONFLOW_HEARTBEAT_LEASE"
 ENV_HEARTBEAT_SECONDS: Final = "COLLECTIONFLOW_HEARTBEAT_SECONDS"
+ENV_HEARTBEAT_FILE: Final = "COLLECTIONFLOW_HEARTBEAT_FILE"
+"""In the operator's own process only (the in-process runner): the worker touches this file
+instead of renewing a Lease, and the operator reads its time; the worker holds no credential."""
 ENV_TERMINATION_MESSAGE_PATH: Final = "TERMINATION_MESSAGE_PATH"
 
 TERMINATION_MESSAGE_PATH: Final = "/dev/termination-log"

@@ -14,6 +14,12 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasGenerator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from collectionflow.api.limits import (
+    DEFAULT_MAX_PHASE_RUNS,
+    MAX_PARAMETERS_BYTES,
+    MAX_PARAMETERS_DEPTH,
+)
+
 GROUP = "flows.collectionflow.io"
 VERSION = "v1alpha1"
 KIND = "CollectionFlow"
@@ -24,7 +30,6 @@ CATEGORIES = ("flows",)
 
 PHASE_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-MAX_PARAMETERS_BYTES = 16 * 1024
 
 PhaseName = Annotated[str, Field(pattern=PHASE_NAME_PATTERN)]
 
@@ -42,11 +47,20 @@ class ApiModel(BaseModel):
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
+RESERVED_ENV_PREFIX = "COLLECTIONFLOW_"
+RESERVED_ENV_NAMES = ("TERMINATION_MESSAGE_PATH", "KUBECONFIG", "HOSTNAME")
+_RESERVED_ENV = rf"^({RESERVED_ENV_PREFIX}|({'|'.join(RESERVED_ENV_NAMES)})$)"
+
+
 class EnvVar(ApiModel):
     """An environment variable of the phase's container."""
 
     name: str = Field(
-        pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$", max_length=253, description="Variable name."
+        pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$",
+        max_length=253,
+        description="Variable name. Names starting COLLECTIONFLOW_ and "
+        f"{', '.join(RESERVED_ENV_NAMES)} are the worker's own and are refused.",
+        json_schema_extra={"not": {"pattern": _RESERVED_ENV}},
     )
     value: str = Field(default="", max_length=4096, description="Its value, at most 4096 bytes.")
 
@@ -62,18 +76,21 @@ class PhaseOverride(ApiModel):
         default=None,
         min_length=1,
         max_length=512,
-        description="Image of the phase's Job. Default: the operator's worker image.",
+        description="Image of the phase's Job. Default: the operator's worker image. A phase "
+        "with its own image always runs as a Job, never in the operator's process.",
     )
-    command: list[str] | None = Field(
+    command: list[Annotated[str, Field(max_length=4096)]] | None = Field(
         default=None,
         max_length=64,
-        description="Command of the phase's container. Default: `collectionflow worker`.",
+        description="Command of the phase's container, at most 64 items of 4096 bytes. "
+        "Default: `collectionflow worker`. A phase with its own command or image always runs "
+        "as a Job, never in the operator's process.",
         json_schema_extra={"x-kubernetes-list-type": "atomic"},
     )
-    args: list[str] | None = Field(
+    args: list[Annotated[str, Field(max_length=4096)]] | None = Field(
         default=None,
         max_length=256,
-        description="Arguments of the command.",
+        description="Arguments of the command, each at most 4096 bytes.",
         json_schema_extra={"x-kubernetes-list-type": "atomic"},
     )
     env: list[EnvVar] | None = Field(
@@ -148,8 +165,11 @@ class CollectionFlowSpec(ApiModel):
     )
     parameters: dict[str, Any] = Field(
         default_factory=dict,
-        description=f"Free-form phase input, at most {MAX_PARAMETERS_BYTES} bytes as JSON; "
-        "every phase reads it (COLLECTIONFLOW_PARAMETERS).",
+        description=f"Free-form phase input, at most {MAX_PARAMETERS_BYTES} bytes as JSON "
+        f"and nested at most {MAX_PARAMETERS_DEPTH} deep; every phase reads it "
+        "(COLLECTIONFLOW_PARAMETERS). `simulate` (test and demo knobs) is refused unless the "
+        "operator allows simulation.",
+        json_schema_extra={"maxProperties": 256},
     )
     phases: list[PhaseOverride] | None = Field(
         default=None,
@@ -180,12 +200,19 @@ class CollectionFlowSpec(ApiModel):
         default=RecoveryPolicy.RETRY_PHASE,
         description="RetryPhase: rerun a stalled phase as a new attempt; Fail: fail the flow.",
     )
-    runner: Runner | None = Field(
+    runner: Literal[Runner.JOB] | None = Field(
         default=None,
-        description="Where phases run. Job: a Job each, and the flow fails if Jobs are refused. "
-        "InProcess: a process in the operator's pod. Auto: a Job, or in the operator when "
-        "creating the Job is refused for good (403, 422, a quota past its grace). Default: "
-        "the operator's, Auto.",
+        description="Job: every phase runs as a Job, and the flow fails if a Job is refused "
+        "(never in the operator's process). Unset: the operator's setting decides, which may "
+        "let a built-in phase run in the operator's process when Jobs are refused.",
+    )
+    max_phase_runs: int = Field(
+        default=DEFAULT_MAX_PHASE_RUNS,
+        ge=1,
+        le=1000,
+        description="Phase attempts the flow may start in all, retries, recoveries and loops "
+        "included, 1 to 1000; one more fails the flow with TransitionBudgetExhausted. "
+        f"Default: {DEFAULT_MAX_PHASE_RUNS}.",
     )
 
 
@@ -259,6 +286,9 @@ class CollectionFlowStatus(ApiModel):
     progress: str | None = Field(default=None, description='Phases completed, as "3/7".')
     attempt: int = Field(default=0, ge=0, description="Attempt of the current phase, from 1.")
     recoveries: int = Field(default=0, ge=0, description="Stall recoveries so far.")
+    phase_runs: int = Field(
+        default=0, ge=0, description="Phase attempts started so far (spec.maxPhaseRuns)."
+    )
     current_job: str | None = Field(default=None, description="The running phase's Job.")
     master_flow_id: str | None = Field(
         default=None, description="The master flow's id in the database."

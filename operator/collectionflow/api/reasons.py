@@ -28,6 +28,9 @@ class EventReason(StrEnum):
     DATABASE_UNAVAILABLE = "DatabaseUnavailable"
     DATABASE_RECOVERED = "DatabaseRecovered"
     FALLBACK_RUNNER = "FallbackRunner"
+    INPUT_REJECTED = "InputRejected"
+    INVALID_RESULT = "InvalidResult"
+    STATUS_OVERWRITTEN = "StatusOverwritten"
 
 
 class ConditionReason(StrEnum):
@@ -52,3 +55,6 @@ class ConditionReason(StrEnum):
     DATABASE_DRIFT = "DatabaseDrift"
     RUNNER_LOST = "RunnerLost"
     JOB_REFUSED = "JobRefused"
+    INPUT_REJECTED = "InputRejected"
+    INVALID_RESULT = "InvalidResult"
+    TRANSITION_BUDGET_EXHAUSTED = "TransitionBudgetExhausted"

@@ -168,7 +168,7 @@ class WatchCache:
     flows: dict[str, dict[str, Any]] = field(default_factory=dict)
     jobs: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     pods: dict[tuple[str, str], dict[str, dict[str, Any]]] = field(default_factory=dict)
-    leases: dict[tuple[str, str], str | None] = field(default_factory=dict)
+    leases: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     _written: dict[str, str] = field(default_factory=dict)
     _active: set[str] = field(default_factory=set)
     _finished_seen: dict[tuple[str, str], dt.datetime] = field(default_factory=dict)
@@ -316,9 +316,22 @@ class WatchCache:
         if event_type == DELETED:
             self.leases.pop(key, None)
         else:
-            self.leases[key] = (body.get("spec") or {}).get("renewTime")
+            self.leases[key] = slim_lease(body)
 
     def lease(self, namespace: str, name: str) -> dict[str, Any] | None:
-        if (namespace, name) not in self.leases:
-            return None
-        return {"spec": {"renewTime": self.leases[(namespace, name)]}}
+        return self.leases.get((namespace, name))
+
+
+def slim_lease(body: Body) -> dict[str, Any]:
+    """What the heartbeat rules read of a Lease: who owns it, who holds it, when it was
+    renewed (`domain.observe.lease_renewed_at` trusts it only when they fit its Job)."""
+    meta = body.get("metadata") or {}
+    spec = body.get("spec") or {}
+    return {
+        "metadata": {
+            "ownerReferences": [
+                {"uid": owner.get("uid")} for owner in meta.get("ownerReferences") or []
+            ][:4]
+        },
+        "spec": {"holderIdentity": spec.get("holderIdentity"), "renewTime": spec.get("renewTime")},
+    }

@@ -12,9 +12,10 @@ from enum import StrEnum
 from functools import cached_property
 from typing import Any, Literal
 
+from collectionflow.api.limits import InputKind
 from collectionflow.api.models import CollectionFlowSpec, CollectionFlowStatus
 from collectionflow.api.reasons import EventReason
-from collectionflow.domain.plan import FlowPlan, plan_for
+from collectionflow.domain.plan import FlowPlan, InvalidSpec, plan_for
 from collectionflow.domain.results import PhaseResult
 
 
@@ -30,13 +31,18 @@ class FlowView:
     status: CollectionFlowStatus
     input_complete: bool = False
     manual_input: dict[str, Any] | None = None
+    input_error: str | None = None
     retry_request: str | None = None
+    spec_error: str | None = None
+    allow_simulation: bool = False
 
     @cached_property
     def plan(self) -> FlowPlan:
         """The flow's plan, worked out once per view (one per reconcile); InvalidSpec if the
         spec has none."""
-        return plan_for(self.spec)
+        if self.spec_error is not None:
+            raise InvalidSpec(self.spec_error)
+        return plan_for(self.spec, self.allow_simulation)
 
 
 class JobState(StrEnum):
@@ -106,6 +112,7 @@ class Decision:
     failure: Failure | None = None
     events: tuple[FlowEvent, ...] = ()
     consume_input: bool = False
+    rejected: InputKind | None = None  # an untrusted input this decision refused
 
 
 NOTHING = Decision()

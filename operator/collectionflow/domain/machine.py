@@ -17,6 +17,7 @@ import datetime as dt
 from dataclasses import replace
 from typing import Any
 
+from collectionflow.api.limits import InputKind
 from collectionflow.api.models import (
     CollectionFlowStatus,
     FlowState,
@@ -37,7 +38,7 @@ from collectionflow.domain.decision import (
     PhaseFinished,
     StartPhase,
 )
-from collectionflow.domain.history import close_attempt, open_attempt
+from collectionflow.domain.history import HISTORY_LIMIT, close_attempt, open_attempt
 from collectionflow.domain.plan import FlowPlan, InvalidSpec
 from collectionflow.domain.progress import progress_after, progress_succeeded
 from collectionflow.domain.registry import FlowDefinition, UnknownPhase
@@ -62,9 +63,7 @@ def decide(flow: FlowView, job: JobObservation | None, now: dt.datetime) -> Deci
     try:
         plan = flow.plan
     except InvalidSpec as error:
-        return _fail(
-            flow, None, now, ConditionReason.INVALID_SPEC, f"invalid spec: {error}", "invalid_spec"
-        )
+        return _invalid_spec(flow, now, error)
 
     match status.state:
         case FlowState.PENDING:
@@ -99,11 +98,41 @@ def _running(
     if job is None or job.state in (JobState.ACTIVE, JobState.MISSING):
         return NOTHING
     result = job.result
+    if job.state is JobState.SUCCEEDED and job.result_error is not None:
+        return _invalid_result(flow, plan, job, now)
     if job.state is JobState.SUCCEEDED and (
         result is None or result.state is PhaseOutcome.SUCCEEDED
     ):
         return _phase_succeeded(flow, plan, job, now)
     return _phase_failed(flow, plan, job, now)
+
+
+def _invalid_result(
+    flow: FlowView, plan: FlowPlan, job: JobObservation, now: dt.datetime
+) -> Decision:
+    """A phase that exited 0 with a termination message that is not a phase result: what it
+    meant to come next is unknown, so the phase counts as failed (docs/design.md)."""
+    status = flow.status
+    phase = status.phase or plan.definition.first_phase
+    message = (
+        f"phase {phase} attempt {status.attempt} exited 0, but its termination message is "
+        f"not a phase result, so the phase counts as failed: {job.result_error}"
+    )
+    failed = _fail(flow, None, now, ConditionReason.INVALID_RESULT, message, "read_result", job=job)
+    return replace(
+        failed,
+        finished=PhaseFinished(phase, status.attempt, job.name, False, None, message),
+        events=(FlowEvent("Warning", EventReason.INVALID_RESULT, message), *failed.events),
+        rejected=InputKind.RESULT,
+    )
+
+
+def _invalid_spec(flow: FlowView, now: dt.datetime, error: InvalidSpec) -> Decision:
+    text = str(error)
+    message = text if text.startswith("invalid spec") else f"invalid spec: {text}"
+    failed = _fail(flow, None, now, ConditionReason.INVALID_SPEC, message, "invalid_spec")
+    rejected = InputKind.PARAMETERS if "spec.parameters" in text else InputKind.SPEC
+    return replace(failed, rejected=rejected)
 
 
 def _phase_succeeded(
@@ -162,8 +191,19 @@ def _phase_succeeded(
             "last_progress_time": now,
         }
     )
-    entered = _enter_phase(flow, plan, next_phase, 1, now, base)
+    entered = _enter_phase(flow, plan, next_phase, fresh_attempt(status, next_phase), now, base)
     return replace(entered, finished=finished, events=(succeeded_event, *entered.events))
+
+
+def fresh_attempt(status: CollectionFlowStatus, phase: str) -> int:
+    """The attempt number of entering `phase` anew: 1 the first time; past every attempt the
+    flow ever ran when the phase ran before (a loop) or the history no longer shows all, so
+    that no Job name is ever used twice. Every attempt is at most the runs started so far."""
+    seen = [h.attempt for h in status.phase_history]
+    ran_before = any(h.name == phase for h in status.phase_history)
+    if not ran_before and len(seen) < HISTORY_LIMIT and status.phase_runs < HISTORY_LIMIT:
+        return 1
+    return max(status.phase_runs, *seen, 0) + 1
 
 
 def _phase_failed(
@@ -244,7 +284,7 @@ def _fail(
         phase=status.phase,
         attempt=status.attempt,
         error_message=message,
-        next_phase=(result.next_phase if result else None) or status.next_phase,
+        next_phase=_known_phase(flow, result.next_phase if result else None) or status.next_phase,
         agent_decision=result.agent_decision if result else None,
         diagnostics=diagnostics,
     )
@@ -255,6 +295,15 @@ def _fail(
     )
 
 
+def _known_phase(flow: FlowView, name: str | None) -> str | None:
+    """`name` if it is a phase of the flow's type (what the journal's column may hold); the
+    result with any other name is in the failure's diagnostics."""
+    try:
+        return name if name and flow.plan.definition.phase(name) else None
+    except (InvalidSpec, UnknownPhase):
+        return None
+
+
 def _retry_in_place(flow: FlowView, now: dt.datetime) -> Decision:
     """A user's retry of a Failed flow: the failed phase again, as its next attempt."""
     status = flow.status
@@ -263,9 +312,7 @@ def _retry_in_place(flow: FlowView, now: dt.datetime) -> Decision:
     except InvalidSpec as error:
         # Record the token even so: the request was acted on, and must not be acted on again.
         acted = replace(flow, status=status.model_copy(update={"retry_token": flow.retry_request}))
-        return _fail(
-            acted, None, now, ConditionReason.INVALID_SPEC, f"invalid spec: {error}", "invalid_spec"
-        )
+        return _invalid_spec(acted, now, error)
     phase = status.phase or plan.definition.first_phase
     base = status.model_copy(
         update={
@@ -312,6 +359,8 @@ def _enter_phase(
             ),
             events=(FlowEvent("Normal", EventReason.FLOW_SUSPENDED, message),),
         )
+    if config.manual and flow.input_complete and flow.input_error is not None:
+        return _input_rejected(flow, phase, attempt, now, base)
     if config.manual and not flow.input_complete:
         message = (
             f"phase {phase} waits for input: annotate the flow with "
@@ -337,6 +386,20 @@ def _enter_phase(
             else (FlowEvent("Normal", EventReason.INPUT_REQUIRED, message),),
         )
 
+    if base.phase_runs >= flow.spec.max_phase_runs:
+        message = (
+            f"phase {phase} would be the flow's run {base.phase_runs + 1}, past "
+            f"spec.maxPhaseRuns ({flow.spec.max_phase_runs}); raise it to go on"
+        )
+        exhausted = flow if base is flow.status else replace(flow, status=base)
+        return _fail(
+            exhausted,
+            None,
+            now,
+            ConditionReason.TRANSITION_BUDGET_EXHAUSTED,
+            message,
+            "transition_budget",
+        )
     job = job_name(flow.name, phase, attempt)
     message = f"running phase {phase} (attempt {attempt})"
     entry = PhaseHistoryEntry(
@@ -356,11 +419,42 @@ def _enter_phase(
             input_requested_at=None,
             last_progress_time=now,
             phase_history=history,
+            phase_runs=base.phase_runs + 1,
             **common,
         ),
         start=StartPhase(phase, attempt, flow.manual_input if config.manual else None),
         events=(FlowEvent("Normal", EventReason.PHASE_STARTED, message),),
         consume_input=config.manual,
+    )
+
+
+def _input_rejected(
+    flow: FlowView, phase: str, attempt: int, now: dt.datetime, base: CollectionFlowStatus
+) -> Decision:
+    """Input marked complete that cannot be used: the flow keeps waiting, the annotation is
+    kept for the user to fix, and the status says what to fix (once, with one Event)."""
+    message = (
+        f"phase {phase} input rejected: {flow.input_error}; fix the annotation "
+        "flows.collectionflow.io/input (a JSON object) and the phase starts"
+    )
+    if base.state is FlowState.WAITING_FOR_INPUT and base.message == message:
+        return NOTHING
+    return Decision(
+        status=_moved(
+            flow,
+            base,
+            FlowState.WAITING_FOR_INPUT,
+            ConditionReason.INPUT_REJECTED,
+            message,
+            now,
+            current_job=None,
+            input_requested_at=base.input_requested_at or now,
+            phase=phase,
+            next_phase=flow.plan.definition.next_phase_for(phase),
+            attempt=attempt,
+        ),
+        events=(FlowEvent("Warning", EventReason.INPUT_REJECTED, message),),
+        rejected=InputKind.INPUT,
     )
 
 
@@ -422,7 +516,14 @@ def next_phase_for(
 ) -> str | None:
     """The phase after `phase`: the result's choice when it makes one, else the registry's."""
     chosen = result.next_phase if result is not None else None
-    if chosen is not None:
-        definition.phase(chosen)
-        return chosen
-    return definition.next_phase_for(phase)
+    if chosen is None:
+        return definition.next_phase_for(phase)
+    if len(chosen) > 63:
+        raise UnknownPhase(f"a name of {len(chosen)} characters is no phase name")
+    definition.phase(chosen)
+    if not definition.loops and definition.position(chosen) <= definition.position(phase):
+        raise UnknownPhase(
+            f"{chosen!r} does not come after {phase!r}, and flow type "
+            f"{definition.flow_type!r} does not loop"
+        )
+    return chosen

@@ -94,8 +94,28 @@ def job_finished_at(job: dict[str, Any] | None) -> dt.datetime | None:
     return None
 
 
-def lease_renewed_at(lease: dict[str, Any] | None) -> dt.datetime | None:
-    return parse_time((lease or {}).get("spec", {}).get("renewTime"))
+def lease_renewed_at(
+    lease: dict[str, Any] | None, job: dict[str, Any] | None
+) -> dt.datetime | None:
+    """When the attempt's worker last renewed its heartbeat Lease; None unless the Lease is
+    owned by the attempt's Job and held by one of that Job's pods (`<job name>-...`), so a
+    Lease that any other writer made or took over proves nothing."""
+    if lease is None or job is None:
+        return None
+    job_meta = job.get("metadata") or {}
+    owners = {
+        owner.get("uid") for owner in (lease.get("metadata") or {}).get("ownerReferences") or []
+    }
+    spec = lease.get("spec") or {}
+    holder = spec.get("holderIdentity")
+    if job_meta.get("uid") not in owners or not isinstance(holder, str):
+        return None
+    if not holder.startswith(f"{job_meta.get('name')}-"):
+        return None
+    try:
+        return parse_time(spec.get("renewTime"))
+    except (TypeError, ValueError):
+        return None
 
 
 def pod_evidence(pod: dict[str, Any]) -> PodEvidence:

@@ -7,10 +7,15 @@ message that says which and why.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
-from collectionflow.api.models import MAX_PARAMETERS_BYTES, CollectionFlowSpec, EnvVar
+from collectionflow.api.limits import PARAMETERS, InputRejected
+from collectionflow.api.models import (
+    RESERVED_ENV_NAMES,
+    RESERVED_ENV_PREFIX,
+    CollectionFlowSpec,
+    EnvVar,
+)
 from collectionflow.domain.registry import FlowDefinition, UnknownPhase, flow_definition
 
 
@@ -41,8 +46,16 @@ class FlowPlan:
         return self.phases[name]
 
 
-def plan_for(spec: CollectionFlowSpec) -> FlowPlan:
-    """The plan of a spec, or InvalidSpec saying what is wrong with it."""
+SIMULATE = "simulate"
+
+
+def _reserved(name: str) -> bool:
+    return name.startswith(RESERVED_ENV_PREFIX) or name in RESERVED_ENV_NAMES
+
+
+def plan_for(spec: CollectionFlowSpec, allow_simulation: bool = False) -> FlowPlan:
+    """The plan of a spec, or InvalidSpec saying what is wrong with it. `allow_simulation`:
+    the operator lets `parameters.simulate` (test and demo knobs) through."""
     try:
         definition = flow_definition(spec.flow_type)
         overrides = {o.name: o for o in spec.phases or ()}
@@ -50,11 +63,23 @@ def plan_for(spec: CollectionFlowSpec) -> FlowPlan:
             definition.phase(name)
     except (UnknownPhase, ValueError) as error:
         raise InvalidSpec(str(error)) from None
-    size = len(json.dumps(spec.parameters, separators=(",", ":")).encode())
-    if size > MAX_PARAMETERS_BYTES:
+    try:
+        PARAMETERS.check(spec.parameters)
+    except InputRejected as error:
+        raise InvalidSpec(str(error)) from None
+    if SIMULATE in spec.parameters and not allow_simulation:
         raise InvalidSpec(
-            f"spec.parameters is {size} bytes as JSON; the limit is {MAX_PARAMETERS_BYTES}"
+            "spec.parameters.simulate holds test and demo knobs, and this operator does not "
+            "allow simulation (setting operator.allowSimulation)"
         )
+    for named in overrides.values():
+        reserved = [var.name for var in named.env or () if _reserved(var.name)]
+        if reserved:
+            raise InvalidSpec(
+                f"spec.phases[{named.name}].env sets {', '.join(reserved)}: variables "
+                f"starting {RESERVED_ENV_PREFIX} and {', '.join(RESERVED_ENV_NAMES)} are the "
+                "worker's own"
+            )
     phases: dict[str, PhaseConfig] = {}
     for base in definition.phases:
         override = overrides.get(base.name)

@@ -41,8 +41,12 @@ class PhaseDefinition:
 
 @dataclass(frozen=True)
 class FlowDefinition:
+    """A flow type. With `loops`, a phase's result may name an earlier phase (or itself) as
+    the next; spec.maxPhaseRuns bounds how often phases run in all."""
+
     flow_type: str
     phases: tuple[PhaseDefinition, ...]
+    loops: bool = False
     _index: Mapping[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -89,6 +93,7 @@ COLLECTION = FlowDefinition(
             "synthesis", child_phase="finalization", child_status="automated_collection"
         ),
     ),
+    loops=True,  # gap analysis may send a flow back to collect again
 )
 
 FLOW_TYPES: Mapping[str, FlowDefinition] = {COLLECTION.flow_type: COLLECTION}

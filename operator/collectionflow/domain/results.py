@@ -7,13 +7,14 @@ encoding shrinks the outputs rather than ever producing a result that would be c
 
 from __future__ import annotations
 
-import json
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-TERMINATION_MESSAGE_LIMIT = 4096
+from collectionflow.api.limits import MAX_RESULT_BYTES, PHASE_RESULT, InputRejected
+
+TERMINATION_MESSAGE_LIMIT = MAX_RESULT_BYTES
 # A longer next phase cannot be a registry phase; cutting it keeps it unknown and short.
 _MAX_PHASE_NAME = 253
 
@@ -23,8 +24,11 @@ class PhaseOutcome(StrEnum):
     FAILED = "failed"
 
 
-class InvalidPhaseResult(ValueError):
+class InvalidPhaseResult(InputRejected):
     """A termination message that is not a phase result."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(PHASE_RESULT.kind, message)
 
 
 class PhaseResult(BaseModel):
@@ -62,8 +66,16 @@ class PhaseResult(BaseModel):
 
     @classmethod
     def from_message(cls, message: str) -> PhaseResult:
+        """The result a termination message carries, within `api.limits.PHASE_RESULT`'s
+        bounds; InvalidPhaseResult, and nothing else, when it carries none."""
+        excerpt = message[:200].replace("\n", " ")
         try:
-            return cls.model_validate(json.loads(message))
-        except (json.JSONDecodeError, ValidationError) as error:
-            excerpt = message[:200].replace("\n", " ")
+            return cls.model_validate(PHASE_RESULT.parse_object(message))
+        except InputRejected as error:
             raise InvalidPhaseResult(f"not a phase result: {excerpt!r}: {error}") from None
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in e['loc']) or 'result'}: {e['msg']}"
+                for e in error.errors()[:5]
+            )
+            raise InvalidPhaseResult(f"not a phase result: {excerpt!r}: {problems}") from None

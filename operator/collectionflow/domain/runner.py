@@ -1,6 +1,8 @@
 """Where a phase attempt runs: a Job, or, when Jobs are refused for good, the operator itself.
 
-`Auto` tries a Job. A refusal that will not go away by itself moves the attempt in-process:
+The operator's setting decides (Job by default); a flow can only ask for `Job`, and a phase
+that is not the operator's built-in worker is always a Job. `Auto` tries a Job. A refusal
+that will not go away by itself moves the attempt in-process:
 403 (RBAC or a policy), 422 (an admission webhook rejecting the pod spec), or a quota that is
 still exceeded after a grace period (a quota may free up as other Jobs finish). `Job` never
 falls back: the flow fails with the API's reason. Pure: the handlers call the API and act.
@@ -40,8 +42,13 @@ class Refusal:
         return self.status in (403, 422)
 
 
-def runner_for(spec_runner: Runner | None, setting: Runner) -> Runner:
-    return spec_runner or setting
+def runner_for(spec_runner: Runner | None, setting: Runner, built_in: bool) -> Runner:
+    """Where an attempt runs: the operator's setting, unless the flow asks for Job; a phase
+    that is not the built-in worker (its own image, command or arguments) is always a Job
+    that never falls back."""
+    if spec_runner is Runner.JOB or not built_in:
+        return Runner.JOB
+    return setting
 
 
 def verdict(
@@ -59,6 +66,11 @@ def verdict(
     return Verdict.REFUSED if runner is Runner.JOB else Verdict.FALL_BACK
 
 
+def in_process_uid(namespace: str, name: str) -> str:
+    """The uid of an in-process attempt's Job-shaped body (and the owner of its heartbeat)."""
+    return f"inprocess-{namespace}-{name}"
+
+
 def _time(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
@@ -71,7 +83,7 @@ def running_bodies(
         "metadata": {
             "name": name,
             "namespace": namespace,
-            "uid": f"inprocess-{namespace}-{name}",
+            "uid": in_process_uid(namespace, name),
             "creationTimestamp": _time(started),
         },
         "status": {"startTime": _time(started), "active": 1},

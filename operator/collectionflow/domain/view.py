@@ -6,11 +6,12 @@ annotations, because they are one-off actions rather than desired state.
 
 from __future__ import annotations
 
-import json
+import hashlib
 from typing import Any
 
 from pydantic import ValidationError
 
+from collectionflow.api.limits import MANUAL_INPUT, MAX_ANNOTATION_TOKEN, InputRejected
 from collectionflow.api.models import CollectionFlowSpec, CollectionFlowStatus, FlowState
 from collectionflow.api.names import (
     ANNOTATION_INPUT,
@@ -25,25 +26,29 @@ class UnreadableFlow(ValueError):
     """The object's spec does not parse; the message says where."""
 
 
-def flow_view(body: dict[str, Any]) -> FlowView:
+def flow_view(body: dict[str, Any], allow_simulation: bool = False) -> FlowView:
+    """The state machine's view of a flow object. A spec that does not parse and an input
+    annotation over its limits are part of the view (the machine fails the flow, or refuses the
+    input, saying why); only a status that does not parse is `UnreadableFlow`."""
     meta = body["metadata"]
     annotations: dict[str, str] = meta.get("annotations") or {}
+    spec_error = None
     try:
         spec = CollectionFlowSpec.model_validate(body.get("spec") or {})
     except ValidationError as error:
-        raise UnreadableFlow(f"invalid spec: {error}") from None
+        spec, spec_error = CollectionFlowSpec(), f"invalid spec: {_problems(error)}"
     try:
         status = CollectionFlowStatus.model_validate(body.get("status") or {})
     except ValidationError as error:
-        raise UnreadableFlow(f"unreadable status: {error}") from None
+        raise UnreadableFlow(f"unreadable status: {_problems(error)}") from None
     manual_input: dict[str, Any] | None = None
+    input_error = None
     raw_input = annotations.get(ANNOTATION_INPUT)
     if raw_input:
         try:
-            parsed = json.loads(raw_input)
-        except json.JSONDecodeError:
-            parsed = None
-        manual_input = parsed if isinstance(parsed, dict) else {"raw": raw_input}
+            manual_input = MANUAL_INPUT.parse_object(raw_input)
+        except InputRejected as error:
+            input_error = str(error)
     return FlowView(
         namespace=meta["namespace"],
         name=meta["name"],
@@ -53,7 +58,29 @@ def flow_view(body: dict[str, Any]) -> FlowView:
         status=status,
         input_complete=annotations.get(ANNOTATION_INPUT_COMPLETE, "").lower() == "true",
         manual_input=manual_input,
-        retry_request=annotations.get(ANNOTATION_RETRY) or None,
+        input_error=input_error,
+        retry_request=retry_token(annotations.get(ANNOTATION_RETRY)),
+        spec_error=spec_error,
+        allow_simulation=allow_simulation,
+    )
+
+
+def retry_token(value: str | None) -> str | None:
+    """The retry annotation as the token the status records: as written when short, else a
+    digest of it (the status never carries an annotation's full 256 KiB)."""
+    if not value:
+        return None
+    if len(value) <= MAX_ANNOTATION_TOKEN:
+        return value
+    return "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _problems(error: ValidationError) -> str:
+    """The first few problems of a validation error, each with where it is: short enough for
+    a status message, whatever the object holds."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in e['loc']) or 'spec'}: {e['msg']}"[:300]
+        for e in error.errors()[:5]
     )
 
 

@@ -1,9 +1,13 @@
 """The fallback runner: a phase attempt as a process of the operator's own pod.
 
-Same worker entry point and contract as a Job: the Job manifest's environment, a heartbeat
-Lease (the worker writes it), the result read from the termination-message file, the phase's
-`activeDeadlineSeconds` and `backoffLimit`. At most `in_process_limit` run at once; the rest
-wait their turn. The attempt is reported through Job-shaped bodies in the watch cache
+Only the built-in worker of the operator's own image runs here (`collectionflow worker`, never
+a flow's own image, command or arguments: `handlers.runs` sends those to a Job or fails them),
+and only when the operator's setting allows it. Its environment is built from nothing: the
+worker contract's variables and a bare PATH, HOME and locale; no database URL, no kubeconfig,
+no token path, no operator setting. Its heartbeat is a file this process reads (published to
+the cache as the attempt's Lease), its result the termination-message file; the phase's
+`activeDeadlineSeconds` and `backoffLimit` apply. At most `in_process_limit` run at once; the
+rest wait their turn. The attempt is reported through Job-shaped bodies in the watch cache
 (`domain.runner`), so the reconcile and the stall sweep treat it like a Job.
 
 It dies with the operator's pod. After a crash nobody knows the attempt; its flow then finds
@@ -23,10 +27,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from collectionflow.api.contract import ENV_TERMINATION_MESSAGE_PATH
+from collectionflow.api.contract import (
+    ENV_HEARTBEAT_FILE,
+    ENV_HEARTBEAT_LEASE,
+    ENV_HEARTBEAT_SECONDS,
+    ENV_TERMINATION_MESSAGE_PATH,
+    micro_time,
+)
 from collectionflow.domain.cache import WatchCache
 from collectionflow.domain.results import TERMINATION_MESSAGE_LIMIT
-from collectionflow.domain.runner import finished_bodies, running_bodies
+from collectionflow.domain.runner import finished_bodies, in_process_uid, running_bodies
 
 log = logging.getLogger("collectionflow.inprocess")
 
@@ -92,12 +102,10 @@ class InProcessRunner:
     async def _attempts(
         self, manifest: dict[str, Any], key: tuple[str, str], spec: dict[str, Any]
     ) -> tuple[int, str | None, str | None]:
-        """Run the container's command up to backoffLimit + 1 times within the deadline."""
+        """Run the built-in worker up to backoffLimit + 1 times within the deadline."""
         container = spec["template"]["spec"]["containers"][0]
-        argv = [*(container.get("command") or []), *(container.get("args") or [])]
-        if argv and argv[0] == "collectionflow":
-            argv = [sys.executable, "-m", "collectionflow", *argv[1:]]
-        values = {e["name"]: e["value"] for e in container.get("env") or [] if "value" in e}
+        contract = contract_environment(container)
+        interval = float(contract.get(ENV_HEARTBEAT_SECONDS) or 10)
         deadline = asyncio.get_running_loop().time() + float(
             spec.get("activeDeadlineSeconds") or 3600
         )
@@ -105,13 +113,21 @@ class InProcessRunner:
         for _ in range(int(spec.get("backoffLimit") or 0) + 1):
             with tempfile.TemporaryDirectory(prefix="cf-inprocess-") as workdir:
                 termination = Path(workdir) / "termination-log"
+                beats = Path(workdir) / "heartbeat"
                 env = {
-                    **os.environ,
-                    **values,
+                    **contract,
+                    "PATH": "/usr/local/bin:/usr/bin:/bin",
+                    "HOME": workdir,
+                    "TMPDIR": workdir,
+                    "LANG": "C.UTF-8",
                     "HOSTNAME": f"{key[1]}-inprocess",
+                    ENV_HEARTBEAT_FILE: str(beats),
                     ENV_TERMINATION_MESSAGE_PATH: str(termination),
                 }
-                process = await asyncio.create_subprocess_exec(*argv, env=env, cwd=workdir)
+                process = await asyncio.create_subprocess_exec(
+                    *WORKER_ARGV, env=env, cwd=workdir, stdin=asyncio.subprocess.DEVNULL
+                )
+                watcher = asyncio.create_task(self._follow_beats(key, beats, interval))
                 remaining = deadline - asyncio.get_running_loop().time()
                 try:
                     exit_code = await asyncio.wait_for(process.wait(), max(remaining, 0.1))
@@ -124,9 +140,53 @@ class InProcessRunner:
                     with contextlib.suppress(ProcessLookupError):
                         process.kill()
                     raise
+                finally:
+                    watcher.cancel()
                 with contextlib.suppress(OSError):
                     raw = termination.read_bytes()[-TERMINATION_MESSAGE_LIMIT:]
                     message = raw.decode(errors="replace").strip() or None
             if exit_code == 0:
                 break
         return exit_code, message, None
+
+    async def _follow_beats(self, key: tuple[str, str], beats: Path, interval: float) -> None:
+        """Publish the worker's heartbeat file to the cache as the attempt's Lease, owned by
+        the attempt's Job-shaped body and held by its pod, as a Job's worker would write it."""
+        namespace, name = key
+        seen = None
+        while True:
+            await asyncio.sleep(max(interval / 2, 0.2))
+            with contextlib.suppress(OSError, ValueError):
+                stamp = os.stat(beats).st_mtime  # a local file's inode: no I/O wait
+                if stamp != seen:
+                    seen = stamp
+                    renewed = dt.datetime.fromtimestamp(stamp, dt.UTC)
+                    self.cache.observe_lease(None, in_process_lease(namespace, name, renewed))
+
+
+WORKER_ARGV = (sys.executable, "-m", "collectionflow", "worker")
+
+
+def contract_environment(container: dict[str, Any]) -> dict[str, str]:
+    """The worker contract's variables from the Job's container, and nothing else: a phase's
+    own `env` never reaches the operator's process, nor does the Lease name (its heartbeat is a
+    file here)."""
+    return {
+        var["name"]: var["value"]
+        for var in container.get("env") or []
+        if "value" in var
+        and var["name"].startswith("COLLECTIONFLOW_")
+        and var["name"] != ENV_HEARTBEAT_LEASE
+    }
+
+
+def in_process_lease(namespace: str, name: str, renewed: dt.datetime) -> dict[str, Any]:
+    """The Lease-shaped heartbeat of an in-process attempt (`domain.runner` names its bodies)."""
+    return {
+        "metadata": {
+            "namespace": namespace,
+            "name": name,
+            "ownerReferences": [{"uid": in_process_uid(namespace, name)}],
+        },
+        "spec": {"holderIdentity": f"{name}-inprocess", "renewTime": micro_time(renewed)},
+    }

@@ -80,7 +80,7 @@ async def reconcile(
     body = await read_flow(ctx, uid, namespace, name, fresh)
     if body is None or body["metadata"].get("deletionTimestamp"):
         return None
-    view = flow_view(body)
+    view = flow_view(body, ctx.settings.operator.allow_simulation)
     try:
         return await _reconcile(ctx, body, view, fresh)
     except UnknownMasterFlow as error:
@@ -91,7 +91,7 @@ async def reconcile(
         await carry_out(ctx, body, view, None, decision)
         return decision
     except JobRefused as error:
-        message = f"creating the phase's Job was refused and spec.runner is Job: {error}"
+        message = f"creating the phase's Job was refused, and it may not run elsewhere: {error}"
         decision = fail_flow(view, ctx.clock(), ConditionReason.JOB_REFUSED, message)
         await carry_out(ctx, body, view, None, decision)
         return decision
@@ -198,6 +198,8 @@ async def carry_out(
     log = flow_logger(view.namespace, view.name, view.status.phase, view.status.attempt)
     now = ctx.clock()
     ctx.leadership.fence()
+    if decision.rejected is not None:
+        ctx.metrics.rejected_inputs.labels(kind=decision.rejected.value).inc()
     if decision.failure is not None:
         failure = decision.failure
         await ctx.repository.journal(
@@ -363,7 +365,9 @@ async def _start_phase(
         manual_input=start.manual_input,
         ttl_seconds_after_finished=settings.job_ttl_seconds,
     )
-    runner = await launch(ctx, view, build_phase_job(request), now)
+    config = request.phase
+    built_in = config.image is None and config.command is None and config.args is None
+    runner = await launch(ctx, view, build_phase_job(request), now, built_in)
     record = PhaseRunRecord(
         flow_uid=view.uid,
         phase=start.phase,

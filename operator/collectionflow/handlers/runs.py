@@ -23,11 +23,16 @@ from collectionflow.k8s.gateway import ObjectRef, api_error_message
 
 
 async def launch(
-    ctx: OperatorContext, view: FlowView, manifest: dict[str, Any], now: dt.datetime
+    ctx: OperatorContext,
+    view: FlowView,
+    manifest: dict[str, Any],
+    now: dt.datetime,
+    built_in: bool,
 ) -> Runner:
-    """Start the attempt that `manifest` describes; where it runs."""
+    """Start the attempt that `manifest` describes; where it runs. `built_in`: the phase is
+    the operator's own worker (no image, command or arguments of the flow's)."""
     settings = ctx.settings.operator
-    runner = runner_for(view.spec.runner, settings.runner)
+    runner = runner_for(view.spec.runner, settings.runner, built_in)
     assert ctx.inprocess is not None, "the operator's startup makes the in-process runner"
     if runner is Runner.IN_PROCESS:
         ctx.leadership.fence()
@@ -49,6 +54,11 @@ async def launch(
         if outcome is Verdict.WAIT:
             raise
         if outcome is Verdict.REFUSED:
+            if not built_in and settings.runner is not Runner.JOB:
+                raise JobRefused(
+                    f"{refusal.message}; the phase has its own image, command or arguments, "
+                    "which never run in the operator's process"
+                ) from None
             raise JobRefused(refusal.message) from None
         await _report_fallback(ctx, view, name, refusal)
         ctx.inprocess.start(manifest, view.uid, now)

@@ -66,7 +66,7 @@ async def sweep(ctx: OperatorContext) -> int:
         if body["metadata"].get("deletionTimestamp"):
             continue
         try:
-            view = flow_view(body)
+            view = flow_view(body, ctx.settings.operator.allow_simulation)
             if not await _looks_stalled(ctx, view, ctx.clock()):
                 continue
             async with ctx.lock(view.uid):
@@ -74,7 +74,7 @@ async def sweep(ctx: OperatorContext) -> int:
                 # made, its status patch not yet) looks like drift: judged again once it is done.
                 current = ctx.cache.flow(view.uid)
                 if current is not None and not await _looks_stalled(
-                    ctx, flow_view(current), ctx.clock()
+                    ctx, flow_view(current, ctx.settings.operator.allow_simulation), ctx.clock()
                 ):
                     continue
                 checked += 1
@@ -113,7 +113,7 @@ async def check_flow(ctx: OperatorContext, uid: str, namespace: str, name: str) 
     body = await read_flow(ctx, uid, namespace, name, fresh=True)
     if body is None or body["metadata"].get("deletionTimestamp"):
         return None
-    view = flow_view(body)
+    view = flow_view(body, ctx.settings.operator.allow_simulation)
     ctx.metrics.flow_state(view.uid, view.status.state)
     now = ctx.clock()
     if await _remind_input(ctx, body, view, now):
@@ -123,7 +123,7 @@ async def check_flow(ctx: OperatorContext, uid: str, namespace: str, name: str) 
     known = ctx.inprocess.bodies(namespace, current) if ctx.inprocess and current else None
     if view.status.state is FlowState.RUNNING and current and known is not None:
         job, pods = known  # an in-process attempt: its bodies are this process's own
-        lease = await ctx.kube.get_lease(namespace, current)
+        lease = ctx.cache.lease(namespace, current)  # its heartbeat goes through this process
     elif view.status.state is FlowState.RUNNING and current:
         job = await ctx.kube.get_job(namespace, current)
         if ctx.cache.put_job(job, namespace, current):  # ended just now: the flow acts on it
@@ -193,7 +193,7 @@ async def gather_evidence(
             job=observe_job(status.current_job, job, pods),
             job_created_at=job_created_at(job),
             job_finished_at=None if excused else finished_at,
-            heartbeat=lease_renewed_at(lease),
+            heartbeat=lease_renewed_at(lease, job),
             pods=tuple(pod_evidence(pod) for pod in pods),
         )
     if status.master_flow_id and status.state is not FlowState.PENDING:

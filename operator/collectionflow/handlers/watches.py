@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from collectionflow.api.limits import InputKind
 from collectionflow.api.models import GROUP, PLURAL, VERSION
 from collectionflow.api.names import LABEL_FLOW_UID, LABEL_MANAGED_BY, MANAGED_BY
 from collectionflow.domain.cache import WatchCache, object_key
@@ -25,6 +27,9 @@ from collectionflow.handlers.context import OperatorContext
 from collectionflow.handlers.flows import FlowWatch
 from collectionflow.handlers.reconcilers import Reconcilers
 from collectionflow.k8s.watch import LISTED, SYNCED, Lister, WatchEvent, list_and_watch
+from collectionflow.metrics import Metrics
+
+log = logging.getLogger(__name__)
 
 MANAGED = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
 FINISHED_PODS = "status.phase!=Pending,status.phase!=Running"
@@ -75,7 +80,7 @@ def start_watches(
         ]
         for resource, lister, selectors, take in watches:
             task = asyncio.create_task(
-                _follow(lister, scope, selectors, take),
+                _follow(lister, scope, selectors, take, ctx.metrics),
                 name=f"watch-{resource}-{namespace or 'all'}",
             )
             tasks.append(task)
@@ -87,9 +92,18 @@ async def _follow(
     args: tuple[str, ...],
     selectors: dict[str, Any],
     take: Callable[[WatchEvent], None],
+    metrics: Metrics,
 ) -> None:
+    """Hand each event on; one that cannot be taken is logged, counted and skipped, and the
+    watch goes on with the next: no single object stops the watch of all the others."""
     async for event in list_and_watch(lister, *args, **selectors):
-        take(event)
+        try:
+            take(event)
+        except Exception:
+            meta = event.body.get("metadata") if isinstance(event.body, dict) else None
+            where = f"{(meta or {}).get('namespace')}/{(meta or {}).get('name')}"
+            log.exception("skipped a %s event of %s that could not be taken", event.type, where)
+            metrics.rejected_inputs.labels(kind=InputKind.WATCH_EVENT.value).inc()
 
 
 class _JobWatch:

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-import orjson
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from collectionflow.api.limits import decode_wire
 from collectionflow.api.models import GROUP, KIND, PLURAL, VERSION
 from collectionflow.specs.rbac import build_worker_rbac
 
@@ -127,7 +127,7 @@ class KubeGateway:
             failed.body = data.decode(errors="replace")
             failed.headers = response.headers
             raise failed
-        return orjson.loads(data) if data else {}
+        return decode_wire(data) if data else {}
 
     async def _read(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> dict[str, Any] | None:
         try:

@@ -4,7 +4,9 @@ broken watch, and every object of a re-list handed on again (so a reader replace
 Used by the operator for phase Jobs, finished pods and heartbeat Leases, and by the read-only
 web view, which keeps one watch of flows and one of their Events for all its browsers. Lines
 are parsed with orjson, several times faster than the standard library on the large objects a
-watch carries. I/O only: what the events mean is the reader's business.
+watch carries; an object nested deeper than orjson decodes has its deepest parts cut
+(`api.limits.decode_wire`), so one such object never breaks the watch of all the others.
+I/O only: what the events mean is the reader's business.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-import orjson
 from kubernetes_asyncio.client.exceptions import ApiException
+
+from collectionflow.api.limits import decode_wire
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +74,7 @@ async def _watch(
             async for line in response.content:
                 if not line.strip():
                     continue
-                event = orjson.loads(line)
+                event = decode_wire(line)
                 body = event.get("object") or {}
                 if event.get("type") == "ERROR":
                     if body.get("code") == 410:
@@ -86,7 +89,7 @@ async def _watch(
 async def _json(response: Any) -> dict[str, Any]:
     try:
         _check(response)
-        data: dict[str, Any] = orjson.loads(await response.read())
+        data: dict[str, Any] = decode_wire(await response.read())
     finally:
         response.release()
     return data

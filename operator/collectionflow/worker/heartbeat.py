@@ -17,12 +17,13 @@ import datetime as dt
 import logging
 import threading
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Protocol
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from collectionflow.api.contract import heartbeat_lease, micro_time
+from collectionflow.api.contract import ENV_HEARTBEAT_FILE, heartbeat_lease, micro_time
 from collectionflow.worker.context import PhaseContext, WorkerConfigError
 
 log = logging.getLogger(__name__)
@@ -77,42 +78,21 @@ def api_client_from_environment(environ: Mapping[str, str]) -> client.ApiClient:
     return client.ApiClient(configuration)
 
 
-class LeaseHeartbeat:
-    """Renews `spec.renewTime` of one Lease every `interval_seconds` until paused or stopped."""
+class Beats:
+    """Calls `beat` every `interval_seconds` from a daemon thread until paused or stopped."""
 
-    def __init__(
-        self,
-        api_client: client.ApiClient,
-        namespace: str,
-        lease_name: str,
-        holder_identity: str,
-        interval_seconds: float,
-        flow_uid: str = "",
-        job_uid: str | None = None,
-    ) -> None:
-        self.namespace = namespace
-        self.lease_name = lease_name
-        self.holder_identity = holder_identity
+    def __init__(self, name: str, interval_seconds: float, join_seconds: float) -> None:
         self.interval_seconds = interval_seconds
-        self.flow_uid = flow_uid
-        self.job_uid = job_uid
-        self._coordination = client.CoordinationV1Api(api_client)
-        self._request_timeout = min(max(interval_seconds, 1.0), MAX_REQUEST_SECONDS)
+        self._join_seconds = join_seconds
         self._lock = threading.Lock()
         self._paused = False
         self._stopped = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name=f"heartbeat-{lease_name}", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def beat(self) -> None:
+        raise NotImplementedError
 
     def start(self) -> None:
-        log.info(
-            "heart-beating on lease %s/%s every %gs as %s",
-            self.namespace,
-            self.lease_name,
-            self.interval_seconds,
-            self.holder_identity,
-        )
         self._thread.start()
 
     def pause(self) -> None:
@@ -125,7 +105,70 @@ class LeaseHeartbeat:
         with self._lock:
             self._paused = True
         if self._thread.is_alive():
-            self._thread.join(timeout=self._request_timeout * 3)
+            self._thread.join(timeout=self._join_seconds)
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            with self._lock:
+                if not self._paused:
+                    try:
+                        self.beat()
+                    except Exception:
+                        log.warning("heartbeat: renewal failed", exc_info=True)
+            self._stopped.wait(self.interval_seconds)
+
+
+class FileHeartbeat(Beats):
+    """The heartbeat of a phase run in the operator's own process: a file whose contents the
+    operator reads (`COLLECTIONFLOW_HEARTBEAT_FILE`); no credential, no API."""
+
+    def __init__(self, path: Path, interval_seconds: float) -> None:
+        super().__init__(f"heartbeat-{path.name}", interval_seconds, 5.0)
+        self.path = path
+
+    def start(self) -> None:
+        log.info("heart-beating on %s every %gs", self.path, self.interval_seconds)
+        super().start()
+
+    def beat(self) -> None:
+        self.path.write_text(micro_time(dt.datetime.now(dt.UTC)), encoding="ascii")
+
+
+class LeaseHeartbeat(Beats):
+    """Renews `spec.renewTime` of one Lease every `interval_seconds` until paused or stopped."""
+
+    def __init__(
+        self,
+        api_client: client.ApiClient,
+        namespace: str,
+        lease_name: str,
+        holder_identity: str,
+        interval_seconds: float,
+        flow_uid: str = "",
+        job_uid: str | None = None,
+    ) -> None:
+        request_timeout = min(max(interval_seconds, 1.0), MAX_REQUEST_SECONDS)
+        super().__init__(f"heartbeat-{lease_name}", interval_seconds, request_timeout * 3)
+        self.namespace = namespace
+        self.lease_name = lease_name
+        self.holder_identity = holder_identity
+        self.flow_uid = flow_uid
+        self.job_uid = job_uid
+        self._coordination = client.CoordinationV1Api(api_client)
+        self._request_timeout = request_timeout
+
+    def start(self) -> None:
+        log.info(
+            "heart-beating on lease %s/%s every %gs as %s",
+            self.namespace,
+            self.lease_name,
+            self.interval_seconds,
+            self.holder_identity,
+        )
+        super().start()
+
+    def beat(self) -> None:
+        self.renew()
 
     def renew(self) -> bool:
         """One renewal (creating the Lease when it is missing); False when it did not happen."""
@@ -185,24 +228,14 @@ class LeaseHeartbeat:
         )
         return True
 
-    def _run(self) -> None:
-        while not self._stopped.is_set():
-            with self._lock:
-                if not self._paused:
-                    self._renew_logging_errors()
-            self._stopped.wait(self.interval_seconds)
-
-    def _renew_logging_errors(self) -> None:
-        try:
-            self.renew()
-        except Exception:
-            log.warning("heartbeat: lease renewal failed", exc_info=True)
-
 
 def start_heartbeat(ctx: PhaseContext, environ: Mapping[str, str]) -> Heartbeat:
     """The running heartbeat of the phase: a Lease one when the context names a Lease."""
     heartbeat: Heartbeat
-    if ctx.heartbeat_lease is None:
+    beat_file = environ.get(ENV_HEARTBEAT_FILE, "").strip()
+    if beat_file:
+        heartbeat = FileHeartbeat(Path(beat_file), ctx.heartbeat_seconds)
+    elif ctx.heartbeat_lease is None:
         heartbeat = NullHeartbeat()
     else:
         heartbeat = LeaseHeartbeat(
