@@ -101,7 +101,14 @@ def test_cluster_wide_rbac_is_least_privilege() -> None:
     assert not any("*" in (group, resource, verb) for group, resource, verb in granted)
     assert not any(resource == "secrets" for _, resource, _ in granted)
     assert ("batch", "jobs", "create") in granted
-    assert ("flows.collectionflow.io", "collectionflows/status", "update") in granted
+    assert ("flows.collectionflow.io", "collectionflows/status", "patch") in granted
+    assert ("flows.collectionflow.io", "collectionflows/status", "update") not in granted
+    # Leases: read cluster-wide (heartbeats); written only in the release's namespace.
+    assert {verb for group, resource, verb in granted if resource == "leases"} == {
+        "get",
+        "list",
+        "watch",
+    }
     assert ("rbac.authorization.k8s.io", "roles", "create") not in granted
     bind = [r for r in operator["rules"] if "bind" in r["verbs"]]
     assert bind == [

@@ -30,6 +30,8 @@ FAST = {
     "COLLECTIONFLOW_OPERATOR__QUOTA_GRACE_SECONDS": "2",
     "COLLECTIONFLOW_OPERATOR__STALL_CHECK_INTERVAL_SECONDS": "2",
 }
+AUTO = {**FAST, "COLLECTIONFLOW_OPERATOR__RUNNER": "Auto"}
+IN_PROCESS = {**FAST, "COLLECTIONFLOW_OPERATOR__RUNNER": "InProcess"}
 
 
 def quick_spec(**extra: Any) -> dict[str, Any]:
@@ -84,7 +86,7 @@ def test_a_quota_of_zero_jobs_runs_the_flow_in_process_and_says_so(
     db_url: str,
 ) -> None:
     no_jobs_quota(api, namespace)
-    start_operator(db_url, **FAST)
+    start_operator(db_url, **AUTO)
     uid = flows.create("quota", quick_spec())["metadata"]["uid"]
 
     status = flows.wait_state("quota", "Succeeded", timeout=180)
@@ -108,7 +110,7 @@ def test_runner_job_fails_with_the_apis_reason_instead_of_falling_back(
     db_url: str,
 ) -> None:
     no_jobs_quota(api, namespace)
-    start_operator(db_url, **FAST)
+    start_operator(db_url, **AUTO)
     flows.create("strict", quick_spec(runner="Job"))
 
     status = flows.wait_state("strict", "Failed", timeout=120)
@@ -123,14 +125,14 @@ def test_an_in_process_phase_lost_with_the_operator_is_rerun_once(
     start_operator: Callable[..., OperatorProcess],
     db_url: str,
 ) -> None:
-    spec = quick_spec(runner="InProcess")
+    spec = quick_spec()
     spec["parameters"]["simulate"] = {"platform_detection": {"sleepSeconds": 8}}
-    operator = start_operator(db_url, **FAST)
+    operator = start_operator(db_url, **IN_PROCESS)
     flows.create("lost", spec)
     flows.wait_for("lost", lambda s: s.get("phase") == "platform_detection", "second phase")
     time.sleep(1.0)
     operator.kill()
-    start_operator(db_url, **FAST)
+    start_operator(db_url, **IN_PROCESS)
 
     status = flows.wait_state("lost", "Succeeded", timeout=180)
     attempts = [(h["name"], h["attempt"], h["state"]) for h in status["phaseHistory"]]
@@ -200,7 +202,7 @@ def test_a_policy_that_denies_jobs_runs_the_flow_in_process(
         db_url,
         kubeconfig=denied,
         COLLECTIONFLOW_OPERATOR__MANAGE_WORKER_RBAC="false",
-        **FAST,
+        **AUTO,
     )
     uid = flows.create("denied", quick_spec())["metadata"]["uid"]
 
@@ -211,3 +213,30 @@ def test_a_policy_that_denies_jobs_runs_the_flow_in_process(
     messages = [e.message for e in flows.events("denied") if e.reason == "FallbackRunner"]
     assert all("forbidden" in message for message in messages)
     assert "fallback_runner" in journal_operations(db_url, uid)
+
+
+def test_a_phase_of_its_own_command_never_runs_in_the_operator(
+    api: client.ApiClient,
+    flows: Flows,
+    namespace: str,
+    start_operator: Callable[..., OperatorProcess],
+    db_url: str,
+) -> None:
+    """The in-process runner runs only the built-in worker: a phase with its own command is a
+    Job even when the operator runs phases in-process, and fails when Jobs are refused."""
+    own = quick_spec()
+    own["phases"][0] |= {"command": ["sh", "-c", "env > /tmp/leak; exit 0"]}
+    start_operator(db_url, **IN_PROCESS)
+    flows.create("own", own)
+    status = flows.wait_for(
+        "own", lambda s: len(s.get("phaseHistory") or []) >= 2, "the second phase", 120
+    )
+    assert status["phaseHistory"][0]["runner"] == "Job"
+    assert status["phaseHistory"][1]["runner"] == "InProcess"
+    assert [job.metadata.name for job in flows.jobs("own")] == ["own-initialization-1"]
+
+    no_jobs_quota(api, namespace)
+    flows.create("own-refused", own)
+    refused = flows.wait_state("own-refused", "Failed", timeout=120)
+    assert "never run in the operator's process" in refused["message"]
+    assert {c["type"]: c["reason"] for c in refused["conditions"]}["Succeeded"] == "JobRefused"

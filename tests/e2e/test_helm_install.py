@@ -50,7 +50,7 @@ def base_values(**extra: Any) -> dict[str, Any]:
         "image": {"repository": repository, "tag": tag},
         "healthPort": free_port(),
         "metrics": {"port": free_port()},
-        "operator": {"heartbeatSeconds": 1, "resyncSeconds": 5},
+        "operator": {"heartbeatSeconds": 1, "resyncSeconds": 5, "allowSimulation": True},
         **extra,
     }
 

@@ -101,6 +101,7 @@ class OperatorProcess:
             "COLLECTIONFLOW_DB__URL": self.db_url,
             "COLLECTIONFLOW_OPERATOR__HEARTBEAT_SECONDS": "1",
             "COLLECTIONFLOW_OPERATOR__RESYNC_SECONDS": "5",
+            "COLLECTIONFLOW_OPERATOR__ALLOW_SIMULATION": "true",
             "COLLECTIONFLOW_OPERATOR__METRICS_PORT": str(self.metrics_port),
             **self.env,
         }

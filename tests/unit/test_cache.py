@@ -268,3 +268,33 @@ def test_a_job_read_back_already_finished_says_so_once() -> None:
     assert cache.put_job(at("12", job(complete)), "ns", "f-init-1")
     assert not cache.observe_job("MODIFIED", at("12", job(complete)), T0)
     assert not cache.put_job(at("13", job(complete)), "ns", "f-init-1")
+
+
+def test_a_status_someone_else_wrote_is_noticed_even_at_rest_and_the_record_kept() -> None:
+    cache = WatchCache()
+    cache.observe_flow("ADDED", flow("10", {"state": "Running", "phase": "initialization"}))
+    cache.wrote_flow(flow("11", {"state": "Succeeded", "progress": "7/7"}))
+    assert (
+        cache.observe_flow("MODIFIED", flow("11", {"state": "Succeeded", "progress": "7/7"}))
+        is False
+    )
+    assert cache.status_record("u1") is None
+    assert not cache.needs_work("u1")  # at rest, and the status is the operator's own
+
+    forged = {"state": "Failed", "progress": "7/7", "message": "forged"}
+    assert cache.observe_flow("MODIFIED", flow("12", forged))
+    assert cache.status_record("u1") == {"state": "Succeeded", "progress": "7/7"}
+    assert cache.needs_work("u1")
+    assert cache.active_flows()
+
+    cache.status_restored("u1")
+    assert cache.status_record("u1") is None
+
+
+def test_an_annotation_write_does_not_make_a_foreign_status_the_record() -> None:
+    cache = WatchCache()
+    cache.wrote_flow(flow("11", {"state": "Running"}))
+    cache.wrote_flow(flow("13", {"state": "Succeeded"}), status=False)
+    assert cache.status_record("u1") == {"state": "Running"}
+    assert cache.observe_flow("MODIFIED", flow("13", {"state": "Succeeded"})) is False
+    assert cache.status_record("u1") == {"state": "Running"}

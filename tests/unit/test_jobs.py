@@ -221,8 +221,10 @@ def test_worker_rbac() -> None:
         for resource in rule["resources"]
         for verb in rule["verbs"]
     }
-    assert ("coordination.k8s.io", "leases", "update") in granted
-    assert ("coordination.k8s.io", "leases", "create") in granted
+    assert granted == {
+        ("coordination.k8s.io", "leases", "create"),
+        ("coordination.k8s.io", "leases", "patch"),
+    }
     assert {resource for _, resource, _ in granted} == {"leases"}
     assert not any(verb in {"delete", "*"} or res == "*" for _, res, verb in granted)
     assert binding["roleRef"] == {

@@ -58,9 +58,10 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{/* What a phase's worker may do: renew its heartbeat Lease and read its own Job.
      The same rules as collectionflow.specs.rbac.WORKER_RULES (a test holds them equal). */}}
 {{- define "cf.workerRules" -}}
+# A phase's worker creates its heartbeat Lease at its first beat and patches its renewTime.
 - apiGroups: [coordination.k8s.io]
   resources: [leases]
-  verbs: [get, create, update, patch]
+  verbs: [create, patch]
 {{- end -}}
 
 {{/* What the operator does in a namespace it watches, each rule with its reason. */}}
@@ -70,10 +71,10 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: [flows.collectionflow.io]
   resources: [collectionflows]
   verbs: [get, list, watch, patch]
-# The flow's status (phase, progress, conditions, history).
+# The flow's status (phase, progress, conditions, history), written as a merge patch.
 - apiGroups: [flows.collectionflow.io]
   resources: [collectionflows/status]
-  verbs: [get, update, patch]
+  verbs: [patch]
 # A Job per phase attempt: watched for completion, created, deleted when a stalled attempt is
 # replaced.
 - apiGroups: [batch]
@@ -85,11 +86,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
   resources: [pods]
   verbs: [get, list, watch]
 # The heartbeat Lease of each attempt (its worker creates it): watched (our label only) as
-# evidence for the stall sweep; created and renewed by the operator's own process for a phase
-# that runs in-process (the fallback runner, when Jobs are refused).
+# evidence for the stall sweep, read again before a stall is acted on. Never written here: the
+# leader Lease is a Role of the release's namespace, an in-process phase beats through a file.
 - apiGroups: [coordination.k8s.io]
   resources: [leases]
-  verbs: [get, list, watch, create, update, patch]
+  verbs: [get, list, watch]
 # Events on the flows (PhaseStarted, FlowStalled, ...), posted by the operator.
 - apiGroups: [""]
   resources: [events]

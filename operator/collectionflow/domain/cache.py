@@ -169,15 +169,22 @@ class WatchCache:
     jobs: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     pods: dict[tuple[str, str], dict[str, dict[str, Any]]] = field(default_factory=dict)
     leases: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    _written: dict[str, str] = field(default_factory=dict)
+    _written: dict[str, tuple[str, bool]] = field(default_factory=dict)
     _active: set[str] = field(default_factory=set)
+    _record: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _foreign: set[str] = field(default_factory=set)
     _finished_seen: dict[tuple[str, str], dt.datetime] = field(default_factory=dict)
 
     # Flows
 
-    def _store(self, uid: str, flow: dict[str, Any]) -> None:
+    def _store(self, uid: str, flow: dict[str, Any], own: bool = False) -> None:
         self.flows[uid] = flow
-        if has_work(flow):
+        status = flow["status"]
+        if own or uid not in self._record:
+            self._record[uid] = status  # the operator's last write, or the first one seen
+        elif status != self._record[uid]:
+            self._foreign.add(uid)
+        if self.needs_work(uid):
             self._active.add(uid)
         else:
             self._active.discard(uid)
@@ -185,7 +192,23 @@ class WatchCache:
     def _drop(self, uid: str) -> dict[str, Any] | None:
         self._written.pop(uid, None)
         self._active.discard(uid)
+        self._record.pop(uid, None)
+        self._foreign.discard(uid)
         return self.flows.pop(uid, None)
+
+    def needs_work(self, uid: str) -> bool:
+        """Whether the flow needs a reconciler: it has work (`has_work`), or someone other
+        than the operator changed its status, which is put back even on a flow at rest."""
+        flow = self.flows.get(uid)
+        return flow is not None and (uid in self._foreign or has_work(flow))
+
+    def status_record(self, uid: str) -> dict[str, Any] | None:
+        """The status as the operator last wrote it, when someone else has written another
+        since (None: the status is the operator's own)."""
+        return self._record.get(uid) if uid in self._foreign else None
+
+    def status_restored(self, uid: str) -> None:
+        self._foreign.discard(uid)
 
     def observe_flow(self, event_type: str | None, body: Body) -> bool:
         """Take a flow's watch event; True when the flow should be woken."""
@@ -194,11 +217,11 @@ class WatchCache:
         if event_type == DELETED:
             return self._drop(uid) is not None
         version = meta.get("resourceVersion")
-        written = self._written.get(uid)
+        written, own = self._written.get(uid) or (None, False)
         if written is not None:
             if version == written:
                 del self._written[uid]
-                self._store(uid, slim_flow(body))
+                self._store(uid, slim_flow(body), own=own)
                 return False
             if is_older(version, written):
                 return False
@@ -208,11 +231,12 @@ class WatchCache:
         self._store(uid, flow)
         return previous is None or _flow_fingerprint(previous) != _flow_fingerprint(flow)
 
-    def wrote_flow(self, body: Body) -> None:
-        """The operator wrote the flow; `body` is what the API returned."""
+    def wrote_flow(self, body: Body, status: bool = True) -> None:
+        """The operator wrote the flow; `body` is what the API returned. `status`: the write
+        was of the status, which becomes the operator's record of it."""
         uid = body["metadata"]["uid"]
-        self._store(uid, slim_flow(body))
-        self._written[uid] = body["metadata"]["resourceVersion"]
+        self._store(uid, slim_flow(body), own=status)
+        self._written[uid] = (body["metadata"]["resourceVersion"], status)
 
     def refresh_flow(self, body: Body) -> None:
         """The flow as just read from the API: newer than anything in flight."""

@@ -15,30 +15,26 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import replace
-from typing import Any
 
 from collectionflow.api.limits import InputKind
 from collectionflow.api.models import (
     CollectionFlowStatus,
     FlowState,
-    PhaseHistoryEntry,
     PhaseRunState,
 )
-from collectionflow.api.names import job_name
 from collectionflow.api.reasons import ConditionReason, EventReason
-from collectionflow.domain.conditions import conditions_for
 from collectionflow.domain.decision import (
     NOTHING,
     Decision,
-    Failure,
     FlowEvent,
     FlowView,
     JobObservation,
     JobState,
     PhaseFinished,
-    StartPhase,
 )
-from collectionflow.domain.history import HISTORY_LIMIT, close_attempt, open_attempt
+from collectionflow.domain.entering import enter_phase, fresh_attempt
+from collectionflow.domain.failing import fail, invalid_spec, moved
+from collectionflow.domain.history import close_attempt
 from collectionflow.domain.plan import FlowPlan, InvalidSpec
 from collectionflow.domain.progress import progress_after, progress_succeeded
 from collectionflow.domain.registry import FlowDefinition, UnknownPhase
@@ -63,17 +59,15 @@ def decide(flow: FlowView, job: JobObservation | None, now: dt.datetime) -> Deci
     try:
         plan = flow.plan
     except InvalidSpec as error:
-        return _invalid_spec(flow, now, error)
+        return invalid_spec(flow, now, error)
 
     match status.state:
         case FlowState.PENDING:
-            return _enter_phase(
-                flow, plan, plan.definition.first_phase, 1, now, _started(flow, now)
-            )
+            return enter_phase(flow, plan, plan.definition.first_phase, 1, now, _started(flow, now))
         case FlowState.SUSPENDED:
             if flow.spec.suspend or status.phase is None:
                 return NOTHING
-            resumed = _enter_phase(flow, plan, status.phase, max(status.attempt, 1), now, status)
+            resumed = enter_phase(flow, plan, status.phase, max(status.attempt, 1), now, status)
             return replace(
                 resumed,
                 events=(
@@ -86,7 +80,7 @@ def decide(flow: FlowView, job: JobObservation | None, now: dt.datetime) -> Deci
         case FlowState.WAITING_FOR_INPUT:
             if status.phase is None:
                 return NOTHING
-            return _enter_phase(flow, plan, status.phase, max(status.attempt, 1), now, status)
+            return enter_phase(flow, plan, status.phase, max(status.attempt, 1), now, status)
         case FlowState.RUNNING:
             return _running(flow, plan, job, now)
     return NOTHING
@@ -118,21 +112,13 @@ def _invalid_result(
         f"phase {phase} attempt {status.attempt} exited 0, but its termination message is "
         f"not a phase result, so the phase counts as failed: {job.result_error}"
     )
-    failed = _fail(flow, None, now, ConditionReason.INVALID_RESULT, message, "read_result", job=job)
+    failed = fail(flow, None, now, ConditionReason.INVALID_RESULT, message, "read_result", job=job)
     return replace(
         failed,
         finished=PhaseFinished(phase, status.attempt, job.name, False, None, message),
         events=(FlowEvent("Warning", EventReason.INVALID_RESULT, message), *failed.events),
         rejected=InputKind.RESULT,
     )
-
-
-def _invalid_spec(flow: FlowView, now: dt.datetime, error: InvalidSpec) -> Decision:
-    text = str(error)
-    message = text if text.startswith("invalid spec") else f"invalid spec: {text}"
-    failed = _fail(flow, None, now, ConditionReason.INVALID_SPEC, message, "invalid_spec")
-    rejected = InputKind.PARAMETERS if "spec.parameters" in text else InputKind.SPEC
-    return replace(failed, rejected=rejected)
 
 
 def _phase_succeeded(
@@ -147,7 +133,7 @@ def _phase_succeeded(
     except UnknownPhase as error:
         message = f"phase {phase} named an unknown next phase: {error}"
         return replace(
-            _fail(flow, result, now, ConditionReason.UNKNOWN_PHASE, message, "resolve_next_phase"),
+            fail(flow, result, now, ConditionReason.UNKNOWN_PHASE, message, "resolve_next_phase"),
             finished=finished,
         )
 
@@ -161,7 +147,7 @@ def _phase_succeeded(
     if next_phase is None:
         done = progress_succeeded(plan.definition)
         message = f"all phases completed ({done.text})"
-        new_status = _moved(
+        new_status = moved(
             flow,
             status,
             FlowState.SUCCEEDED,
@@ -191,19 +177,8 @@ def _phase_succeeded(
             "last_progress_time": now,
         }
     )
-    entered = _enter_phase(flow, plan, next_phase, fresh_attempt(status, next_phase), now, base)
+    entered = enter_phase(flow, plan, next_phase, fresh_attempt(status, next_phase), now, base)
     return replace(entered, finished=finished, events=(succeeded_event, *entered.events))
-
-
-def fresh_attempt(status: CollectionFlowStatus, phase: str) -> int:
-    """The attempt number of entering `phase` anew: 1 the first time; past every attempt the
-    flow ever ran when the phase ran before (a loop) or the history no longer shows all, so
-    that no Job name is ever used twice. Every attempt is at most the runs started so far."""
-    seen = [h.attempt for h in status.phase_history]
-    ran_before = any(h.name == phase for h in status.phase_history)
-    if not ran_before and len(seen) < HISTORY_LIMIT and status.phase_runs < HISTORY_LIMIT:
-        return 1
-    return max(status.phase_runs, *seen, 0) + 1
 
 
 def _phase_failed(
@@ -226,82 +201,13 @@ def _phase_failed(
         f"phase {phase} attempt {status.attempt} failed after {retries} "
         f"{'retry' if retries == 1 else 'retries'} ({reason}{exit_part}): {cause}"
     )
-    failed = _fail(flow, result, now, ConditionReason.PHASE_FAILED, message, "run_phase", job=job)
+    failed = fail(flow, result, now, ConditionReason.PHASE_FAILED, message, "run_phase", job=job)
     finished = PhaseFinished(phase, status.attempt, job.name, False, result, message)
     return replace(
         failed,
         finished=finished,
         events=(FlowEvent("Warning", EventReason.PHASE_FAILED, message), *failed.events),
     )
-
-
-def _fail(
-    flow: FlowView,
-    result: PhaseResult | None,
-    now: dt.datetime,
-    reason: ConditionReason,
-    message: str,
-    operation: str,
-    job: JobObservation | None = None,
-) -> Decision:
-    status = flow.status
-    history = status.phase_history
-    if status.phase and status.state is FlowState.RUNNING:
-        history = close_attempt(
-            status, status.phase, status.attempt, PhaseRunState.FAILED, now, message
-        )
-    new_status = _moved(
-        flow,
-        status,
-        FlowState.FAILED,
-        reason,
-        message,
-        now,
-        current_job=None,
-        completed_at=now,
-        phase_history=history,
-    )
-    diagnostics: dict[str, Any] = {
-        "reason": reason,
-        "phase": status.phase,
-        "next_phase": status.next_phase,
-        "attempt": status.attempt,
-        "state_before": status.state.value,
-    }
-    if job is not None:
-        diagnostics |= {
-            "job_name": job.name,
-            "exit_code": job.exit_code,
-            "container_reason": job.reason,
-            "termination_message": job.termination_message,
-            "job_condition_reason": job.job_reason,
-            "job_condition_message": job.job_message,
-        }
-    if result is not None:
-        diagnostics["result"] = result.model_dump(mode="json")
-    failure = Failure(
-        operation=operation,
-        phase=status.phase,
-        attempt=status.attempt,
-        error_message=message,
-        next_phase=_known_phase(flow, result.next_phase if result else None) or status.next_phase,
-        agent_decision=result.agent_decision if result else None,
-        diagnostics=diagnostics,
-    )
-    return Decision(
-        status=new_status,
-        failure=failure,
-        events=(FlowEvent("Warning", EventReason.FLOW_FAILED, message),),
-    )
-
-
-def _known_phase(flow: FlowView, name: str | None) -> str | None:
-    """`name` if it is a phase of the flow's type (what the journal's column may hold); the
-    result with any other name is in the failure's diagnostics."""
-    try:
-        return name if name and flow.plan.definition.phase(name) else None
-    except (InvalidSpec, UnknownPhase):
-        return None
 
 
 def _retry_in_place(flow: FlowView, now: dt.datetime) -> Decision:
@@ -312,7 +218,7 @@ def _retry_in_place(flow: FlowView, now: dt.datetime) -> Decision:
     except InvalidSpec as error:
         # Record the token even so: the request was acted on, and must not be acted on again.
         acted = replace(flow, status=status.model_copy(update={"retry_token": flow.retry_request}))
-        return _invalid_spec(acted, now, error)
+        return invalid_spec(acted, now, error)
     phase = status.phase or plan.definition.first_phase
     base = status.model_copy(
         update={
@@ -322,140 +228,13 @@ def _retry_in_place(flow: FlowView, now: dt.datetime) -> Decision:
         }
     )
     attempt = status.attempt + 1
-    entered = _enter_phase(flow, plan, phase, attempt, now, base)
+    entered = enter_phase(flow, plan, phase, attempt, now, base)
     event = FlowEvent(
         "Normal",
         EventReason.RETRY_REQUESTED,
         f"retrying phase {phase} as attempt {attempt} on request",
     )
     return replace(entered, events=(event, *entered.events))
-
-
-def _enter_phase(
-    flow: FlowView,
-    plan: FlowPlan,
-    phase: str,
-    attempt: int,
-    now: dt.datetime,
-    base: CollectionFlowStatus,
-    stalled: bool = False,
-) -> Decision:
-    """Make `phase` current: start its Job, or wait for input or for the suspend to end."""
-    config = plan.phase(phase)
-    upcoming = plan.definition.next_phase_for(phase)
-    common: dict[str, Any] = {"phase": phase, "next_phase": upcoming, "attempt": attempt}
-    if flow.spec.suspend:
-        message = f"suspended before phase {phase}"
-        return Decision(
-            status=_moved(
-                flow,
-                base,
-                FlowState.SUSPENDED,
-                ConditionReason.SUSPENDED,
-                message,
-                now,
-                current_job=None,
-                **common,
-            ),
-            events=(FlowEvent("Normal", EventReason.FLOW_SUSPENDED, message),),
-        )
-    if config.manual and flow.input_complete and flow.input_error is not None:
-        return _input_rejected(flow, phase, attempt, now, base)
-    if config.manual and not flow.input_complete:
-        message = (
-            f"phase {phase} waits for input: annotate the flow with "
-            "flows.collectionflow.io/input-complete=true"
-        )
-        already_waiting = base.state is FlowState.WAITING_FOR_INPUT and base.phase == phase
-        return Decision(
-            status=None
-            if already_waiting
-            else _moved(
-                flow,
-                base,
-                FlowState.WAITING_FOR_INPUT,
-                ConditionReason.WAITING_FOR_INPUT,
-                message,
-                now,
-                current_job=None,
-                input_requested_at=now,
-                **common,
-            ),
-            events=()
-            if already_waiting
-            else (FlowEvent("Normal", EventReason.INPUT_REQUIRED, message),),
-        )
-
-    if base.phase_runs >= flow.spec.max_phase_runs:
-        message = (
-            f"phase {phase} would be the flow's run {base.phase_runs + 1}, past "
-            f"spec.maxPhaseRuns ({flow.spec.max_phase_runs}); raise it to go on"
-        )
-        exhausted = flow if base is flow.status else replace(flow, status=base)
-        return _fail(
-            exhausted,
-            None,
-            now,
-            ConditionReason.TRANSITION_BUDGET_EXHAUSTED,
-            message,
-            "transition_budget",
-        )
-    job = job_name(flow.name, phase, attempt)
-    message = f"running phase {phase} (attempt {attempt})"
-    entry = PhaseHistoryEntry(
-        name=phase, state=PhaseRunState.RUNNING, attempt=attempt, job_name=job, started_at=now
-    )
-    history = open_attempt(base, entry)
-    return Decision(
-        status=_moved(
-            flow,
-            base,
-            FlowState.RUNNING,
-            ConditionReason.RECOVERING if stalled else ConditionReason.PHASE_RUNNING,
-            message,
-            now,
-            stalled=stalled,
-            current_job=job,
-            input_requested_at=None,
-            last_progress_time=now,
-            phase_history=history,
-            phase_runs=base.phase_runs + 1,
-            **common,
-        ),
-        start=StartPhase(phase, attempt, flow.manual_input if config.manual else None),
-        events=(FlowEvent("Normal", EventReason.PHASE_STARTED, message),),
-        consume_input=config.manual,
-    )
-
-
-def _input_rejected(
-    flow: FlowView, phase: str, attempt: int, now: dt.datetime, base: CollectionFlowStatus
-) -> Decision:
-    """Input marked complete that cannot be used: the flow keeps waiting, the annotation is
-    kept for the user to fix, and the status says what to fix (once, with one Event)."""
-    message = (
-        f"phase {phase} input rejected: {flow.input_error}; fix the annotation "
-        "flows.collectionflow.io/input (a JSON object) and the phase starts"
-    )
-    if base.state is FlowState.WAITING_FOR_INPUT and base.message == message:
-        return NOTHING
-    return Decision(
-        status=_moved(
-            flow,
-            base,
-            FlowState.WAITING_FOR_INPUT,
-            ConditionReason.INPUT_REJECTED,
-            message,
-            now,
-            current_job=None,
-            input_requested_at=base.input_requested_at or now,
-            phase=phase,
-            next_phase=flow.plan.definition.next_phase_for(phase),
-            attempt=attempt,
-        ),
-        events=(FlowEvent("Warning", EventReason.INPUT_REJECTED, message),),
-        rejected=InputKind.INPUT,
-    )
 
 
 def recover_phase(flow: FlowView, now: dt.datetime, reason: str) -> Decision:
@@ -474,37 +253,7 @@ def recover_phase(flow: FlowView, now: dt.datetime, reason: str) -> Decision:
             "phase_history": history,
         }
     )
-    return _enter_phase(flow, plan, phase, attempt, now, base, stalled=True)
-
-
-def fail_flow(flow: FlowView, now: dt.datetime, reason: ConditionReason, message: str) -> Decision:
-    """Fail the flow for `reason` (a stall that may not or can no longer be recovered)."""
-    return _fail(flow, None, now, reason, message, reason)
-
-
-def _moved(
-    flow: FlowView,
-    status: CollectionFlowStatus,
-    state: FlowState,
-    reason: ConditionReason,
-    message: str,
-    now: dt.datetime,
-    stalled: bool = False,
-    **fields: Any,
-) -> CollectionFlowStatus:
-    """`status` in `state` for `reason`, its conditions following, with `fields` changed."""
-    conditions = conditions_for(
-        status.conditions, state, reason, message, now, flow.generation, stalled=stalled
-    )
-    return status.model_copy(
-        update=fields
-        | {
-            "state": state,
-            "message": message,
-            "observed_generation": flow.generation,
-            "conditions": conditions,
-        }
-    )
+    return enter_phase(flow, plan, phase, attempt, now, base, stalled=True)
 
 
 def _started(flow: FlowView, now: dt.datetime) -> CollectionFlowStatus:

@@ -17,7 +17,8 @@ from enum import StrEnum
 from collectionflow.api.models import RecoveryPolicy
 from collectionflow.api.reasons import ConditionReason
 from collectionflow.domain.decision import Decision, FlowView
-from collectionflow.domain.machine import fail_flow, recover_phase
+from collectionflow.domain.failing import fail_flow
+from collectionflow.domain.machine import recover_phase
 from collectionflow.domain.stall import Finding, StallReason
 
 

@@ -20,7 +20,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from collectionflow.api.models import GROUP
 from collectionflow.db.errors import DatabaseUnavailable
 from collectionflow.domain.cache import DELETED
-from collectionflow.domain.view import has_work, observed_state
+from collectionflow.domain.view import observed_state
 from collectionflow.handlers.context import NotLeader, OperatorContext, flow_logger
 from collectionflow.handlers.reconcilers import PROBE_SECONDS, Reconcilers, note_outage
 from collectionflow.k8s.gateway import ApiUnreachable, api_error_message
@@ -63,7 +63,7 @@ class FlowWatch:
         if ctx.cache.observe_flow(kind, body):
             ctx.wakeups.wake(uid)
         meta = body["metadata"]
-        working = not gone and not meta.get("deletionTimestamp") and has_work(body)
+        working = not gone and not meta.get("deletionTimestamp") and ctx.cache.needs_work(uid)
         self.reconcilers.observe(uid, namespace, name, working)
         if gone:
             self.known.pop(uid, None)

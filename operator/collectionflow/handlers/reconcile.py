@@ -34,7 +34,8 @@ from collectionflow.domain.decision import (
     PhaseFinished,
     StartPhase,
 )
-from collectionflow.domain.machine import decide, fail_flow
+from collectionflow.domain.failing import fail_flow
+from collectionflow.domain.machine import decide
 from collectionflow.domain.observe import job_finished_at, observe_job, terminated_state
 from collectionflow.domain.records import (
     FlowIds,
@@ -52,6 +53,7 @@ from collectionflow.domain.stall import Finding, missed_completion
 from collectionflow.domain.view import flow_view
 from collectionflow.handlers.context import JobRefused, OperatorContext, flow_logger
 from collectionflow.handlers.runs import launch
+from collectionflow.handlers.status_record import restore_status
 from collectionflow.handlers.visibility import report_caught_up, report_recovered, report_stall
 from collectionflow.k8s.gateway import ObjectRef
 from collectionflow.specs.jobs import PhaseJobRequest, build_phase_job
@@ -80,6 +82,9 @@ async def reconcile(
     body = await read_flow(ctx, uid, namespace, name, fresh)
     if body is None or body["metadata"].get("deletionTimestamp"):
         return None
+    record = ctx.cache.status_record(uid)
+    if record is not None:
+        body = await restore_status(ctx, body, record)
     view = flow_view(body, ctx.settings.operator.allow_simulation)
     try:
         return await _reconcile(ctx, body, view, fresh)
@@ -252,7 +257,8 @@ async def carry_out(
         ctx.cache.wrote_flow(
             await ctx.kube.remove_flow_annotations(
                 view.namespace, view.name, [ANNOTATION_INPUT_COMPLETE, ANNOTATION_INPUT]
-            )
+            ),
+            status=False,
         )
 
 

@@ -24,7 +24,7 @@ from collectionflow.api.models import FlowState, Runner
 from collectionflow.api.reasons import ConditionReason, EventReason
 from collectionflow.db.errors import DatabaseUnavailable, UnknownMasterFlow
 from collectionflow.domain.decision import Decision, FlowView
-from collectionflow.domain.machine import fail_flow
+from collectionflow.domain.failing import fail_flow
 from collectionflow.domain.observe import (
     job_created_at,
     job_finished_at,

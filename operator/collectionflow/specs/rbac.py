@@ -1,6 +1,7 @@
 """The ServiceAccount, Role and RoleBinding a flow's phase Jobs run as, per namespace.
 
-Workers only create and renew their heartbeat Lease, so that is all the Role grants. The
+Workers only create their heartbeat Lease and patch its renewTime, so that is all the Role
+grants. The
 operator creates these in each namespace that has a flow, before its first Job.
 Given a ClusterRole with those rules (the Helm chart makes one), it binds that instead of
 creating a Role, so it needs no more than the `bind` verb on that one ClusterRole.
@@ -16,7 +17,7 @@ WORKER_RULES: list[dict[str, Any]] = [
     {
         "apiGroups": ["coordination.k8s.io"],
         "resources": ["leases"],
-        "verbs": ["get", "create", "update", "patch"],
+        "verbs": ["create", "patch"],
     },
 ]
 
