@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collectionflow.api.limits import (
+    CUT,
     MANUAL_INPUT,
     MAX_INPUT_BYTES,
     MAX_INPUT_DEPTH,
@@ -136,7 +137,12 @@ def test_the_wire_cut_keeps_what_is_shallow_and_decodes_what_is_deep(
 
 
 def test_cut_deep_replaces_only_the_deepest_subtrees() -> None:
-    assert cut_deep(b'{"a":{"b":{"c":[1]}},"d":"]]][[["}', 2) == b'{"a":{"b":null},"d":"]]][[["}'
+    cut = json.dumps(CUT).encode()
+    assert cut_deep(b'{"a":{"b":{"c":[1]}},"d":"]]][[["}', 2) == (
+        b'{"a":{"b":' + cut + b'},"d":"]]][[["}'
+    )
+    with pytest.raises(InputRejected, match=r"nested more than 128 deep; the limit is 32"):
+        PARAMETERS.check(decode_wire(b'{"p":' + b"[" * 2000 + b"]" * 2000 + b"}"))
     assert cut_deep(b"[[[", 1) == b"[[["  # unbalanced: left for the decoder to refuse
 
 

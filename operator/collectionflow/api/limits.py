@@ -32,6 +32,9 @@ WIRE_DEPTH: Final = 128
 own limit (orjson refuses 1024), far above any depth this module accepts, so a cut object is
 always refused by the input's own limit rather than by the decoder."""
 
+CUT: Final = f"(cut: nested deeper than {WIRE_DEPTH})"
+"""What `cut_deep` puts where it cut, so a limit can say the object was deeper than it shows."""
+
 DEFAULT_MAX_PHASE_RUNS: Final = 50
 
 
@@ -81,22 +84,32 @@ def text_depth(raw: bytes) -> int:
 
 def value_depth(value: Any) -> int:
     """The nesting depth of decoded JSON (a scalar is 0, `{}` is 1), without recursion."""
-    deepest = 0
+    return _walk(value)[0]
+
+
+def _walk(value: Any) -> tuple[int, bool]:
+    """The nesting depth of decoded JSON, and whether the wire cut part of it (`CUT`)."""
+    deepest, cut = 0, False
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, dict):
+        if item == CUT:
+            cut = True
+        elif isinstance(item, dict):
             deepest = max(deepest, depth + 1)
             stack.extend((child, depth + 1) for child in item.values())
         elif isinstance(item, list):
             deepest = max(deepest, depth + 1)
             stack.extend((child, depth + 1) for child in item)
-    return deepest
+    return deepest, cut
+
+
+_CUT_JSON = json.dumps(CUT).encode()
 
 
 def cut_deep(raw: bytes, max_depth: int = WIRE_DEPTH) -> bytes:
     """`raw` JSON with every array or object nested deeper than `max_depth` replaced by
-    `null`, so that a decoder with a depth limit of its own can read the rest. Linear."""
+    the string `CUT`, so that a decoder with a depth limit of its own can read the rest. Linear."""
     pieces: list[bytes] = []
     kept_from = 0
     cut_at: int | None = None
@@ -105,7 +118,7 @@ def cut_deep(raw: bytes, max_depth: int = WIRE_DEPTH) -> bytes:
             pieces.append(raw[kept_from:start])
             cut_at = depth
         elif cut_at is not None and depth == cut_at - 1:
-            pieces.append(b"null")
+            pieces.append(_CUT_JSON)
             kept_from, cut_at = end, None
     if cut_at is not None:
         return raw  # unbalanced: the decoder will say so
@@ -150,7 +163,12 @@ class Bound:
 
     def check(self, value: Any) -> None:
         """The same limits on a value already decoded (by the watch)."""
-        depth = value_depth(value)
+        depth, cut = _walk(value)
+        if cut:
+            raise InputRejected(
+                self.kind,
+                f"{self.what} is nested more than {WIRE_DEPTH} deep; the limit is {self.max_depth}",
+            )
         if depth > self.max_depth:
             raise InputRejected(
                 self.kind, f"{self.what} is nested {depth} deep; the limit is {self.max_depth}"
