@@ -80,11 +80,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [get, list, watch, create, delete]
-# The pods of phase Jobs, watched (our label only) for results and for why a phase does not
-# start (image pull, scheduling).
+# The pods of phase Jobs: watched (our label, finished ones only) for their results, and listed
+# for one Job before a stall or a finished Job is acted on.
 - apiGroups: [""]
   resources: [pods]
-  verbs: [get, list, watch]
+  verbs: [list, watch]
 # The heartbeat Lease of each attempt (its worker creates it): watched (our label only) as
 # evidence for the stall sweep, read again before a stall is acted on. Never written here: the
 # leader Lease is a Role of the release's namespace, an in-process phase beats through a file.

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 import yaml
 
+from collectionflow.api.limits import MANUAL_INPUT, InputRejected
 from collectionflow.api.names import ANNOTATION_INPUT, ANNOTATION_INPUT_COMPLETE, ANNOTATION_RETRY
 from collectionflow.cli.describe import (
     describe_text,
@@ -181,12 +182,9 @@ def answers_from(file: Path | None, settings: list[str]) -> dict[str, Any]:
     answers: dict[str, Any] = {}
     if file is not None:
         try:
-            loaded = json.loads(file.read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise fail(f"cannot read {file}: {error}") from None
-        if not isinstance(loaded, dict):
-            raise fail(f"{file} must hold a JSON object")
-        answers.update(loaded)
+            answers.update(MANUAL_INPUT.parse_object(file.read_bytes()))
+        except (OSError, InputRejected) as error:
+            raise fail(f"cannot use {file}: {error}") from None
     for setting in settings:
         key, sep, value = setting.partition("=")
         if not sep or not key:
@@ -231,6 +229,10 @@ def input_(
     """Give a flow that waits for input its answers, and let it go on."""
     answers = answers_from(file, set_ or [])
     given = json.dumps(answers, separators=(",", ":"))
+    try:
+        MANUAL_INPUT.parse_object(given)
+    except InputRejected as error:
+        raise fail(str(error)) from None
     annotations = {ANNOTATION_INPUT: given, ANNOTATION_INPUT_COMPLETE: "true"}
     patch = {"metadata": {"annotations": annotations}}
     _change(name, namespace, output, "WaitingForInput", lambda _: patch, "input given")

@@ -43,7 +43,7 @@ from collectionflow.domain.stall import (
     input_reminder_due,
 )
 from collectionflow.domain.view import UnreadableFlow, flow_view
-from collectionflow.handlers.context import OperatorContext, flow_logger
+from collectionflow.handlers.context import NotLeader, OperatorContext, flow_logger
 from collectionflow.handlers.reconcile import (
     carry_out,
     database_sync,
@@ -92,6 +92,12 @@ async def sweep(ctx: OperatorContext) -> int:
         except ApiException as error:
             flow_logger(body["metadata"]["namespace"], body["metadata"]["name"]).warning(
                 "stall check postponed: Kubernetes API error %s", api_error_message(error)
+            )
+        except NotLeader:
+            raise
+        except Exception:  # one flow must not keep the sweep from every flow after it
+            flow_logger(body["metadata"]["namespace"], body["metadata"]["name"]).exception(
+                "stall check of this flow failed; the sweep goes on"
             )
     return checked
 
