@@ -189,7 +189,12 @@ async def _event_create(p: Probe, user: str) -> Any:
     flow = p.flow()["metadata"]
     body = {
         "metadata": {"name": f"probe.{uuid.uuid4().hex[:12]}", "namespace": p.namespace},
-        "involvedObject": {"kind": "CollectionFlow", "name": "probe", "uid": flow["uid"]},
+        "involvedObject": {
+            "kind": "CollectionFlow",
+            "name": "probe",
+            "namespace": p.namespace,
+            "uid": flow["uid"],
+        },
         "reason": "Probe",
         "message": "probe",
         "type": "Normal",
