@@ -7,6 +7,7 @@ must reach Succeeded within 60 s, and the operator process must still be the one
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import urllib.request
@@ -316,3 +317,42 @@ def test_a_status_written_by_someone_else_is_put_back(
         "the finished flow's status put back",
         30,
     )
+
+
+def test_a_heartbeat_lease_not_written_by_the_attempts_pod_is_not_believed(
+    api: client.ApiClient, flows: Flows, operator: OperatorProcess, namespace: str
+) -> None:
+    """Another writer in the namespace makes the attempt's Lease first, and keeps it fresh:
+    it is neither owned by the attempt's Job nor held by its pod, so the silent phase is
+    still found stalled."""
+    spec = sample_spec("collectionflow-complete-data.yaml")
+    spec["recoveryPolicy"] = "Fail"
+    spec["phases"] = [
+        {"name": "initialization", "command": ["sleep", "120"], "stallTimeoutSeconds": 10}
+    ]
+    leases = client.CoordinationV1Api(api)
+    job_name = "forged-beat-initialization-1"
+    flows.create("forged-beat", spec)
+
+    def forge() -> str | None:
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        body = {
+            "metadata": {
+                "name": job_name,
+                "labels": {"app.kubernetes.io/managed-by": "collectionflow-operator"},
+            },
+            "spec": {"holderIdentity": "forger", "renewTime": now},
+        }
+        try:
+            leases.create_namespaced_lease(namespace, body)
+        except ApiException as error:
+            if error.status != 409:
+                raise
+            leases.patch_namespaced_lease(job_name, namespace, {"spec": body["spec"]})
+        state = (flows.get("forged-beat").get("status") or {}).get("state")
+        return state if state == "Failed" else None
+
+    wait_for(forge, "the flow stalled despite the forged heartbeat", 60, interval=1.0)
+    status = flows.get("forged-beat")["status"]
+    assert reason(status) == "NoProgress"
+    warning(flows, "forged-beat", "FlowStalled", "has not heart-beaten")

@@ -13,6 +13,7 @@ from collectionflow.domain.stall import (
     PodEvidence,
     StallReason,
     find_stall,
+    pod_start_timeout,
 )
 from unit.stall_evidence import (
     ATTEMPT,
@@ -245,3 +246,10 @@ def test_a_heartbeat_shows_the_pod_started_when_no_pod_is_known() -> None:
     quiet = NOW - STALL_TIMEOUT - TICK
     stale = not_started(quiet, pods=(), heartbeat=quiet)
     assert stall(stale).reason is StallReason.NO_PROGRESS
+
+
+def test_the_pod_start_timeout_follows_a_shorter_stall_timeout_and_the_deadline() -> None:
+    assert pod_start_timeout(300, 300, 600) == 300
+    assert pod_start_timeout(300, 60, 600) == 60
+    assert pod_start_timeout(300, 600, 300) == 240  # always inside the phase's deadline
+    assert pod_start_timeout(300, 600, None) == 300

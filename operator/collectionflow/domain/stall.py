@@ -81,6 +81,17 @@ class Finding:
     evidence: dict[str, Any] = field(default_factory=dict)
 
 
+def pod_start_timeout(setting: float, stall_timeout: float, phase_deadline: float | None) -> float:
+    """Seconds a phase's pod may take to start (or its worker to beat first): the operator's
+    setting, or the flow's (or phase's) stall timeout when that is shorter, and always well
+    inside the phase's deadline, so a pod that cannot start is declared before the Job times
+    out."""
+    bounds = [setting, stall_timeout]
+    if phase_deadline is not None:
+        bounds.append(phase_deadline * 0.8)
+    return min(bounds)
+
+
 def _age(now: dt.datetime, moment: dt.datetime | None) -> float | None:
     return None if moment is None else round((now - moment).total_seconds(), 1)
 

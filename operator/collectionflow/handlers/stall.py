@@ -41,6 +41,7 @@ from collectionflow.domain.stall import (
     StallReason,
     find_stall,
     input_reminder_due,
+    pod_start_timeout,
 )
 from collectionflow.domain.view import UnreadableFlow, flow_view
 from collectionflow.handlers.context import NotLeader, OperatorContext, flow_logger
@@ -182,7 +183,13 @@ async def gather_evidence(
         current_job=status.current_job,
         last_progress_time=status.last_progress_time,
         stall_timeout=dt.timedelta(seconds=stall_timeout),
-        pod_start_timeout=dt.timedelta(seconds=operator.pod_start_timeout_seconds),
+        pod_start_timeout=dt.timedelta(
+            seconds=pod_start_timeout(
+                operator.pod_start_timeout_seconds,
+                stall_timeout,
+                plan.phase(status.phase).timeout_seconds if status.phase else None,
+            )
+        ),
         missed_completion_grace=dt.timedelta(seconds=operator.missed_completion_grace_seconds),
         in_process=bool(status.phase_history)
         and status.phase_history[-1].runner is Runner.IN_PROCESS,
