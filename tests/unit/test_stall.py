@@ -9,6 +9,7 @@ import pytest
 
 from collectionflow.domain.decision import JobObservation, JobState
 from collectionflow.domain.stall import (
+    NEVER_HEALS_GRACE,
     Finding,
     PodEvidence,
     StallReason,
@@ -154,7 +155,14 @@ def test_an_image_pull_back_off_is_named_in_the_message_and_the_evidence() -> No
         '(ImagePullBackOff: Back-off pulling image "ghcr.io/example/missing:1.0")',
         base_evidence(
             last_progress_age_seconds=420.0,
-            pods=[{"name": POD, "phase": "Pending", "waiting_reason": "ImagePullBackOff"}],
+            pods=[
+                {
+                    "name": POD,
+                    "phase": "Pending",
+                    "waiting_reason": "ImagePullBackOff",
+                    "waiting_message": 'Back-off pulling image "ghcr.io/example/missing:1.0"',
+                }
+            ],
             pod_start_timeout_seconds=300.0,
         ),
     )
@@ -177,7 +185,7 @@ def test_an_image_pull_back_off_is_named_in_the_message_and_the_evidence() -> No
             "ImagePullBackOff",
             id="waiting-reason-before-unschedulable",
         ),
-        pytest.param((pending_pod(),), "no pod", id="pending-without-reason"),
+        pytest.param((pending_pod(),), "pending", id="pending-without-reason"),
         pytest.param((), "no pod", id="no-pod"),
     ],
 )
@@ -253,3 +261,16 @@ def test_the_pod_start_timeout_follows_a_shorter_stall_timeout_and_the_deadline(
     assert pod_start_timeout(300, 60, 600) == 60
     assert pod_start_timeout(300, 600, 300) == 240  # always inside the phase's deadline
     assert pod_start_timeout(300, 600, None) == 300
+
+
+def test_a_reason_that_never_heals_is_declared_after_a_short_grace() -> None:
+    created = NOW - NEVER_HEALS_GRACE - dt.timedelta(seconds=1)
+    config_error = pending_pod(
+        created_at=created, waiting_reason="CreateContainerConfigError", waiting_message="no key"
+    )
+    finding = stall(not_started(created, pods=(config_error,)))
+    assert finding is not None
+    assert finding.reason is StallReason.POD_NOT_STARTING
+    assert "CreateContainerConfigError: no key" in finding.message
+    pulling = pending_pod(created_at=created, waiting_reason="ImagePullBackOff")
+    assert find_stall(not_started(created, pods=(pulling,))) is None  # may heal: full timeout

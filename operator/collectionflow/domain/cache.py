@@ -154,7 +154,7 @@ def slim_pod(body: Body) -> dict[str, Any]:
         "status": {
             "phase": status.get("phase"),
             "conditions": [
-                {"type": c.get("type"), "reason": c.get("reason")}
+                {"type": c.get("type"), "reason": c.get("reason"), "message": c.get("message")}
                 for c in status.get("conditions") or []
                 if c.get("type") == "PodScheduled"
             ],

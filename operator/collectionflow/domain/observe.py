@@ -133,9 +133,13 @@ def pod_evidence(pod: dict[str, Any]) -> PodEvidence:
         ),
         None,
     )
-    unschedulable = any(
-        c.get("type") == "PodScheduled" and c.get("reason") == "Unschedulable"
-        for c in status.get("conditions") or []
+    scheduling = next(
+        (
+            c
+            for c in status.get("conditions") or []
+            if c.get("type") == "PodScheduled" and c.get("reason") == "Unschedulable"
+        ),
+        None,
     )
     return PodEvidence(
         name=pod.get("metadata", {}).get("name", ""),
@@ -144,5 +148,6 @@ def pod_evidence(pod: dict[str, Any]) -> PodEvidence:
         started=bool(started),
         waiting_reason=(waiting or {}).get("reason"),
         waiting_message=(waiting or {}).get("message"),
-        unschedulable=unschedulable,
+        unschedulable=scheduling is not None,
+        scheduling_message=(scheduling or {}).get("message"),
     )

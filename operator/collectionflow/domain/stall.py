@@ -21,6 +21,15 @@ from collectionflow.domain.records import ChildSnapshot
 
 # A finished Job is normally acted on within a second; only this much later is it "missed".
 MISSED_COMPLETION_GRACE = dt.timedelta(seconds=15)
+# Waiting reasons no retry of the same pod heals: declared after a short grace, not the
+# pod-start timeout (Tekton's create-container-error timeout plays the same part).
+NEVER_HEALS = frozenset(
+    {"InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError", "CreateContainerError"}
+)
+NEVER_HEALS_GRACE = dt.timedelta(seconds=30)
+IMAGE_PULL = frozenset(
+    {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
+)
 
 
 class StallReason(StrEnum):
@@ -51,6 +60,7 @@ class PodEvidence:
     waiting_reason: str | None = None
     waiting_message: str | None = None
     unschedulable: bool = False
+    scheduling_message: str | None = None
 
 
 @dataclass(frozen=True)
@@ -131,32 +141,29 @@ def _running_stall(e: Evidence) -> Finding | None:
             e.state, e.phase, e.attempt, job, e.job_finished_at, e.now, e.missed_completion_grace
         )
 
-    started = [pod for pod in e.pods if pod.started]
-    if not started and e.heartbeat is None:  # a heartbeat means the worker's pod started
-        since = min(
-            (pod.created_at for pod in e.pods if pod.created_at is not None),
-            default=e.job_created_at,
+    wait = pod_wait(e)
+    if wait is not None:
+        if wait.deadline is None or e.now <= wait.deadline:
+            return None
+        return Finding(
+            StallReason.POD_NOT_STARTING,
+            f"the pod of {job.name} has not started in {_age(e.now, wait.since)}s ({wait.detail})",
+            base
+            | {
+                "pods": [
+                    {
+                        "name": p.name,
+                        "phase": p.phase,
+                        "waiting_reason": p.waiting_reason,
+                        "waiting_message": p.waiting_message,
+                    }
+                    for p in e.pods
+                ],
+                "pod_start_timeout_seconds": (wait.deadline - wait.since).total_seconds()
+                if wait.since
+                else None,
+            },
         )
-        if since is not None and e.now - since > e.pod_start_timeout:
-            waiting = next((p for p in e.pods if p.waiting_reason), None)
-            detail = (
-                f"{waiting.waiting_reason}: {waiting.waiting_message or ''}".strip(": ")
-                if waiting
-                else ("unschedulable" if any(p.unschedulable for p in e.pods) else "no pod")
-            )
-            return Finding(
-                StallReason.POD_NOT_STARTING,
-                f"the pod of {job.name} has not started in {_age(e.now, since)}s ({detail})",
-                base
-                | {
-                    "pods": [
-                        {"name": p.name, "phase": p.phase, "waiting_reason": p.waiting_reason}
-                        for p in e.pods
-                    ],
-                    "pod_start_timeout_seconds": e.pod_start_timeout.total_seconds(),
-                },
-            )
-        return None
 
     latest = max((m for m in (e.heartbeat, e.last_progress_time) if m is not None), default=None)
     if latest is not None and e.now - latest > e.stall_timeout:
@@ -168,10 +175,64 @@ def _running_stall(e: Evidence) -> Finding | None:
             | {
                 "last_heartbeat_age_seconds": _age(e.now, e.heartbeat),
                 "stall_timeout_seconds": e.stall_timeout.total_seconds(),
-                "pods": [{"name": p.name, "phase": p.phase} for p in started],
+                "pods": [{"name": p.name, "phase": p.phase} for p in e.pods if p.started],
             },
         )
     return None
+
+
+@dataclass(frozen=True)
+class PodWait:
+    """An attempt whose pod has not started and whose worker has not beaten: since when, what
+    the pod says, and when it is declared `PodNotStarting`."""
+
+    since: dt.datetime | None
+    deadline: dt.datetime | None
+    detail: str
+    reason: str | None = None
+    message: str | None = None
+    unschedulable: bool = False
+
+    @property
+    def kind(self) -> str:
+        """What it waits for: scheduling, image, config or start."""
+        if self.unschedulable:
+            return "scheduling"
+        if self.reason in IMAGE_PULL:
+            return "image"
+        if self.reason in NEVER_HEALS:
+            return "config"
+        return "start"
+
+
+def pod_wait(e: Evidence) -> PodWait | None:
+    """The attempt's pod wait (None: a pod started, or the worker beat)."""
+    if any(pod.started for pod in e.pods) or e.heartbeat is not None:
+        return None
+    since = min(
+        (pod.created_at for pod in e.pods if pod.created_at is not None),
+        default=e.job_created_at,
+    )
+    waiting = next((p for p in e.pods if p.waiting_reason), None)
+    unschedulable = next((p for p in e.pods if p.unschedulable), None)
+    timeout = e.pod_start_timeout
+    if waiting is not None and waiting.waiting_reason in NEVER_HEALS:
+        timeout = min(timeout, NEVER_HEALS_GRACE)
+    if waiting is not None:
+        detail = f"{waiting.waiting_reason}: {waiting.waiting_message or ''}".strip(": ")
+    elif unschedulable is not None:
+        detail = f"unschedulable: {unschedulable.scheduling_message or ''}".strip(": ")
+    else:
+        detail = "no pod" if not e.pods else "pending"
+    return PodWait(
+        since=since,
+        deadline=since + timeout if since is not None else None,
+        detail=detail,
+        reason=waiting.waiting_reason if waiting else None,
+        message=(waiting.waiting_message if waiting else None)
+        or (unschedulable.scheduling_message if unschedulable else None),
+        unschedulable=unschedulable is not None and waiting is None,
+    )
 
 
 def missed_completion(
