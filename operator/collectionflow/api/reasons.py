@@ -37,6 +37,7 @@ class ConditionReason(StrEnum):
     """The `reason` of a flow's conditions: why it is in its state."""
 
     PHASE_RUNNING = "PhaseRunning"
+    WAITING = "Waiting"  # running, but held by something other than its own work
     RECOVERING = "Recovering"
     SUSPENDED = "Suspended"
     WAITING_FOR_INPUT = "WaitingForInput"

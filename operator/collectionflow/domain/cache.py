@@ -163,6 +163,22 @@ def slim_pod(body: Body) -> dict[str, Any]:
     }
 
 
+def _holds(pod: Body) -> tuple[Any, ...]:
+    """What keeps a pod from starting, as far as a flow's status says it."""
+    status = pod["status"]
+    waiting = tuple(
+        (c["state"]["waiting"].get("reason"), c["state"]["waiting"].get("message"))
+        for c in status["containerStatuses"]
+        if c["state"].get("waiting")
+    )
+    scheduling = tuple(
+        (c.get("reason"), c.get("message"))
+        for c in status["conditions"]
+        if c.get("reason") == "Unschedulable"
+    )
+    return waiting + scheduling
+
+
 @dataclass
 class WatchCache:
     flows: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -325,6 +341,29 @@ class WatchCache:
         else:
             pod = slim_pod(body)
             pods[pod["metadata"]["name"]] = pod
+
+    def observe_pending_pod(self, event_type: str | None, body: Body) -> str | None:
+        """Take an event of the watch of pods that have not started; the uid of the flow to
+        wake when what holds the pod changed (a waiting reason, the scheduler's verdict).
+        A pod leaving Pending leaves that watch as DELETED: a copy the finished-pod watch
+        brought (newer) is kept."""
+        meta = body.get("metadata") or {}
+        job = (meta.get("labels") or {}).get(JOB_NAME_LABEL)
+        if not job:
+            return None
+        pods = self.pods.setdefault((meta.get("namespace", ""), job), {})
+        name = meta.get("name", "")
+        previous = pods.get(name)
+        if previous is not None and previous["status"].get("phase") != "Pending":
+            return None  # it started or ended already: the watch of finished pods has it
+        if event_type == DELETED:
+            pods.pop(name, None)
+            return None
+        pod = slim_pod(body)
+        pods[name] = pod
+        if _holds(pod) == (_holds(previous) if previous is not None else ()):
+            return None
+        return str((meta.get("labels") or {}).get(LABEL_FLOW_UID) or "") or None
 
     def put_pods(self, namespace: str, job: str, pods: list[dict[str, Any]]) -> None:
         self.pods[(namespace, job)] = {p["metadata"]["name"]: slim_pod(p) for p in pods}

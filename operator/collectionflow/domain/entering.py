@@ -23,6 +23,11 @@ from collectionflow.domain.history import HISTORY_LIMIT, open_attempt
 from collectionflow.domain.plan import FlowPlan
 
 
+def running_message(phase: str, attempt: int) -> str:
+    """The status message of a phase attempt that runs with nothing holding it."""
+    return f"running phase {phase} (attempt {attempt})"
+
+
 def enter_phase(
     flow: FlowView,
     plan: FlowPlan,
@@ -93,7 +98,7 @@ def enter_phase(
             "transition_budget",
         )
     job = job_name(flow.name, phase, attempt)
-    message = f"running phase {phase} (attempt {attempt})"
+    message = running_message(phase, attempt)
     entry = PhaseHistoryEntry(
         name=phase, state=PhaseRunState.RUNNING, attempt=attempt, job_name=job, started_at=now
     )

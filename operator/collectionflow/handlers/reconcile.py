@@ -28,12 +28,14 @@ from collectionflow.api.names import ANNOTATION_INPUT, ANNOTATION_INPUT_COMPLETE
 from collectionflow.api.reasons import ConditionReason
 from collectionflow.db.errors import UnknownMasterFlow
 from collectionflow.domain.decision import (
+    NOTHING,
     Decision,
     FlowView,
     JobObservation,
     PhaseFinished,
     StartPhase,
 )
+from collectionflow.domain.diagnosis import waiting_status
 from collectionflow.domain.failing import fail_flow
 from collectionflow.domain.machine import decide
 from collectionflow.domain.observe import job_finished_at, observe_job, terminated_state
@@ -52,6 +54,7 @@ from collectionflow.domain.snapshot import child_snapshot
 from collectionflow.domain.stall import Finding, missed_completion
 from collectionflow.domain.view import flow_view
 from collectionflow.handlers.context import JobRefused, OperatorContext, flow_logger
+from collectionflow.handlers.diagnosis import diagnosis_of
 from collectionflow.handlers.runs import launch
 from collectionflow.handlers.status_record import restore_status
 from collectionflow.handlers.visibility import report_caught_up, report_recovered, report_stall
@@ -123,6 +126,11 @@ async def _reconcile(
         recovery = recovery_for(ctx, view, missed, now)
         await report_stall(ctx, view, missed, recovery, now)
     decision = decide(view, job, now)
+    if decision == NOTHING and status.state is FlowState.RUNNING:
+        diagnosis = diagnosis_of(ctx, view, now)
+        waiting = waiting_status(view, diagnosis, now) if diagnosis else None
+        if waiting is not None:
+            decision = Decision(status=waiting)
     await carry_out(ctx, body, view, ids, decision)
     if missed is not None and recovery is not None:
         await report_recovered(ctx, view, missed, recovery)

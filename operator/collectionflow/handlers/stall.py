@@ -20,17 +20,14 @@ from typing import Any
 
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from collectionflow.api.models import FlowState, Runner
+from collectionflow.api.models import FlowState
 from collectionflow.api.reasons import ConditionReason, EventReason
 from collectionflow.db.errors import DatabaseUnavailable, UnknownMasterFlow
 from collectionflow.domain.decision import Decision, FlowView
+from collectionflow.domain.evidence import evidence_for
 from collectionflow.domain.failing import fail_flow
 from collectionflow.domain.observe import (
-    job_created_at,
     job_finished_at,
-    lease_renewed_at,
-    observe_job,
-    pod_evidence,
 )
 from collectionflow.domain.plan import InvalidSpec
 from collectionflow.domain.recovery import RecoveryAction, RecoveryPlan
@@ -41,10 +38,10 @@ from collectionflow.domain.stall import (
     StallReason,
     find_stall,
     input_reminder_due,
-    pod_start_timeout,
 )
 from collectionflow.domain.view import UnreadableFlow, flow_view
 from collectionflow.handlers.context import NotLeader, OperatorContext, flow_logger
+from collectionflow.handlers.diagnosis import timeouts
 from collectionflow.handlers.reconcile import (
     carry_out,
     database_sync,
@@ -164,51 +161,25 @@ async def gather_evidence(
     job: dict[str, Any] | None,
     pods: list[dict[str, Any]],
     lease: dict[str, Any] | None,
+    with_database: bool = True,
 ) -> Evidence | None:
+    """The flow's evidence; with the database's child record unless `with_database` is off."""
     status = view.status
     try:
         plan = view.plan
     except InvalidSpec:
         return None
     operator = ctx.settings.operator
-    phase_timeout = plan.phase(status.phase).stall_timeout_seconds if status.phase else None
-    stall_timeout = (
-        phase_timeout or view.spec.stall_timeout_seconds or operator.stall_timeout_seconds
-    )
-    evidence = Evidence(
-        now=now,
-        state=status.state,
-        phase=status.phase,
-        attempt=status.attempt,
-        current_job=status.current_job,
-        last_progress_time=status.last_progress_time,
-        stall_timeout=dt.timedelta(seconds=stall_timeout),
-        pod_start_timeout=dt.timedelta(
-            seconds=pod_start_timeout(
-                operator.pod_start_timeout_seconds,
-                stall_timeout,
-                plan.phase(status.phase).timeout_seconds if status.phase else None,
-            )
-        ),
-        missed_completion_grace=dt.timedelta(seconds=operator.missed_completion_grace_seconds),
-        in_process=bool(status.phase_history)
-        and status.phase_history[-1].runner is Runner.IN_PROCESS,
-    )
+    excused = False
     if status.state is FlowState.RUNNING and status.current_job:
-        finished_at = job_finished_at(job)
-        grace = evidence.missed_completion_grace
-        seen_at = ctx.cache.finished_seen_at(view.namespace, status.current_job)
         # A Job held by an operator restart, a watch that just came back or a known outage is
         # not a missed completion.
-        excused = ctx.excuses(finished_at, now, grace, seen_at)
-        evidence = dataclasses.replace(
-            evidence,
-            job=observe_job(status.current_job, job, pods),
-            job_created_at=job_created_at(job),
-            job_finished_at=None if excused else finished_at,
-            heartbeat=lease_renewed_at(lease, job),
-            pods=tuple(pod_evidence(pod) for pod in pods),
-        )
+        grace = dt.timedelta(seconds=operator.missed_completion_grace_seconds)
+        seen_at = ctx.cache.finished_seen_at(view.namespace, status.current_job)
+        excused = ctx.excuses(job_finished_at(job), now, grace, seen_at)
+    evidence = evidence_for(view, plan, now, timeouts(ctx), job, pods, lease, excused)
+    if not with_database:
+        return evidence
     if status.master_flow_id and status.state is not FlowState.PENDING:
         try:
             database_child = await ctx.repository.child_snapshot(view.uid)

@@ -5,8 +5,10 @@ They are plain list-then-watch loops (`k8s.watch.list_and_watch`), not kopf hand
 per-event machinery (queues, causes, handler kwargs, progress and finalizer checks) cost more
 CPU than everything else an event needs.
 
-Filtered on the server: our managed-by label, and for pods, only the ones that ended (their
-termination message is the phase's result; a worker's start shows as its heartbeat Lease).
+Filtered on the server: our managed-by label, and for pods, the ones that ended (their
+termination message is the phase's result; a worker's start shows as its heartbeat Lease) and,
+in a second watch, the ones still Pending (what holds them: an image, the scheduler, a missing
+Secret key). A pod that starts leaves that watch; a running pod is never watched.
 A re-list replaces what the cache knew: a Job that disappeared while the watch was away is
 forgotten with its pods and Lease.
 """
@@ -33,6 +35,7 @@ log = logging.getLogger(__name__)
 
 MANAGED = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
 FINISHED_PODS = "status.phase!=Pending,status.phase!=Running"
+PENDING_PODS = "status.phase=Pending"
 
 
 def start_watches(
@@ -68,6 +71,14 @@ def start_watches(
                 else kube.core.list_pod_for_all_namespaces,
                 {"label_selector": MANAGED, "field_selector": FINISHED_PODS},
                 lambda event: _take_pod(ctx.cache, event),
+            ),
+            (
+                "pending-pods",
+                kube.core.list_namespaced_pod
+                if namespace
+                else kube.core.list_pod_for_all_namespaces,
+                {"label_selector": MANAGED, "field_selector": PENDING_PODS},
+                lambda event: _take_pending_pod(ctx, event),
             ),
             (
                 "leases",
@@ -133,6 +144,18 @@ class _JobWatch:
 def _take_pod(cache: WatchCache, event: WatchEvent) -> None:
     if event.type != SYNCED:
         cache.observe_pod(None if event.type == LISTED else event.type, event.body)
+
+
+def _take_pending_pod(ctx: OperatorContext, event: WatchEvent) -> None:
+    """A pod that has not started: what holds it (image, scheduling, config) wakes its flow,
+    whose status then says so."""
+    if event.type == SYNCED:
+        return
+    flow_uid = ctx.cache.observe_pending_pod(
+        None if event.type == LISTED else event.type, event.body
+    )
+    if flow_uid:
+        ctx.wakeups.wake(flow_uid)
 
 
 def _take_lease(cache: WatchCache, event: WatchEvent) -> None:

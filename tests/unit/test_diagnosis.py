@@ -1,0 +1,132 @@
+"""The diagnosis: what holds a flow, what the operator does next, and when; and the status
+that says so."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import replace
+
+import pytest
+
+from collectionflow.api.models import ConditionType, FlowState, RecoveryPolicy
+from collectionflow.api.reasons import ConditionReason
+from collectionflow.domain.cache import WatchCache
+from collectionflow.domain.diagnosis import Recoveries, WaitsFor, diagnose, waiting_status
+from collectionflow.domain.machine import decide
+from unit.machine_flows import LATER, pending, then
+from unit.stall_evidence import NOW, POD_START_TIMEOUT, evidence, not_started, pending_pod
+
+pytestmark = pytest.mark.unit
+RETRY = Recoveries(RecoveryPolicy.RETRY_PHASE, 0, 3)
+PULLING = "ImagePullBackOff"
+KUBELET = 'Back-off pulling image "example.invalid/missing:1"'
+
+
+def test_an_image_that_cannot_be_pulled_says_so_and_when_the_operator_acts() -> None:
+    since = NOW - dt.timedelta(seconds=20)
+    pod = pending_pod(created_at=since, waiting_reason=PULLING, waiting_message=KUBELET)
+    found = diagnose(not_started(since, pods=(pod,)), RETRY)
+    assert found.waits_for is WaitsFor.IMAGE_PULL
+    assert found.abnormal
+    at = since + POD_START_TIMEOUT
+    assert found.next_at == at
+    assert found.line() == (
+        f"pod cannot start: {PULLING}: {KUBELET}; PodNotStarting at "
+        f"{at:%H:%M:%S}Z, then attempt 3 (recovery 1 of 3)"
+    )
+    assert found.to_json()["evidence"]["waiting_reason"] == PULLING
+
+
+@pytest.mark.parametrize(
+    ("recoveries", "then_"),
+    [
+        (Recoveries(RecoveryPolicy.FAIL, 0, 3), "then the flow fails (recoveryPolicy Fail)"),
+        (Recoveries(RecoveryPolicy.RETRY_PHASE, 3, 3), "fails with RecoveryExhausted (3 of 3"),
+    ],
+)
+def test_the_next_action_follows_the_recovery_policy(recoveries: Recoveries, then_: str) -> None:
+    pod = pending_pod(created_at=NOW, waiting_reason=PULLING)
+    assert then_ in diagnose(not_started(NOW, pods=(pod,)), recoveries).line()
+
+
+def test_unschedulable_config_error_and_plain_waits() -> None:
+    unschedulable = pending_pod(
+        created_at=NOW, unschedulable=True, scheduling_message="0/1 nodes are available"
+    )
+    found = diagnose(not_started(NOW, pods=(unschedulable,)), RETRY)
+    assert found.waits_for is WaitsFor.POD_SCHEDULING
+    assert found.summary == "pod cannot be scheduled: 0/1 nodes are available"
+    config = pending_pod(created_at=NOW, waiting_reason="CreateContainerConfigError")
+    assert diagnose(not_started(NOW, pods=(config,)), RETRY).waits_for is WaitsFor.CONTAINER_CONFIG
+    plain = diagnose(not_started(NOW), RETRY)
+    assert plain.waits_for is WaitsFor.POD_START
+    assert not plain.abnormal
+
+
+def test_a_healthy_phase_says_its_heartbeat_age_and_when_it_would_be_stalled() -> None:
+    found = diagnose(evidence(), RETRY)
+    assert found.waits_for is WaitsFor.PHASE
+    assert "last heartbeat 20s ago" in found.summary
+    assert found.next_action is not None
+    assert found.next_action.startswith("NoProgress at ")
+    assert not found.abnormal
+
+
+def test_waiting_for_input_suspended_database_and_at_rest() -> None:
+    remind = NOW + dt.timedelta(hours=1)
+    waiting = diagnose(
+        evidence(state=FlowState.WAITING_FOR_INPUT),
+        RETRY,
+        input_requested_at=NOW,
+        reminder_at=remind,
+    )
+    assert (waiting.waits_for, waiting.next_at) == (WaitsFor.INPUT, remind)
+    assert diagnose(evidence(state=FlowState.SUSPENDED), RETRY).waits_for is WaitsFor.SUSPENDED
+    held = diagnose(evidence(), RETRY, database_down_since=NOW)
+    assert (held.waits_for, held.abnormal) == (WaitsFor.DATABASE, True)
+    assert diagnose(evidence(state=FlowState.SUCCEEDED), RETRY).waits_for is WaitsFor.NOTHING
+
+
+def test_the_status_says_what_holds_the_flow_once_and_takes_it_back() -> None:
+    flow = pending()
+    flow = then(flow, decide(flow, None, NOW))
+    pod = pending_pod(created_at=NOW, waiting_reason=PULLING, waiting_message=KUBELET)
+    held = diagnose(not_started(NOW, pods=(pod,)), RETRY)
+    status = waiting_status(flow, held, LATER)
+    assert status is not None
+    assert status.message == held.line()
+    reconciling = status.condition(ConditionType.RECONCILING)
+    assert reconciling is not None
+    assert (reconciling.status, reconciling.reason) == ("True", ConditionReason.WAITING)
+    assert status.state is FlowState.RUNNING
+    waiting = replace(flow, status=status)
+    assert waiting_status(waiting, held, LATER) is None  # said already
+    moving = waiting_status(waiting, diagnose(evidence(), RETRY), LATER)
+    assert moving is not None
+    assert moving.message == "running phase initialization (attempt 1)"
+    assert waiting_status(flow, diagnose(evidence(), RETRY), LATER) is None
+
+
+def test_the_pending_pod_watch_wakes_the_flow_only_when_what_holds_it_changes() -> None:
+    cache = WatchCache()
+
+    def pod(phase: str, reason: str | None = None) -> dict[str, object]:
+        state = {"waiting": {"reason": reason, "message": "m"}} if reason else {}
+        return {
+            "metadata": {
+                "name": "p1",
+                "namespace": "ns",
+                "labels": {"job-name": "f-init-1", "flows.collectionflow.io/flow-uid": "u1"},
+            },
+            "status": {"phase": phase, "containerStatuses": [{"name": "c", "state": state}]},
+        }
+
+    assert cache.observe_pending_pod("ADDED", pod("Pending")) is None
+    assert cache.observe_pending_pod("MODIFIED", pod("Pending", "ErrImagePull")) == "u1"
+    assert cache.observe_pending_pod("MODIFIED", pod("Pending", "ErrImagePull")) is None
+    assert cache.observe_pending_pod("MODIFIED", pod("Pending", PULLING)) == "u1"
+    cache.observe_pod("MODIFIED", pod("Succeeded"))  # the finished-pod watch was first
+    assert cache.observe_pending_pod("DELETED", pod("Pending", PULLING)) is None
+    pods = cache.job_pods("ns", "f-init-1")
+    assert pods is not None
+    assert pods[0]["status"]["phase"] == "Succeeded"
