@@ -1,4 +1,5 @@
-"""The commands users run on flows: get, describe, input, retry, suspend, resume, journal, logs.
+"""The commands users run on flows: get, describe, why, input, retry, suspend, resume, journal,
+logs.
 
 Each works through the user's kubeconfig (and so their RBAC) and prints `-o table` (the
 default: columns within the terminal's width, as kubectl does), `-o json` or `-o yaml`.
@@ -28,6 +29,7 @@ from collectionflow.cli.describe import (
     read_journal,
 )
 from collectionflow.cli.tables import Column, age, render, width
+from collectionflow.cli.why import diagnosis_from_api, why_text
 from collectionflow.k8s.flows_client import FlowsClient, FlowsClientError
 
 
@@ -135,16 +137,20 @@ def describe(
     try:
         flow = kube.get(namespace, name)
         events = kube.events(namespace, flow["metadata"]["uid"])
+        now = dt.datetime.now(dt.UTC)
+        diagnosis = diagnosis_from_api(kube, flow, now)
     except FlowsClientError as error:
         raise fail(str(error)) from None
     journal = read_journal(flow["metadata"]["uid"], None)
     status = flow.get("status") or {}
     data = {
         "flow": flow,
+        "why": diagnosis.to_json(),
         "events": events,
         "journal": journal if isinstance(journal, str) else [journal_data(j) for j in journal],
     }
-    emit(data, output, describe_text(flow, status, events, journal))
+    text = describe_text(flow, status, events, journal)
+    emit(data, output, f"{why_text(flow, diagnosis, now)}\n\n{text}")
 
 
 def journal(
@@ -286,7 +292,20 @@ def logs(
     emit(data, output, text.rstrip("\n"))
 
 
+def why(name: str, namespace: NamespaceOption = None, output: OutputOption = Output.TABLE) -> None:
+    """Why a flow is not moving, what the operator does next, and when."""
+    kube = connect()
+    namespace = namespace or kube.default_namespace
+    now = dt.datetime.now(dt.UTC)
+    try:
+        flow = kube.get(namespace, name)
+        diagnosis = diagnosis_from_api(kube, flow, now)
+    except FlowsClientError as error:
+        raise fail(str(error)) from None
+    emit(diagnosis.to_json(), output, why_text(flow, diagnosis, now))
+
+
 def register(app: typer.Typer) -> None:
-    for command in (get, describe, retry, suspend, resume, journal, logs):
+    for command in (get, describe, why, retry, suspend, resume, journal, logs):
         app.command()(command)
     app.command("input")(input_)

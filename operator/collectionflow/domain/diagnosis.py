@@ -82,6 +82,11 @@ class Diagnosis:
         """The one-line form, for the status message."""
         return self.summary + (f"; {self.next_action}" if self.next_action else "")
 
+    @classmethod
+    def invalid(cls, problem: str) -> Diagnosis:
+        """A flow whose spec has no plan: the operator fails it at its next reconcile."""
+        return cls(WaitsFor.NOTHING, problem, next_action="the operator fails it (InvalidSpec)")
+
     def to_json(self) -> dict[str, Any]:
         return {
             "waitsFor": self.waits_for.value,

@@ -123,6 +123,33 @@ class FlowsClient:
         plain: list[dict[str, Any]] = client.ApiClient().sanitize_for_serialization(pods.items)
         return plain
 
+    def attempt(
+        self, namespace: str, job_name: str
+    ) -> tuple[dict[str, Any] | None, list[dict[str, Any]], dict[str, Any] | None]:
+        """An attempt's Job, its pods and its heartbeat Lease, as the API returns them (None:
+        not there)."""
+        coordination = client.CoordinationV1Api()
+
+        def read(call: Any, *args: Any) -> dict[str, Any] | None:
+            try:
+                found: dict[str, Any] = client.ApiClient().sanitize_for_serialization(call(*args))
+            except ApiException as error:
+                if error.status == 404:
+                    return None
+                raise _error(error) from None
+            return found
+
+        job = read(self.batch.read_namespaced_job, job_name, namespace)
+        try:
+            listing = self.core.list_namespaced_pod(
+                namespace, label_selector=f"job-name={job_name}"
+            )
+        except ApiException as error:
+            raise _error(error) from None
+        pods: list[dict[str, Any]] = client.ApiClient().sanitize_for_serialization(listing.items)
+        lease = read(coordination.read_namespaced_lease, job_name, namespace)
+        return job, pods, lease
+
     def pod_log(self, namespace: str, pod: str) -> str:
         try:
             log: str = self.core.read_namespaced_pod_log(pod, namespace)

@@ -1,0 +1,113 @@
+"""Every flow that is not moving says why, what happens next, and when: against the real
+cluster, the operator as a process and the command line as a user runs it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from e2e.test_cli import cflow, db_url  # noqa: F401  (fixtures)
+from e2e.test_flow_lifecycle import journal_rows, sample_spec
+from harness.flows import Flows, OperatorProcess
+from harness.waiting import wait_for
+
+pytestmark = pytest.mark.e2e
+
+SWEEP_SECONDS = 2
+IMAGE = "example.invalid/missing:1"
+
+
+def parse(moment: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(moment.replace("Z", "+00:00"))
+
+
+def reconciling(status: dict[str, Any]) -> dict[str, Any]:
+    return next(c for c in status["conditions"] if c["type"] == "Reconciling")
+
+
+def test_an_image_that_cannot_be_pulled_is_named_and_acted_on_when_announced(
+    flows: Flows,
+    namespace: str,
+    start_operator: Callable[..., OperatorProcess],
+    db_url: str,  # noqa: F811
+    cflow: Callable[..., subprocess.CompletedProcess[str]],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    start_operator(
+        db_url,
+        COLLECTIONFLOW_OPERATOR__STALL_CHECK_INTERVAL_SECONDS=str(SWEEP_SECONDS),
+        COLLECTIONFLOW_OPERATOR__RECOVERY_BACKOFF_SECONDS="0",
+    )
+    spec = sample_spec("collectionflow-complete-data.yaml")
+    spec["maxRecoveries"] = 1
+    spec["phases"] = [{"name": "initialization", "image": IMAGE, "stallTimeoutSeconds": 20}]
+    uid = flows.create("pull", spec)["metadata"]["uid"]
+    running = flows.wait_state("pull", "Running", timeout=30)
+    started = parse(running["lastProgressTime"])
+
+    status = flows.wait_for(
+        "pull",
+        lambda s: "pod cannot start" in (s.get("message") or ""),
+        "the status naming the image",
+        timeout=15,
+    )
+    said_at = dt.datetime.now(dt.UTC)
+    assert (said_at - started).total_seconds() < 15, "said within seconds of the cause"
+    assert IMAGE in status["message"]
+    assert "PodNotStarting at" in status["message"]
+    assert "then attempt 2 (recovery 1 of 1)" in status["message"]
+    assert status["state"] == "Running"
+    assert reconciling(status)["reason"] == "Waiting"
+
+    why = cflow("why", "pull", "-n", namespace)
+    assert why.returncode == 0, why.stderr
+    assert "Waits for:  ImagePull" in why.stdout
+    assert IMAGE in why.stdout
+    announced = json.loads(cflow("why", "pull", "-n", namespace, "-o", "json").stdout)
+    assert announced["waitsFor"] == "ImagePull"
+    assert announced["abnormal"] is True
+    due = parse(announced["nextAt"])
+
+    recovered = flows.wait_for("pull", lambda s: s.get("recoveries") == 1, "the recovery", 60)
+    acted = parse(recovered["lastRecoveryTime"])
+    lateness = (acted - due).total_seconds()
+    print(f"announced PodNotStarting at {due}, acted at {acted} ({lateness:+.1f}s)")
+    assert -1 <= lateness <= SWEEP_SECONDS + 2, "acted at the announced time"
+    stalls = [e.message for e in flows.events("pull") if e.reason == "FlowStalled"]
+    assert any("PodNotStarting" in m and IMAGE in m for m in stalls), stalls
+
+    failed = flows.wait_state("pull", "Failed", timeout=60)
+    assert {c["type"]: c["reason"] for c in failed["conditions"]}["Succeeded"] == (
+        "RecoveryExhausted"
+    )
+    rows = wait_for(lambda: journal_rows(db_url, uid), "the journal rows")
+    assert any(IMAGE in (row.error_message or "") for row in rows)
+
+
+def test_a_healthy_flow_waiting_for_input_or_suspended_says_so(
+    flows: Flows,
+    namespace: str,
+    start_operator: Callable[..., OperatorProcess],
+    db_url: str,  # noqa: F811
+    cflow: Callable[..., subprocess.CompletedProcess[str]],  # noqa: F811
+) -> None:
+    start_operator(db_url)
+    flows.create("manual", sample_spec())
+    flows.wait_state("manual", "WaitingForInput", timeout=60)
+    waiting = json.loads(cflow("why", "manual", "-n", namespace, "-o", "json").stdout)
+    assert waiting["waitsFor"] == "Input"
+    assert waiting["abnormal"] is False
+    assert waiting["nextAction"].startswith("a reminder Event at")
+
+    held = sample_spec("collectionflow-complete-data.yaml") | {"suspend": True}
+    flows.create("held", held)
+    flows.wait_state("held", "Suspended", timeout=30)
+    said = cflow("why", "held", "-n", namespace)
+    assert "Waits for:  Suspended" in said.stdout
+    assert "spec.suspend" in said.stdout
