@@ -111,3 +111,69 @@ def test_a_healthy_flow_waiting_for_input_or_suspended_says_so(
     said = cflow("why", "held", "-n", namespace)
     assert "Waits for:  Suspended" in said.stdout
     assert "spec.suspend" in said.stdout
+
+
+def test_a_worker_that_never_beats_is_announced_and_stalled_on_time(
+    flows: Flows,
+    namespace: str,
+    start_operator: Callable[..., OperatorProcess],
+    db_url: str,  # noqa: F811
+    cflow: Callable[..., subprocess.CompletedProcess[str]],  # noqa: F811
+) -> None:
+    start_operator(db_url, COLLECTIONFLOW_OPERATOR__STALL_CHECK_INTERVAL_SECONDS=str(SWEEP_SECONDS))
+    spec = sample_spec("collectionflow-complete-data.yaml")
+    spec["recoveryPolicy"] = "Fail"
+    spec["phases"] = [
+        {"name": "initialization", "command": ["sleep", "120"], "stallTimeoutSeconds": 15}
+    ]
+    uid = flows.create("silent", spec)["metadata"]["uid"]
+    flows.wait_state("silent", "Running", timeout=30)
+
+    def announced() -> dict[str, Any] | None:
+        said: dict[str, Any] = json.loads(
+            cflow("why", "silent", "-n", namespace, "-o", "json").stdout
+        )
+        return said if said["waitsFor"] == "FirstHeartbeat" else None
+
+    said = wait_for(announced, "the worker's first heartbeat awaited", 20)
+    assert "then the flow fails (recoveryPolicy Fail)" in said["nextAction"]
+    due = parse(said["nextAt"])
+    failed = flows.wait_state("silent", "Failed", timeout=60)
+    acted = parse(failed["completedAt"])
+    assert -1 <= (acted - due).total_seconds() <= SWEEP_SECONDS + 2, (due, acted)
+    assert {c["type"]: c["reason"] for c in failed["conditions"]}["Succeeded"] == "NoProgress"
+    rows = wait_for(lambda: journal_rows(db_url, uid), "the journal row")
+    assert any("has not heart-beaten" in (row.error_message or "") for row in rows)
+
+
+def test_no_operator_leading_is_said_by_why(
+    flows: Flows,
+    namespace: str,
+    start_operator: Callable[..., OperatorProcess],
+    db_url: str,  # noqa: F811
+    cflow: Callable[..., subprocess.CompletedProcess[str]],  # noqa: F811
+) -> None:
+    operator = start_operator(
+        db_url,
+        COLLECTIONFLOW_LEADER__ENABLED="true",
+        COLLECTIONFLOW_LEADER__LEASE_NAMESPACE=namespace,
+        COLLECTIONFLOW_LEADER__LEASE_DURATION_SECONDS="4",
+        COLLECTIONFLOW_LEADER__RENEW_DEADLINE_SECONDS="3",
+        COLLECTIONFLOW_LEADER__RETRY_PERIOD_SECONDS="1",
+    )
+    flows.create("manual", sample_spec())
+    flows.wait_state("manual", "WaitingForInput", timeout=60)
+    leading = json.loads(
+        cflow(
+            "why", "manual", "-n", namespace, "--operator-namespace", namespace, "-o", "json"
+        ).stdout
+    )
+    assert leading["operator"] is None
+    operator.kill()
+
+    def says() -> str | None:
+        said = cflow("why", "manual", "-n", namespace, "--operator-namespace", namespace)
+        return said.stdout if "no operator is leading" in said.stdout else None
+
+    text = wait_for(says, "why saying no operator leads", 30, interval=1.0)
+    assert "collectionflow-operator-leader expired" in text

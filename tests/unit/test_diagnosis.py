@@ -5,13 +5,21 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
 from collectionflow.api.models import ConditionType, FlowState, RecoveryPolicy
 from collectionflow.api.reasons import ConditionReason
 from collectionflow.domain.cache import WatchCache
-from collectionflow.domain.diagnosis import Recoveries, WaitsFor, diagnose, waiting_status
+from collectionflow.domain.diagnosis import (
+    Recoveries,
+    WaitsFor,
+    diagnose,
+    leadership,
+    waiting_status,
+)
+from collectionflow.domain.leader import LeaseRecord
 from collectionflow.domain.machine import decide
 from unit.machine_flows import LATER, pending, then
 from unit.stall_evidence import NOW, POD_START_TIMEOUT, evidence, not_started, pending_pod
@@ -110,7 +118,7 @@ def test_the_status_says_what_holds_the_flow_once_and_takes_it_back() -> None:
 def test_the_pending_pod_watch_wakes_the_flow_only_when_what_holds_it_changes() -> None:
     cache = WatchCache()
 
-    def pod(phase: str, reason: str | None = None) -> dict[str, object]:
+    def pod(phase: str, reason: str | None = None) -> dict[str, Any]:
         state = {"waiting": {"reason": reason, "message": "m"}} if reason else {}
         return {
             "metadata": {
@@ -125,8 +133,45 @@ def test_the_pending_pod_watch_wakes_the_flow_only_when_what_holds_it_changes() 
     assert cache.observe_pending_pod("MODIFIED", pod("Pending", "ErrImagePull")) == "u1"
     assert cache.observe_pending_pod("MODIFIED", pod("Pending", "ErrImagePull")) is None
     assert cache.observe_pending_pod("MODIFIED", pod("Pending", PULLING)) == "u1"
+    started = pod("Running")
+    started["status"]["containerStatuses"] = [{"name": "c", "state": {"running": {}}}]
+    assert cache.observe_pending_pod("DELETED", started) == "u1"  # left Pending: it started
+    known = cache.job_pods("ns", "f-init-1")
+    assert known is not None
+    assert known[0]["status"]["phase"] == "Running"
     cache.observe_pod("MODIFIED", pod("Succeeded"))  # the finished-pod watch was first
     assert cache.observe_pending_pod("DELETED", pod("Pending", PULLING)) is None
     pods = cache.job_pods("ns", "f-init-1")
     assert pods is not None
     assert pods[0]["status"]["phase"] == "Succeeded"
+
+
+def test_a_pod_deleted_before_it_started_is_forgotten() -> None:
+    cache = WatchCache()
+    body = {
+        "metadata": {"name": "p1", "namespace": "ns", "labels": {"job-name": "f-init-1"}},
+        "status": {"phase": "Pending", "containerStatuses": []},
+    }
+    cache.observe_pending_pod("ADDED", body)
+    cache.observe_pending_pod("DELETED", body)
+    assert cache.job_pods("ns", "f-init-1") is None
+
+
+def test_no_operator_leading_is_said_from_the_leader_lease() -> None:
+    renewed = NOW - dt.timedelta(seconds=135)
+    expired = LeaseRecord("op-1", renewed, renewed, 15.0, 3, "7")
+    said = leadership(expired, "cf-system/leader", NOW)
+    assert said is not None
+    assert "Lease cf-system/leader expired 120s ago (last held by op-1)" in said
+    fresh = LeaseRecord("op-1", NOW - dt.timedelta(seconds=2), NOW, 15.0, 3, "8")
+    assert leadership(fresh, "cf-system/leader", NOW) is None
+    assert leadership(None, "cf-system/leader", NOW) is None
+    released = LeaseRecord("", NOW, NOW, 1.0, 3, "9")
+    assert "released" in (leadership(released, "x/y", NOW) or "")
+
+
+def test_a_pod_that_started_without_a_heartbeat_waits_for_the_worker() -> None:
+    found = diagnose(evidence(heartbeat=None), RETRY)
+    assert found.waits_for is WaitsFor.FIRST_HEARTBEAT
+    assert found.next_action is not None
+    assert found.next_action.startswith("NoProgress at")

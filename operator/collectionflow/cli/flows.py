@@ -29,7 +29,7 @@ from collectionflow.cli.describe import (
     read_journal,
 )
 from collectionflow.cli.tables import Column, age, render, width
-from collectionflow.cli.why import diagnosis_from_api, why_text
+from collectionflow.cli.why import diagnosis_from_api, operator_state, why_text
 from collectionflow.k8s.flows_client import FlowsClient, FlowsClientError
 
 
@@ -292,7 +292,15 @@ def logs(
     emit(data, output, text.rstrip("\n"))
 
 
-def why(name: str, namespace: NamespaceOption = None, output: OutputOption = Output.TABLE) -> None:
+def why(
+    name: str,
+    namespace: NamespaceOption = None,
+    operator_namespace: Annotated[
+        str | None,
+        typer.Option(help="where the operator's leader Lease is (default: its setting)"),
+    ] = None,
+    output: OutputOption = Output.TABLE,
+) -> None:
     """Why a flow is not moving, what the operator does next, and when."""
     kube = connect()
     namespace = namespace or kube.default_namespace
@@ -300,9 +308,11 @@ def why(name: str, namespace: NamespaceOption = None, output: OutputOption = Out
     try:
         flow = kube.get(namespace, name)
         diagnosis = diagnosis_from_api(kube, flow, now)
+        operator = operator_state(kube, now, operator_namespace)
     except FlowsClientError as error:
         raise fail(str(error)) from None
-    emit(diagnosis.to_json(), output, why_text(flow, diagnosis, now))
+    data = diagnosis.to_json() | {"operator": operator}
+    emit(data, output, why_text(flow, diagnosis, now, operator))
 
 
 def register(app: typer.Typer) -> None:

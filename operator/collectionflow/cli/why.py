@@ -14,12 +14,13 @@ from typing import Any
 
 from collectionflow.api.models import RecoveryPolicy
 from collectionflow.cli.tables import width
-from collectionflow.domain.diagnosis import Diagnosis, Recoveries, clock, diagnose
+from collectionflow.domain.diagnosis import Diagnosis, Recoveries, clock, diagnose, leadership
 from collectionflow.domain.evidence import Timeouts, evidence_for
+from collectionflow.domain.leader import read_lease
 from collectionflow.domain.plan import InvalidSpec
 from collectionflow.domain.view import flow_view
 from collectionflow.k8s.flows_client import FlowsClient
-from collectionflow.settings import OperatorSettings
+from collectionflow.settings import LeaderSettings, OperatorSettings
 
 
 def diagnosis_from_api(kube: FlowsClient, flow: dict[str, Any], now: dt.datetime) -> Diagnosis:
@@ -56,12 +57,25 @@ def diagnosis_from_api(kube: FlowsClient, flow: dict[str, Any], now: dt.datetime
     )
 
 
+def operator_state(kube: FlowsClient, now: dt.datetime, namespace: str | None) -> str | None:
+    """Whether an operator leads, from its leader Lease (in `namespace`, else this machine's
+    `COLLECTIONFLOW_LEADER__LEASE_NAMESPACE`); None when one does or no Lease is found."""
+    leader = LeaderSettings()
+    where = namespace or leader.lease_namespace
+    body = kube.lease(where, leader.lease_name)
+    if body is None:
+        return None
+    return leadership(read_lease(body), f"{where}/{leader.lease_name}", now)
+
+
 def _ago(moment: dt.datetime, now: dt.datetime) -> str:
     seconds = (now - moment).total_seconds()
     return f"{abs(seconds):.0f}s {'ago' if seconds >= 0 else 'from now'}"
 
 
-def why_text(flow: dict[str, Any], diagnosis: Diagnosis, now: dt.datetime) -> str:
+def why_text(
+    flow: dict[str, Any], diagnosis: Diagnosis, now: dt.datetime, operator: str | None = None
+) -> str:
     """The diagnosis for people, within the terminal's width."""
     meta, status = flow["metadata"], flow.get("status") or {}
     where = status.get("state", "Pending")
@@ -85,6 +99,8 @@ def why_text(flow: dict[str, Any], diagnosis: Diagnosis, now: dt.datetime) -> st
         for key, value in diagnosis.evidence.items()
         if value not in (None, [], "")
     ]
+    if operator:
+        rows.insert(1, ("Operator:", operator))
     if status.get("message"):
         rows.append(("Status:", status["message"]))
     return "\n".join(

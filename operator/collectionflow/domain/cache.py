@@ -345,8 +345,9 @@ class WatchCache:
     def observe_pending_pod(self, event_type: str | None, body: Body) -> str | None:
         """Take an event of the watch of pods that have not started; the uid of the flow to
         wake when what holds the pod changed (a waiting reason, the scheduler's verdict).
-        A pod leaving Pending leaves that watch as DELETED: a copy the finished-pod watch
-        brought (newer) is kept."""
+        A pod leaving Pending leaves that watch as DELETED, carrying its new state: it is kept
+        as started (so the flow is known to wait for its worker, not its pod), unless the
+        finished-pod watch brought a newer copy."""
         meta = body.get("metadata") or {}
         job = (meta.get("labels") or {}).get(JOB_NAME_LABEL)
         if not job:
@@ -356,10 +357,10 @@ class WatchCache:
         previous = pods.get(name)
         if previous is not None and previous["status"].get("phase") != "Pending":
             return None  # it started or ended already: the watch of finished pods has it
-        if event_type == DELETED:
-            pods.pop(name, None)
-            return None
         pod = slim_pod(body)
+        if event_type == DELETED and pod["status"].get("phase") == "Pending":
+            pods.pop(name, None)  # deleted before it started
+            return None
         pods[name] = pod
         if _holds(pod) == (_holds(previous) if previous is not None else ()):
             return None

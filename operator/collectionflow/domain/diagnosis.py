@@ -24,6 +24,7 @@ from collectionflow.api.reasons import ConditionReason
 from collectionflow.domain.decision import FlowView, JobState
 from collectionflow.domain.entering import running_message
 from collectionflow.domain.failing import moved
+from collectionflow.domain.leader import LeaseRecord
 from collectionflow.domain.stall import Evidence, PodWait, pod_wait
 
 
@@ -223,6 +224,24 @@ def _pod_waits(e: Evidence, wait: PodWait, recoveries: Recoveries) -> Diagnosis:
             "waiting_message": wait.message,
             "pods": [p.name for p in e.pods],
         },
+    )
+
+
+def leadership(record: LeaseRecord | None, name: str, now: dt.datetime) -> str | None:
+    """What the leader Lease says when no operator acts on flows (None: one does, or no
+    election is used: no Lease)."""
+    if record is None:
+        return None
+    if not record.holder:
+        return f"no operator is leading: Lease {name} is released and nobody took it"
+    if record.renewed_at is None:
+        return None
+    expired = now - (record.renewed_at + dt.timedelta(seconds=record.duration))
+    if expired.total_seconds() <= 0:
+        return None
+    return (
+        f"no operator is leading: Lease {name} expired {expired.total_seconds():.0f}s ago "
+        f"(last held by {record.holder}); nothing moves until an operator leads"
     )
 
 

@@ -123,6 +123,17 @@ class FlowsClient:
         plain: list[dict[str, Any]] = client.ApiClient().sanitize_for_serialization(pods.items)
         return plain
 
+    def lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A Lease as the API returns it; None when it is not there or may not be read."""
+        try:
+            found = client.CoordinationV1Api().read_namespaced_lease(name, namespace)
+        except ApiException as error:
+            if error.status in (403, 404):
+                return None
+            raise _error(error) from None
+        plain: dict[str, Any] = client.ApiClient().sanitize_for_serialization(found)
+        return plain
+
     def attempt(
         self, namespace: str, job_name: str
     ) -> tuple[dict[str, Any] | None, list[dict[str, Any]], dict[str, Any] | None]:
