@@ -244,3 +244,57 @@ def test_the_view_is_read_only_and_shows_user_text_as_text(
     assert message.text == "<script>window.hacked = 1</script>"
     assert message.find_elements(By.TAG_NAME, "script") == []
     assert browser.execute_script("return window.hacked;") is None
+
+
+def test_a_flow_held_by_an_image_pull_shows_why_at_the_top_live(
+    flows: Flows,
+    start_operator: Callable[..., OperatorProcess],
+    db_url: str,
+    namespace: str,
+    ui: str,
+    browser: webdriver.Chrome,
+    tmp_path: Path,
+) -> None:
+    image = "example.invalid/missing:1"
+    start_operator(db_url)
+    flows.create("healthy", quick_spec())
+    stuck = quick_spec()
+    stuck["phases"] = [{"name": "initialization", "image": image, "stallTimeoutSeconds": 120}]
+    flows.create("stuck", stuck)
+    flows.wait_state("stuck", "Running", timeout=30)
+    browser.set_window_size(1280, 900)
+    browser.get(f"{ui}/flows/{namespace}/stuck")
+    browser.execute_script("window.cfLoaded = 'same page';")
+
+    def held() -> str | None:
+        found = browser.find_elements(By.CSS_SELECTOR, "#live .diagnosis.held")
+        return found[0].text if found else None
+
+    text = wait_for(held, "the diagnosis at the top of the flow page", 30, interval=0.25)
+    assert "pod cannot start" in text
+    assert image in text
+    assert "PodNotStarting at" in text
+    assert browser.execute_script("return window.cfLoaded;") == "same page", "no reload"
+    started = browser.find_element(By.CSS_SELECTOR, ".timeline time").text
+    assert started.endswith("ago"), started
+    assert "so far" in browser.find_element(By.CSS_SELECTOR, ".timeline .elapsed").text
+    browser.save_screenshot(str(tmp_path / "flow-held.png"))
+
+    flows.wait_state("healthy", "Succeeded", timeout=60)
+    browser.get(f"{ui}/")
+    marked = wait_for(
+        lambda: [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".state.held")],
+        "the list marking the held flow",
+        30,
+    )
+    assert marked == ["Running (held)"]
+    browser.save_screenshot(str(tmp_path / "list.png"))
+    browser.get(f"{ui}/flows/{namespace}/healthy")
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, ".timeline tr.attempt"), "timeline")
+    browser.save_screenshot(str(tmp_path / "flow.png"))
+    for name in ("flow-held.png", "list.png", "flow.png"):
+        assert (tmp_path / name).stat().st_size > 10_000
+    shots = os.environ.get("COLLECTIONFLOW_SCREENSHOTS")
+    if shots:  # `COLLECTIONFLOW_SCREENSHOTS=docs/images make test` refreshes the README's
+        for name in ("flow-held.png", "list.png", "flow.png"):
+            Path(shots, name).write_bytes((tmp_path / name).read_bytes())

@@ -3,6 +3,7 @@ the input command, and the vendored scripts it serves."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,10 @@ import pytest
 
 from collectionflow.ui.model import (
     PAGE_SIZE,
+    ago,
     flow_row,
     input_command,
+    newest_first,
     note_for_change,
     note_for_event,
     page_of,
@@ -150,3 +153,51 @@ def test_the_vendored_scripts_are_the_recorded_ones() -> None:
     assert set(recorded) == {"htmx.min.js", "sse.js"}
     for name, digest in recorded.items():
         assert hashlib.sha256((STATIC / name).read_bytes()).hexdigest() == digest, name
+
+
+def test_a_running_attempt_shows_how_long_it_has_run() -> None:
+    flow = body(
+        phaseHistory=[
+            {
+                "name": "gap_analysis",
+                "attempt": 1,
+                "state": "Running",
+                "startedAt": "2026-11-25T10:00:00Z",
+            }
+        ]
+    )
+    now = dt.datetime(2026, 11, 25, 10, 2, 5, tzinfo=dt.UTC)
+    (running,) = timeline(flow, now)
+    assert (running.seconds, running.elapsed) == (None, 125.0)
+
+
+def test_times_read_as_ago_and_events_come_newest_first() -> None:
+    now = dt.datetime(2026, 11, 25, 10, 0, 0, tzinfo=dt.UTC)
+    assert ago("2026-11-25T09:59:30Z", now) == "30s ago"
+    assert ago("2026-11-25T09:57:00.123456Z", now) == "2m ago"
+    assert ago("2026-11-24T08:00:00Z", now) == "1d ago"
+    assert ago("2026-11-25T10:05:00Z", now) == "in 5m"
+    assert ago("", now) == ""
+    assert ago("not a time", now) == "not a time"
+    events = [
+        {"reason": "A", "lastTimestamp": "2026-11-25T09:00:00Z"},
+        {"reason": "C", "lastTimestamp": "2026-11-25T09:30:00Z"},
+        {"reason": "B", "lastTimestamp": "2026-11-25T09:10:00Z"},
+    ]
+    assert [e["reason"] for e in newest_first(events)] == ["C", "B", "A"]
+
+
+def test_a_flow_held_by_its_pod_is_marked() -> None:
+    waiting = body(state="Running")
+    waiting["status"]["conditions"] = [
+        {
+            "type": "Reconciling",
+            "status": "True",
+            "reason": "Waiting",
+            "message": "pod cannot start",
+        }
+    ]
+    row = flow_row(waiting)
+    assert row.held
+    assert row.tone == "held"
+    assert not flow_row(body(state="Running")).held

@@ -11,6 +11,7 @@ proxy` does) and `Content-Security-Policy: default-src 'self'`.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from collectionflow.db.errors import DatabaseUnavailable
 from collectionflow.db.queries import FlowQueries, JournalRow
 from collectionflow.ui.hub import FlowHub, Subscription
-from collectionflow.ui.model import STATES, input_command, page_of, timeline
+from collectionflow.ui.model import STATES, ago, input_command, newest_first, page_of, timeline
 
 HERE = Path(__file__).parent
 CSP = "default-src 'self'"
@@ -64,6 +65,8 @@ def create_app(
         loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True)
     )
 
+    templates.filters["ago"] = lambda value: ago(value, dt.datetime.now(dt.UTC))
+
     def render(name: str, **context: Any) -> str:
         return templates.get_template(name).render(**context)
 
@@ -93,9 +96,9 @@ def create_app(
             "live.html",
             flow=body,
             row=hub.rows[uid],
-            attempts=timeline(body),
+            attempts=timeline(body, dt.datetime.now(dt.UTC)),
             conditions=(body.get("status") or {}).get("conditions") or [],
-            events=list(reversed(hub.events.get(uid, []))),
+            events=newest_first(hub.events.get(uid, [])),
             journal=await journal(uid),
             command=input_command(body),
         )

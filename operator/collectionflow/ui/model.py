@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,10 +32,13 @@ class FlowRow:
     attempt: int
     created: str
     message: str
+    held: bool = False  # running, but held by something other than its own work
 
     @property
     def tone(self) -> str:
         """The colour class of the state."""
+        if self.held:
+            return "held"
         return {
             "Succeeded": "ok",
             "Failed": "bad",
@@ -57,6 +61,11 @@ def flow_row(body: dict[str, Any]) -> FlowRow:
         attempt=int(status.get("attempt") or 0),
         created=str(meta.get("creationTimestamp") or ""),
         message=str(status.get("message") or ""),
+        held=any(
+            c.get("type") == "Reconciling" and c.get("reason") == "Waiting"
+            for c in status.get("conditions") or []
+            if isinstance(c, dict)
+        ),
     )
 
 
@@ -141,13 +150,16 @@ class Attempt:
     finished: str
     seconds: float | None
     message: str
+    elapsed: float | None = None  # a running attempt: seconds since it started
 
 
-def timeline(body: dict[str, Any]) -> list[Attempt]:
-    """Every phase attempt the status records, abandoned and failed ones included."""
+def timeline(body: dict[str, Any], now: dt.datetime | None = None) -> list[Attempt]:
+    """Every phase attempt the status records, abandoned and failed ones included; a running
+    one with the time it has run so far (at `now`)."""
     attempts = []
     for entry in (body.get("status") or {}).get("phaseHistory") or []:
         started, finished = entry.get("startedAt") or "", entry.get("finishedAt") or ""
+        running = entry.get("state") == "Running" and now is not None and started
         attempts.append(
             Attempt(
                 phase=str(entry.get("name", "")),
@@ -157,17 +169,49 @@ def timeline(body: dict[str, Any]) -> list[Attempt]:
                 finished=finished,
                 seconds=_seconds(started, finished),
                 message=str(entry.get("message") or ""),
+                elapsed=round((now - _time(started)).total_seconds(), 1)
+                if running and now is not None
+                else None,
             )
         )
     return attempts
 
 
+def _time(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
 def _seconds(started: str, finished: str) -> float | None:
     if not started or not finished:
         return None
-    begin = dt.datetime.fromisoformat(started.replace("Z", "+00:00"))
-    end = dt.datetime.fromisoformat(finished.replace("Z", "+00:00"))
-    return round((end - begin).total_seconds(), 1)
+    return round((_time(finished) - _time(started)).total_seconds(), 1)
+
+
+def ago(value: str | None, now: dt.datetime) -> str:
+    """An API timestamp as people read it: "3m ago" (the exact time goes in a tooltip)."""
+    if not value:
+        return ""
+    try:
+        seconds = (now - _time(str(value))).total_seconds()
+    except ValueError:
+        return str(value)
+    future, seconds = seconds < 0, abs(seconds)
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "m")):
+        if seconds >= size:
+            text = f"{seconds // size:.0f}{unit}"
+            break
+    else:
+        text = f"{seconds:.0f}s"
+    return f"in {text}" if future else f"{text} ago"
+
+
+def newest_first(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A flow's Events by their last time, newest first."""
+
+    def when(event: dict[str, Any]) -> str:
+        return str(event.get("lastTimestamp") or event.get("eventTime") or "")
+
+    return sorted(events, key=when, reverse=True)
 
 
 def input_command(body: dict[str, Any]) -> str | None:
