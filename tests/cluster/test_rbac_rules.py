@@ -11,6 +11,7 @@ The calls go through the operator's own gateway (`KubeGateway`) and the worker's
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -35,10 +36,26 @@ from harness.waiting import wait_for
 pytestmark = pytest.mark.cluster
 
 OBJECTS = render({})
-OPERATOR = find(OBJECTS, "ClusterRole", "cf-collectionflow-operator")[0]
-WORKER = find(OBJECTS, "ClusterRole", "cf-collectionflow-operator-worker")[0]
+CHART_WORKER_ROLE = "cf-collectionflow-operator-worker"
+# The chart's worker ClusterRole under a name of this test's own, so that it never stands in
+# the way of a release of the chart in the same cluster.
+WORKER_ROLE_NAME = f"rbac-probe-worker-{uuid.uuid4().hex[:8]}"
+
+
+def _renamed(role: Manifest) -> Manifest:
+    rules = [
+        {**rule, "resourceNames": [WORKER_ROLE_NAME]}
+        if rule.get("resourceNames") == [CHART_WORKER_ROLE]
+        else rule
+        for rule in role["rules"]
+    ]
+    return {**role, "rules": rules}
+
+
+OPERATOR = _renamed(find(OBJECTS, "ClusterRole", "cf-collectionflow-operator")[0])
+WORKER = find(OBJECTS, "ClusterRole", CHART_WORKER_ROLE)[0]
+WORKER = {**WORKER, "metadata": {**WORKER["metadata"], "name": WORKER_ROLE_NAME}}
 LEADER = find(OBJECTS, "Role", "cf-collectionflow-operator-leader")[0]
-WORKER_ROLE_NAME = WORKER["metadata"]["name"]
 
 
 @dataclass
@@ -333,15 +350,18 @@ def probe(cluster: Cluster, crd: None) -> Iterator[Probe]:
         namespace, {"metadata": {"name": "probe"}, "spec": {"holderIdentity": "probe-pod"}}
     )
     rbac = sync_client.RbacAuthorizationV1Api(admin)
-    try:
-        rbac.create_cluster_role(WORKER)
-    except SyncApiException as error:
-        if error.status != 409:
-            raise
+    rbac.create_cluster_role(WORKER)
     try:
         yield Probe(cluster.kubeconfig, namespace, admin)
     finally:
         core.delete_namespace(namespace)
+        names = [probe_user(role, permission) for role, permission in CASES]
+        for delete, name in [
+            *((rbac.delete_cluster_role, n) for n in [*names, WORKER_ROLE_NAME]),
+            *((rbac.delete_cluster_role_binding, n) for n in names),
+        ]:
+            with contextlib.suppress(SyncApiException):
+                delete(name)
 
 
 @pytest.fixture(scope="module")
@@ -378,6 +398,10 @@ def bind(admin: sync_client.ApiClient, namespace: str, user: str, rules: list[An
             raise
 
 
+def probe_user(role: str, permission: tuple[str, str, str]) -> str:
+    return f"probe-{role}-{'-'.join(permission[1:]).replace('/', '-')}"
+
+
 def outcome(call: Call, probe: Probe, user: str) -> int:
     """200 when the call went through, else the API's status (403: forbidden)."""
 
@@ -403,7 +427,7 @@ def test_each_verb_is_needed_by_its_call(
     probe: Probe, role: str, permission: tuple[str, str, str]
 ) -> None:
     call = CALLS[role][permission]
-    user = f"probe-{role}-{'-'.join(p for p in permission[1:]).replace('/', '-')}"
+    user = probe_user(role, permission)
     bind(probe.admin, probe.namespace, user, without(ROLES[role], permission))
     wait_for(lambda: outcome(call, probe, user) == 403, f"{permission} refused without it", 15)
     bind(probe.admin, probe.namespace, user, without(ROLES[role], None))

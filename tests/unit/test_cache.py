@@ -298,3 +298,13 @@ def test_an_annotation_write_does_not_make_a_foreign_status_the_record() -> None
     assert cache.status_record("u1") == {"state": "Running"}
     assert cache.observe_flow("MODIFIED", flow("13", {"state": "Succeeded"})) is False
     assert cache.status_record("u1") == {"state": "Running"}
+
+
+def test_the_event_of_the_operators_own_write_arriving_before_its_response_is_not_foreign() -> None:
+    cache = WatchCache()
+    cache.observe_flow("ADDED", flow("10", {"state": "Running"}))
+    assert cache.observe_flow("MODIFIED", flow("11", {"state": "Failed"}))  # before the response
+    assert cache.status_record("u1") is not None  # looks foreign for now
+    cache.wrote_flow(flow("11", {"state": "Failed"}))  # the write's response
+    assert cache.status_record("u1") is None
+    assert not cache.needs_work("u1")

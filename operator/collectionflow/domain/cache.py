@@ -198,6 +198,11 @@ class WatchCache:
         status = flow["status"]
         if own or uid not in self._record:
             self._record[uid] = status  # the operator's last write, or the first one seen
+            if own:
+                # Written at the resourceVersion it was decided on: it supersedes whatever
+                # came before, the watch event of this very write among it (which may arrive
+                # before the write's response, and looked foreign then).
+                self._foreign.discard(uid)
         elif status != self._record[uid]:
             self._foreign.add(uid)
         if self.needs_work(uid):

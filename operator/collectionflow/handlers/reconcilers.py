@@ -155,6 +155,8 @@ async def run_flow(
                     delay = 0.0  # decide again on what was just written
                     trigger = "step"
                 await _database_back(ctx, namespace, name, uid)
+                if not ctx.cache.needs_work(uid):
+                    break  # at rest (or gone): the watch starts a task again if that changes
             except Conflict:
                 ctx.cache.forget_flow(uid)
                 delay = 0.0

@@ -50,6 +50,7 @@ from collectionflow.handlers.reconcile import (
     reconcile,
     recovery_for,
 )
+from collectionflow.handlers.status_record import restore_status
 from collectionflow.handlers.visibility import report_recovered, report_stall
 from collectionflow.k8s.gateway import ApiUnreachable, Conflict, ObjectRef, api_error_message
 
@@ -117,6 +118,9 @@ async def check_flow(ctx: OperatorContext, uid: str, namespace: str, name: str) 
     body = await read_flow(ctx, uid, namespace, name, fresh=True)
     if body is None or body["metadata"].get("deletionTimestamp"):
         return None
+    record = ctx.cache.status_record(uid)
+    if record is not None:
+        body = await restore_status(ctx, body, record)
     view = flow_view(body, ctx.settings.operator.allow_simulation)
     ctx.metrics.flow_state(view.uid, view.status.state)
     now = ctx.clock()
