@@ -53,7 +53,6 @@ def diagnosis_from_api(kube: FlowsClient, flow: dict[str, Any], now: dt.datetime
         reminder_at=asked + dt.timedelta(seconds=settings.input_reminder_seconds)
         if asked
         else None,
-        suspended=view.spec.suspend,
     )
 
 

@@ -130,7 +130,6 @@ def diagnose(
     *,
     input_requested_at: dt.datetime | None = None,
     reminder_at: dt.datetime | None = None,
-    suspended: bool = False,
     database_down_since: dt.datetime | None = None,
 ) -> Diagnosis:
     """Why the flow of `e` is not moving (or that it is), and what happens next, when."""

@@ -55,6 +55,5 @@ def diagnosis_of(ctx: OperatorContext, view: FlowView, now: dt.datetime) -> Diag
         recoveries_of(ctx, view),
         input_requested_at=status.input_requested_at,
         reminder_at=asked + dt.timedelta(seconds=reminder) if asked else None,
-        suspended=view.spec.suspend,
         database_down_since=ctx.database.down_since,
     )
