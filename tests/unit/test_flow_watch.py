@@ -8,12 +8,16 @@ from __future__ import annotations
 import asyncio
 from typing import Any, cast
 
+import pytest
+
 from collectionflow.api.models import FlowState
 from collectionflow.handlers.context import Leadership, OperatorContext
 from collectionflow.handlers.flows import LEGACY_FINALIZER, FlowWatch
 from collectionflow.handlers.reconcilers import Reconcilers
 from collectionflow.k8s.watch import LISTED, SYNCED, WatchEvent
 from collectionflow.settings import Settings
+
+pytestmark = pytest.mark.unit
 
 
 def flow(uid: str, state: str | None = None, **meta: Any) -> dict[str, Any]:
@@ -73,10 +77,22 @@ async def test_a_flow_coming_to_rest_or_being_deleted_stops_its_reconciler() -> 
     watched.take("ADDED", flow("a"))
     watched.take("ADDED", flow("b"))
     await settle()
-    watched.take("MODIFIED", flow("a", FlowState.SUCCEEDED))
+    succeeded = flow("a", FlowState.SUCCEEDED, resourceVersion="2")
+    watched.ctx.cache.wrote_flow(succeeded)  # the operator's own status write
+    watched.take("MODIFIED", succeeded)
     watched.take("MODIFIED", flow("b", deletionTimestamp="2026-01-01T00:00:00Z"))
     await settle()
     assert len(watched.reconcilers) == 0
+
+
+async def test_a_status_someone_else_wrote_keeps_a_reconciler_even_at_rest() -> None:
+    watched = Watched()
+    watched.take("ADDED", flow("a"))
+    await settle()
+    watched.take("MODIFIED", flow("a", FlowState.SUCCEEDED, resourceVersion="2"))
+    await settle()
+    assert len(watched.reconcilers) == 1, "its status is put back first"
+    await watched.reconcilers.stop_all(1.0)
 
 
 async def test_a_relist_that_lacks_a_flow_takes_it_as_deleted() -> None:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from collectionflow.handlers.context import Wakeups
 from collectionflow.handlers.reconcilers import Reconcilers
+
+pytestmark = pytest.mark.unit
 
 
 class Loops:
