@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from collectionflow.api.models import ConditionType
+from collectionflow.api.reasons import ConditionReason
 from collectionflow.domain.decision import FlowView
 from collectionflow.domain.diagnosis import Diagnosis, Recoveries, diagnose
 from collectionflow.domain.evidence import Timeouts, evidence_for
@@ -28,6 +30,18 @@ def recoveries_of(ctx: OperatorContext, view: FlowView) -> Recoveries:
         view.status.recoveries,
         limit if limit is not None else ctx.settings.operator.max_recoveries,
     )
+
+
+def may_be_held(ctx: OperatorContext, view: FlowView) -> bool:
+    """Cheaply, whether the diagnosis could say something the status does not: its Job has a
+    pod that has not started, the database is down, or the status says the flow is held. A
+    reconcile of a flow that moves along asks no more."""
+    status = view.status
+    reconciling = status.condition(ConditionType.RECONCILING)
+    if ctx.database.is_down or (reconciling and reconciling.reason == ConditionReason.WAITING):
+        return True
+    pods = ctx.cache.job_pods(view.namespace, status.current_job or "") or []
+    return any(pod["status"].get("phase") == "Pending" for pod in pods)
 
 
 def diagnosis_of(ctx: OperatorContext, view: FlowView, now: dt.datetime) -> Diagnosis | None:

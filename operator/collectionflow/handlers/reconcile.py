@@ -54,7 +54,7 @@ from collectionflow.domain.snapshot import child_snapshot
 from collectionflow.domain.stall import Finding, missed_completion
 from collectionflow.domain.view import flow_view
 from collectionflow.handlers.context import JobRefused, OperatorContext, flow_logger
-from collectionflow.handlers.diagnosis import diagnosis_of
+from collectionflow.handlers.diagnosis import diagnosis_of, may_be_held
 from collectionflow.handlers.runs import launch
 from collectionflow.handlers.status_record import restore_status
 from collectionflow.handlers.visibility import report_caught_up, report_recovered, report_stall
@@ -126,7 +126,7 @@ async def _reconcile(
         recovery = recovery_for(ctx, view, missed, now)
         await report_stall(ctx, view, missed, recovery, now)
     decision = decide(view, job, now)
-    if decision == NOTHING and status.state is FlowState.RUNNING:
+    if decision == NOTHING and status.state is FlowState.RUNNING and may_be_held(ctx, view):
         diagnosis = diagnosis_of(ctx, view, now)
         waiting = waiting_status(view, diagnosis, now) if diagnosis else None
         if waiting is not None:
