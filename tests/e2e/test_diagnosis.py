@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes import client
 
 from e2e.test_cli import cflow, db_url  # noqa: F401  (fixtures)
 from e2e.test_flow_lifecycle import journal_rows, sample_spec
@@ -177,3 +178,41 @@ def test_no_operator_leading_is_said_by_why(
 
     text = wait_for(says, "why saying no operator leads", 30, interval=1.0)
     assert "collectionflow-operator-leader expired" in text
+
+
+def test_a_quota_that_refuses_the_job_is_said_with_what_happens_and_when(
+    api: client.ApiClient,
+    flows: Flows,
+    namespace: str,
+    start_operator: Callable[..., OperatorProcess],
+    db_url: str,  # noqa: F811
+) -> None:
+    client.CoreV1Api(api).create_namespaced_resource_quota(
+        namespace, {"metadata": {"name": "no-jobs"}, "spec": {"hard": {"count/jobs.batch": "0"}}}
+    )
+    wait_for(
+        lambda: (
+            client.CoreV1Api(api).read_namespaced_resource_quota("no-jobs", namespace).status.hard
+        ),
+        "the quota counted",
+        30,
+    )
+    start_operator(db_url, COLLECTIONFLOW_OPERATOR__QUOTA_GRACE_SECONDS="8")
+    flows.create("quota", sample_spec("collectionflow-complete-data.yaml"))
+    deferred = wait_for(
+        lambda: [e for e in flows.events("quota") if e.reason == "JobDeferred"],
+        "the JobDeferred Event",
+        10,
+    )
+    assert deferred[0].type == "Warning"
+    message = deferred[0].message
+    assert "exceeded quota" in message
+    assert "then the flow fails with JobRefused" in message
+    until = dt.datetime.strptime(message.split("retried until ")[1][:9], "%H:%M:%SZ").time()
+    failed = flows.wait_state("quota", "Failed", timeout=60)
+    assert {c["type"]: c["reason"] for c in failed["conditions"]}["Succeeded"] == "JobRefused"
+    acted = parse(failed["completedAt"]).time()
+    gap = (
+        dt.datetime.combine(dt.date.today(), acted) - dt.datetime.combine(dt.date.today(), until)
+    ).total_seconds()
+    assert 0 <= gap <= 10, (until, acted)

@@ -28,6 +28,7 @@ class EventReason(StrEnum):
     DATABASE_UNAVAILABLE = "DatabaseUnavailable"
     DATABASE_RECOVERED = "DatabaseRecovered"
     FALLBACK_RUNNER = "FallbackRunner"
+    JOB_DEFERRED = "JobDeferred"  # a quota refused the Job: retried until the grace ends
     INPUT_REJECTED = "InputRejected"
     INVALID_RESULT = "InvalidResult"
     STATUS_OVERWRITTEN = "StatusOverwritten"

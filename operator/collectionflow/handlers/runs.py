@@ -52,6 +52,8 @@ async def launch(
         grace = dt.timedelta(seconds=settings.quota_grace_seconds)
         outcome = verdict(runner, refusal, since, now, grace)
         if outcome is Verdict.WAIT:
+            if refusal.quota and since == now:
+                await _report_quota(ctx, view, name, refusal, runner, since + grace)
             raise
         if outcome is Verdict.REFUSED:
             if not built_in and settings.runner is not Runner.JOB:
@@ -67,6 +69,32 @@ async def launch(
     if ctx.cache.put_job(job, view.namespace, name):  # adopted (409), and it already ended
         ctx.wakeups.wake(view.uid)
     return Runner.JOB
+
+
+async def _report_quota(
+    ctx: OperatorContext,
+    view: FlowView,
+    job_name: str,
+    refusal: Refusal,
+    runner: Runner,
+    until: dt.datetime,
+) -> None:
+    """A quota refused the attempt's Job: say so once, with what happens and when."""
+    then = (
+        "the flow fails with JobRefused"
+        if runner is Runner.JOB
+        else "the phase runs in the operator's process"
+    )
+    message = (
+        f"creating {job_name} was refused ({refusal.message}); retried until "
+        f"{until.astimezone(dt.UTC):%H:%M:%S}Z (quotaGraceSeconds), then {then}"
+    )
+    flow_logger(view.namespace, view.name, view.status.phase, view.status.attempt).warning(
+        "%s", message
+    )
+    await ctx.kube.post_event(
+        ObjectRef(view.namespace, view.name, view.uid), "Warning", EventReason.JOB_DEFERRED, message
+    )
 
 
 async def _report_fallback(
