@@ -399,3 +399,34 @@ async def test_a_transition_is_written_whole_or_not_at_all(
     assert master.progress_percentage == 14
     again = await repository.record_transition(Transition(finished=finished))
     assert not again, "a finished run is recorded once"
+
+
+async def test_phase_durations_are_the_flow_types_succeeded_runs(
+    repository: FlowRepository,
+) -> None:
+    durations = {"initialization": [10.0, 30.0], "platform_detection": [60.0]}
+    for attempt, seconds in enumerate([10.0, 30.0], start=1):
+        ref = dataclasses.replace(new_ref(), flow_type="eta-probe")
+        await repository.ensure_flow(ref)
+        finished = STARTED + timedelta(seconds=seconds)
+        done = {"state": RunRowState.SUCCEEDED, "finished_at": finished}
+        await repository.record_transition(
+            Transition(finished=run_of(ref, "initialization", attempt, **done))
+        )
+        if attempt == 1:
+            await repository.record_transition(
+                Transition(
+                    finished=run_of(
+                        ref,
+                        "platform_detection",
+                        1,
+                        state=RunRowState.SUCCEEDED,
+                        finished_at=STARTED + timedelta(seconds=60),
+                    )
+                )
+            )
+            failed = run_of(ref, "gap_analysis", 1, state=RunRowState.FAILED, finished_at=finished)
+            await repository.record_transition(Transition(finished=failed))
+    found = await repository.phase_durations("eta-probe")
+    assert {phase: sorted(values) for phase, values in found.items()} == durations
+    assert await repository.phase_durations("no-such-type") == {}

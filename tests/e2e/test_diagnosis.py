@@ -216,3 +216,34 @@ def test_a_quota_that_refuses_the_job_is_said_with_what_happens_and_when(
         dt.datetime.combine(dt.date.today(), acted) - dt.datetime.combine(dt.date.today(), until)
     ).total_seconds()
     assert 0 <= gap <= 10, (until, acted)
+
+
+def test_a_running_flow_carries_its_estimated_completion_time(
+    flows: Flows,
+    namespace: str,
+    start_operator: Callable[..., OperatorProcess],
+    db_url: str,  # noqa: F811
+    cflow: Callable[..., subprocess.CompletedProcess[str]],  # noqa: F811
+) -> None:
+    start_operator(db_url)
+    steady = sample_spec("collectionflow-complete-data.yaml")
+    steady["parameters"]["simulate"] = {"gap_analysis": {"sleepSeconds": 3}}
+    flows.create("first", steady)
+    first = flows.wait_state("first", "Succeeded", timeout=90)
+    assert "estimatedCompletionTime" not in first, "no estimate once it is done"
+
+    flows.create("second", steady)
+    running = flows.wait_for(
+        "second",
+        lambda s: s.get("state") == "Running" and bool(s.get("estimatedCompletionTime")),
+        "an estimate while it runs",
+        60,
+    )
+    estimate = parse(running["estimatedCompletionTime"])
+    said = cflow("why", "second", "-n", namespace)
+    assert "ETA:" in said.stdout
+    done = flows.wait_state("second", "Succeeded", timeout=90)
+    error = (parse(done["completedAt"]) - estimate).total_seconds()
+    print(f"estimated completion off by {error:+.1f}s (first estimate of the second flow)")
+    assert abs(error) < 30
+    assert "estimatedCompletionTime" not in done

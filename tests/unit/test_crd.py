@@ -76,11 +76,23 @@ def test_identity(crd: dict[str, Any], version: dict[str, Any]) -> None:
 
 def test_printer_columns(version: dict[str, Any]) -> None:
     columns = {c["name"]: c for c in version["additionalPrinterColumns"]}
-    assert list(columns) == ["Phase", "Next", "Progress", "State", "Attempt", "Age", "Message"]
+    assert list(columns) == [
+        "Phase",
+        "Next",
+        "Progress",
+        "State",
+        "Attempt",
+        "Age",
+        "ETA",
+        "Message",
+    ]
     assert columns["Progress"]["type"] == "integer"
     assert columns["Progress"]["jsonPath"] == ".status.progressPercentage"
-    assert columns["Message"]["priority"] == 1
-    assert all("priority" not in c for name, c in columns.items() if name != "Message")
+    wide = {"ETA", "Message"}  # -o wide only
+    assert all(columns[name]["priority"] == 1 for name in wide)
+    assert all("priority" not in c for name, c in columns.items() if name not in wide)
+    # A future time as kubectl's `date` type would print "<invalid>": the ETA is a string.
+    assert columns["ETA"]["type"] == "string"
     assert columns["Age"] == {
         "name": "Age",
         "type": "date",

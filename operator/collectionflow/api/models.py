@@ -305,6 +305,12 @@ class CollectionFlowStatus(ApiModel):
     last_progress_time: dt.datetime | None = Field(
         default=None, description="When a phase last started or finished."
     )
+    estimated_completion_time: dt.datetime | None = Field(
+        default=None,
+        description="When the running flow should succeed: the median durations of its flow "
+        "type's recent phase runs, over the phases left. Unset when nothing tells (no runs to "
+        "go by) and while the flow does not run.",
+    )
     input_requested_at: dt.datetime | None = Field(
         default=None, description="When the flow began waiting for input."
     )

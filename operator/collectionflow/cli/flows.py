@@ -311,7 +311,8 @@ def why(
         operator = operator_state(kube, now, operator_namespace)
     except FlowsClientError as error:
         raise fail(str(error)) from None
-    data = diagnosis.to_json() | {"operator": operator}
+    eta = (flow.get("status") or {}).get("estimatedCompletionTime")
+    data = diagnosis.to_json() | {"operator": operator, "estimatedCompletionTime": eta}
     emit(data, output, why_text(flow, diagnosis, now, operator))
 
 

@@ -93,6 +93,10 @@ def why_text(
     if diagnosis.next_action:
         when = f" ({_ago(diagnosis.next_at, now)})" if diagnosis.next_at else ""
         rows.append(("Next:", diagnosis.next_action + when))
+    eta = status.get("estimatedCompletionTime")
+    if eta:
+        moment = dt.datetime.fromisoformat(str(eta).replace("Z", "+00:00"))
+        rows.append(("ETA:", f"{clock(moment)} ({_ago(moment, now)})"))
     rows += [
         ("Evidence:", f"{key}: {value}")
         for key, value in diagnosis.evidence.items()

@@ -41,6 +41,20 @@ _PHASE_OUTPUTS = (
 )
 
 
+_DURATIONS = (
+    select(_RUNS.c.phase, _RUNS.c.started_at, _RUNS.c.finished_at)
+    .join(_CHILDREN, _RUNS.c.flow_id == _CHILDREN.c.id)
+    .where(
+        _CHILDREN.c.flow_type == bindparam("flow_type"),
+        _RUNS.c.state == RunRowState.SUCCEEDED.value,
+        _RUNS.c.started_at.is_not(None),
+        _RUNS.c.finished_at.is_not(None),
+    )
+    .order_by(_RUNS.c.id.desc())
+    .limit(bindparam("last"))
+)
+
+
 @dataclass(frozen=True)
 class JournalRow:
     id: int
@@ -75,6 +89,17 @@ class FlowQueries:
             async with self._sessions() as session:
                 rows = await session.execute(_PHASE_OUTPUTS, {"flow_uid": flow_uid})
                 return {phase: result or {} for phase, result in rows}
+
+    async def phase_durations(self, flow_type: str, last: int = 500) -> dict[str, list[float]]:
+        """Seconds the last `last` succeeded phase runs of `flow_type` took, by phase."""
+        with unavailable_on_connection_failure():
+            async with self._sessions() as session:
+                rows = await session.execute(_DURATIONS, {"flow_type": flow_type, "last": last})
+        durations: dict[str, list[float]] = {}
+        for phase, started, finished in rows:
+            seconds = (_aware(finished) - _aware(started)).total_seconds()
+            durations.setdefault(phase, []).append(max(seconds, 0.0))
+        return durations
 
     async def child_snapshot(self, flow_uid: str) -> ChildSnapshot | None:
         with unavailable_on_connection_failure():
@@ -174,3 +199,8 @@ def as_utc(moment: datetime | None) -> datetime | None:
     if moment is None:
         return None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive times (stored as UTC)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

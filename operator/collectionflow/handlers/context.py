@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from collectionflow.db.repository import FlowRepository
 from collectionflow.domain.cache import WatchCache
+from collectionflow.handlers.eta import Durations
 from collectionflow.handlers.inprocess import InProcessRunner
 from collectionflow.k8s.gateway import KubeGateway
 from collectionflow.metrics import Metrics
@@ -188,6 +189,7 @@ class OperatorContext:
     leadership: Leadership = field(default_factory=Leadership)
     inprocess: InProcessRunner | None = None
     refusals: dict[tuple[str, str], dt.datetime] = field(default_factory=dict)
+    durations: Durations = field(default_factory=Durations)
 
     def excuses(
         self,

@@ -55,6 +55,7 @@ from collectionflow.domain.stall import Finding, missed_completion
 from collectionflow.domain.view import flow_view
 from collectionflow.handlers.context import JobRefused, OperatorContext, flow_logger
 from collectionflow.handlers.diagnosis import diagnosis_of, may_be_held
+from collectionflow.handlers.eta import with_eta
 from collectionflow.handlers.runs import launch
 from collectionflow.handlers.status_record import restore_status
 from collectionflow.handlers.visibility import report_caught_up, report_recovered, report_stall
@@ -253,6 +254,7 @@ async def carry_out(
     if decision.finished is not None:
         _observe_duration(ctx, view, decision.finished, now)
     if status is not None:
+        status = await with_eta(ctx.durations, ctx.repository, view.spec.flow_type, status, now)
         patch = merge_patch(body.get("status") or {}, status.to_api())
         ctx.leadership.fence()
         ctx.cache.wrote_flow(await ctx.kube.patch_flow_status(body, patch))
