@@ -1,7 +1,11 @@
-"""End-to-end fixtures: the CRD installed, the operator started per test, flow helpers."""
+"""End-to-end fixtures: the CRD installed, the operator started per test, flow helpers, and the
+command line as a user runs it (`cflow`, on the test module's `db_url`)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -44,6 +48,26 @@ def start_operator(
     if report is not None and report.failed:
         for process in {p.log_path: p for p in started}.values():
             print(f"--- operator log ({process.log_path}) ---\n{process.log_tail()}")
+
+
+@pytest.fixture
+def cflow(cluster: Cluster, db_url: str) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Runs `collectionflow ARGS` (or another program) as a user would, 80 columns wide."""
+    bin_dir = str(Path(sys.executable).parent)
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(cluster.kubeconfig),
+        "COLLECTIONFLOW_DB__URL": db_url,
+        "COLUMNS": "80",
+        "PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", "")]),
+    }
+
+    def run(*args: str, program: str = "collectionflow") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [program, *args], env=env, capture_output=True, text=True, check=False, timeout=60
+        )
+
+    return run
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

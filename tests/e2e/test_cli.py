@@ -4,9 +4,7 @@ its errors, and `kubectl cflow` as a plugin."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,7 +12,6 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.cluster import Cluster
 from harness.flows import REPO, Flows, OperatorProcess
 
 pytestmark = pytest.mark.e2e
@@ -32,26 +29,6 @@ def spec(name: str = "collectionflow-complete-data.yaml", **simulate: Any) -> di
 @pytest.fixture
 def db_url(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path / 'flows.sqlite'}"
-
-
-@pytest.fixture
-def cflow(cluster: Cluster, db_url: str) -> Callable[..., subprocess.CompletedProcess[str]]:
-    """Runs `collectionflow ARGS` (or another program) as a user would, 80 columns wide."""
-    bin_dir = str(Path(sys.executable).parent)
-    env = {
-        **os.environ,
-        "KUBECONFIG": str(cluster.kubeconfig),
-        "COLLECTIONFLOW_DB__URL": db_url,
-        "COLUMNS": "80",
-        "PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", "")]),
-    }
-
-    def run(*args: str, program: str = "collectionflow") -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [program, *args], env=env, capture_output=True, text=True, check=False, timeout=60
-        )
-
-    return run
 
 
 def narrow(text: str) -> None:

@@ -13,12 +13,17 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from e2e.test_cli import cflow, db_url  # noqa: F401  (fixtures)
 from e2e.test_flow_lifecycle import journal_rows, sample_spec
 from harness.flows import Flows, OperatorProcess
 from harness.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'flows.sqlite'}"
+
 
 SWEEP_SECONDS = 2
 IMAGE = "example.invalid/missing:1"
@@ -36,8 +41,8 @@ def test_an_image_that_cannot_be_pulled_is_named_and_acted_on_when_announced(
     flows: Flows,
     namespace: str,
     start_operator: Callable[..., OperatorProcess],
-    db_url: str,  # noqa: F811
-    cflow: Callable[..., subprocess.CompletedProcess[str]],  # noqa: F811
+    db_url: str,
+    cflow: Callable[..., subprocess.CompletedProcess[str]],
     tmp_path: Path,
 ) -> None:
     start_operator(
@@ -95,8 +100,8 @@ def test_a_healthy_flow_waiting_for_input_or_suspended_says_so(
     flows: Flows,
     namespace: str,
     start_operator: Callable[..., OperatorProcess],
-    db_url: str,  # noqa: F811
-    cflow: Callable[..., subprocess.CompletedProcess[str]],  # noqa: F811
+    db_url: str,
+    cflow: Callable[..., subprocess.CompletedProcess[str]],
 ) -> None:
     start_operator(db_url)
     flows.create("manual", sample_spec())
@@ -118,8 +123,8 @@ def test_a_worker_that_never_beats_is_announced_and_stalled_on_time(
     flows: Flows,
     namespace: str,
     start_operator: Callable[..., OperatorProcess],
-    db_url: str,  # noqa: F811
-    cflow: Callable[..., subprocess.CompletedProcess[str]],  # noqa: F811
+    db_url: str,
+    cflow: Callable[..., subprocess.CompletedProcess[str]],
 ) -> None:
     start_operator(db_url, COLLECTIONFLOW_OPERATOR__STALL_CHECK_INTERVAL_SECONDS=str(SWEEP_SECONDS))
     spec = sample_spec("collectionflow-complete-data.yaml")
@@ -151,8 +156,8 @@ def test_no_operator_leading_is_said_by_why(
     flows: Flows,
     namespace: str,
     start_operator: Callable[..., OperatorProcess],
-    db_url: str,  # noqa: F811
-    cflow: Callable[..., subprocess.CompletedProcess[str]],  # noqa: F811
+    db_url: str,
+    cflow: Callable[..., subprocess.CompletedProcess[str]],
 ) -> None:
     operator = start_operator(
         db_url,
@@ -185,7 +190,7 @@ def test_a_quota_that_refuses_the_job_is_said_with_what_happens_and_when(
     flows: Flows,
     namespace: str,
     start_operator: Callable[..., OperatorProcess],
-    db_url: str,  # noqa: F811
+    db_url: str,
 ) -> None:
     client.CoreV1Api(api).create_namespaced_resource_quota(
         namespace, {"metadata": {"name": "no-jobs"}, "spec": {"hard": {"count/jobs.batch": "0"}}}
@@ -222,8 +227,8 @@ def test_a_running_flow_carries_its_estimated_completion_time(
     flows: Flows,
     namespace: str,
     start_operator: Callable[..., OperatorProcess],
-    db_url: str,  # noqa: F811
-    cflow: Callable[..., subprocess.CompletedProcess[str]],  # noqa: F811
+    db_url: str,
+    cflow: Callable[..., subprocess.CompletedProcess[str]],
 ) -> None:
     start_operator(db_url)
     steady = sample_spec("collectionflow-complete-data.yaml")

@@ -13,12 +13,12 @@ from collectionflow.domain.eta import PhaseStats, estimated_completion, phase_st
 from collectionflow.domain.registry import FlowDefinition, UnknownFlowType, flow_definition
 
 REFRESH_SECONDS = 300.0
-UNTIL_KNOWN_SECONDS = 15.0  # while a phase of the type has no run yet, look again sooner
 
 
 class Durations:
-    """Each flow type's phase statistics, kept for `REFRESH_SECONDS` (`UNTIL_KNOWN_SECONDS`
-    while some automatic phase of the type has never succeeded)."""
+    """Each flow type's phase statistics, kept for `REFRESH_SECONDS` once every automatic
+    phase of the type has a run to go by; read again at each transition until then (the first
+    flows of a type only)."""
 
     def __init__(self) -> None:
         self._stats: dict[str, tuple[float, dict[str, PhaseStats]]] = {}
@@ -28,9 +28,8 @@ class Durations:
         if cached is not None and time.monotonic() < cached[0]:
             return cached[1]
         stats = phase_stats(await queries.phase_durations(definition.flow_type))
-        known = all(p.name in stats for p in definition.phases if not p.manual)
-        expires = time.monotonic() + (REFRESH_SECONDS if known else UNTIL_KNOWN_SECONDS)
-        self._stats[definition.flow_type] = (expires, stats)
+        if all(p.name in stats for p in definition.phases if not p.manual):
+            self._stats[definition.flow_type] = (time.monotonic() + REFRESH_SECONDS, stats)
         return stats
 
 
