@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from e2e.diagnosis_checks import SWEEP_SECONDS, parse, reconciling
 from e2e.test_flow_lifecycle import journal_rows, sample_spec
 from harness.flows import Flows, OperatorProcess
 from harness.waiting import wait_for
@@ -25,16 +26,7 @@ def db_url(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path / 'flows.sqlite'}"
 
 
-SWEEP_SECONDS = 2
 IMAGE = "example.invalid/missing:1"
-
-
-def parse(moment: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(moment.replace("Z", "+00:00"))
-
-
-def reconciling(status: dict[str, Any]) -> dict[str, Any]:
-    return next(c for c in status["conditions"] if c["type"] == "Reconciling")
 
 
 def test_an_image_that_cannot_be_pulled_is_named_and_acted_on_when_announced(

@@ -16,6 +16,7 @@ from collectionflow.domain.diagnosis import (
     Recoveries,
     WaitsFor,
     diagnose,
+    held_by_database,
     leadership,
     waiting_status,
 )
@@ -80,6 +81,17 @@ def test_a_healthy_phase_says_its_heartbeat_age_and_when_it_would_be_stalled() -
     assert not found.abnormal
 
 
+def test_a_worker_that_stopped_beating_is_said_after_three_missed_beats() -> None:
+    lapsed = diagnose(replace(evidence(), heartbeat_interval=dt.timedelta(seconds=5)), RETRY)
+    assert (lapsed.waits_for, lapsed.abnormal) == (WaitsFor.HEARTBEAT, True)
+    assert "the worker stopped heart-beating: last beat at " in lapsed.summary
+    assert "(expected every 5s)" in lapsed.summary
+    assert lapsed.next_action is not None
+    assert lapsed.next_action.startswith("NoProgress at ")
+    beating = diagnose(replace(evidence(), heartbeat_interval=dt.timedelta(seconds=7)), RETRY)
+    assert beating.waits_for is WaitsFor.PHASE, "20 s is under three beats of 7 s"
+
+
 def test_waiting_for_input_suspended_database_and_at_rest() -> None:
     remind = NOW + dt.timedelta(hours=1)
     waiting = diagnose(
@@ -113,6 +125,18 @@ def test_the_status_says_what_holds_the_flow_once_and_takes_it_back() -> None:
     assert moving is not None
     assert moving.message == "running phase initialization (attempt 1)"
     assert waiting_status(flow, diagnose(evidence(), RETRY), LATER) is None
+
+
+def test_a_reader_without_the_database_learns_of_its_outage_from_the_status() -> None:
+    flow = pending()
+    flow = then(flow, decide(flow, None, NOW))
+    assert not held_by_database(flow.status)
+    held = diagnose(evidence(), RETRY, database_down_since=NOW)
+    status = waiting_status(flow, held, LATER)
+    assert status is not None
+    assert held_by_database(status)
+    said = diagnose(evidence(), RETRY, database_held=True)
+    assert (said.waits_for, said.since) == (WaitsFor.DATABASE, None)
 
 
 def test_the_pending_pod_watch_wakes_the_flow_only_when_what_holds_it_changes() -> None:

@@ -249,3 +249,50 @@ def test_worker_rbac_binds_a_given_cluster_role_and_makes_no_role() -> None:
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "collectionflow-worker", "namespace": "team-a"}
     ]
+
+
+def test_values_from_a_config_map_or_a_phase_secret_and_a_node_selector() -> None:
+    phase = phase_config(
+        "gap_analysis",
+        env=[
+            {"name": "PLAIN", "value": "1"},
+            {
+                "name": "TOKEN",
+                "valueFrom": {"secretKeyRef": {"name": "collectionflow-phase-a", "key": "t"}},
+            },
+            {"name": "REGION", "valueFrom": {"configMapKeyRef": {"name": "site", "key": "region"}}},
+        ],
+    )
+    assert not phase.built_in, "a value from the cluster is a Job's, never the operator's"
+    job = build_phase_job(request(phase, node_selector={"disk": "ssd"}))
+    by_name = {e["name"]: e for e in container(job)["env"]}
+    assert by_name["PLAIN"] == {"name": "PLAIN", "value": "1"}
+    assert by_name["TOKEN"]["valueFrom"] == {
+        "secretKeyRef": {"name": "collectionflow-phase-a", "key": "t"}
+    }
+    assert by_name["REGION"]["valueFrom"]["configMapKeyRef"]["key"] == "region"
+    assert pod_spec(job)["nodeSelector"] == {"disk": "ssd"}
+    assert "nodeSelector" not in pod_spec(build_phase_job(request(phase_config())))
+
+
+@pytest.mark.parametrize(
+    ("var", "problem"),
+    [
+        ({"name": "T", "valueFrom": {"secretKeyRef": {"name": "db-admin", "key": "p"}}}, "pattern"),
+        ({"name": "T", "valueFrom": {}}, "exactly one of configMapKeyRef and secretKeyRef"),
+        (
+            {
+                "name": "T",
+                "value": "x",
+                "valueFrom": {"configMapKeyRef": {"name": "a", "key": "b"}},
+            },
+            "value and valueFrom are exclusive",
+        ),
+    ],
+)
+def test_a_phase_may_read_no_secret_but_its_own_and_one_source_per_variable(
+    var: dict[str, Any], problem: str
+) -> None:
+    spec = {"phases": [{"name": "gap_analysis", "env": [var]}]}
+    with pytest.raises(ValueError, match=problem):
+        CollectionFlowSpec.model_validate(spec)

@@ -8,6 +8,7 @@ import pytest
 
 from collectionflow.domain.decision import JobObservation, JobState
 from collectionflow.domain.observe import (
+    heartbeat_seconds_of,
     observe_job,
 )
 from collectionflow.domain.results import PhaseOutcome, PhaseResult
@@ -194,3 +195,15 @@ def test_a_failed_job_without_pods_still_says_why_it_failed() -> None:
         job_reason="DeadlineExceeded",
         job_message="Job was active longer than specified deadline",
     )
+
+
+def test_the_heartbeat_interval_a_job_gave_its_worker() -> None:
+    def job(*env: dict[str, str]) -> dict[str, Any]:
+        return {"spec": {"template": {"spec": {"containers": [{"env": list(env)}]}}}}
+
+    name = "COLLECTIONFLOW_HEARTBEAT_SECONDS"
+    assert heartbeat_seconds_of(job({"name": name, "value": "2.5"})) == 2.5
+    assert heartbeat_seconds_of(job({"name": name, "value": "soon"})) is None
+    assert heartbeat_seconds_of(job({"name": name, "value": "-1"})) is None
+    assert heartbeat_seconds_of(job()) is None
+    assert heartbeat_seconds_of(None) is None

@@ -11,7 +11,7 @@ import datetime as dt
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasGenerator, BaseModel, ConfigDict, Field
+from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 from collectionflow.api.limits import (
@@ -52,6 +52,48 @@ RESERVED_ENV_NAMES = ("TERMINATION_MESSAGE_PATH", "KUBECONFIG", "HOSTNAME")
 _RESERVED_ENV = rf"^({RESERVED_ENV_PREFIX}|({'|'.join(RESERVED_ENV_NAMES)})$)"
 
 
+PHASE_SECRET_PREFIX = "collectionflow-phase-"
+_DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+_DATA_KEY = r"^[-._a-zA-Z0-9]+$"
+
+
+class ConfigMapKeyRef(ApiModel):
+    """A key of a ConfigMap in the flow's namespace."""
+
+    name: str = Field(pattern=_DNS_SUBDOMAIN, max_length=253, description="The ConfigMap.")
+    key: str = Field(pattern=_DATA_KEY, max_length=253, description="Its key.")
+
+
+class SecretKeyRef(ApiModel):
+    """A key of a Secret in the flow's namespace, named collectionflow-phase-*: only Secrets
+    so named are handed to phases, so a flow cannot read any other Secret of its namespace."""
+
+    name: str = Field(
+        pattern=rf"^{PHASE_SECRET_PREFIX}[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        max_length=253,
+        description=f"The Secret; its name must start {PHASE_SECRET_PREFIX}.",
+    )
+    key: str = Field(pattern=_DATA_KEY, max_length=253, description="Its key.")
+
+
+class EnvSource(ApiModel):
+    """Where a variable's value comes from: one key of a ConfigMap or of a phase Secret."""
+
+    config_map_key_ref: ConfigMapKeyRef | None = Field(
+        default=None, description="A key of a ConfigMap in the flow's namespace."
+    )
+    secret_key_ref: SecretKeyRef | None = Field(
+        default=None,
+        description=f"A key of a Secret in the flow's namespace named {PHASE_SECRET_PREFIX}*.",
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> EnvSource:
+        if (self.config_map_key_ref is None) == (self.secret_key_ref is None):
+            raise ValueError("valueFrom takes exactly one of configMapKeyRef and secretKeyRef")
+        return self
+
+
 class EnvVar(ApiModel):
     """An environment variable of the phase's container."""
 
@@ -63,6 +105,18 @@ class EnvVar(ApiModel):
         json_schema_extra={"not": {"pattern": _RESERVED_ENV}},
     )
     value: str = Field(default="", max_length=4096, description="Its value, at most 4096 bytes.")
+    value_from: EnvSource | None = Field(
+        default=None,
+        description="Its value from a ConfigMap's key, or a Secret's named "
+        f"{PHASE_SECRET_PREFIX}*; not with value. A missing key keeps the phase's pod from "
+        "starting (CreateContainerConfigError), which the flow's status names.",
+    )
+
+    @model_validator(mode="after")
+    def _value_or_source(self) -> EnvVar:
+        if self.value and self.value_from is not None:
+            raise ValueError(f"env {self.name}: value and valueFrom are exclusive")
+        return self
 
 
 class PhaseOverride(ApiModel):
@@ -205,6 +259,13 @@ class CollectionFlowSpec(ApiModel):
         description="Job: every phase runs as a Job, and the flow fails if a Job is refused "
         "(never in the operator's process). Unset: the operator's setting decides, which may "
         "let a built-in phase run in the operator's process when Jobs are refused.",
+    )
+    node_selector: dict[str, Annotated[str, Field(max_length=63)]] | None = Field(
+        default=None,
+        max_length=16,
+        description="Node labels every phase pod must match (its nodeSelector), at most 16. A "
+        "selector no node matches keeps the pod Pending (Unschedulable), which the flow's "
+        "status names.",
     )
     max_phase_runs: int = Field(
         default=DEFAULT_MAX_PHASE_RUNS,

@@ -14,9 +14,17 @@ from typing import Any
 
 from collectionflow.api.models import RecoveryPolicy
 from collectionflow.cli.tables import width
-from collectionflow.domain.diagnosis import Diagnosis, Recoveries, clock, diagnose, leadership
+from collectionflow.domain.diagnosis import (
+    Diagnosis,
+    Recoveries,
+    clock,
+    diagnose,
+    held_by_database,
+    leadership,
+)
 from collectionflow.domain.evidence import Timeouts, evidence_for
 from collectionflow.domain.leader import read_lease
+from collectionflow.domain.observe import heartbeat_seconds_of
 from collectionflow.domain.plan import InvalidSpec
 from collectionflow.domain.view import flow_view
 from collectionflow.k8s.flows_client import FlowsClient
@@ -38,6 +46,7 @@ def diagnosis_from_api(kube: FlowsClient, flow: dict[str, Any], now: dt.datetime
         settings.stall_timeout_seconds,
         settings.pod_start_timeout_seconds,
         settings.missed_completion_grace_seconds,
+        heartbeat_seconds_of(job) or settings.heartbeat_seconds,
     )
     evidence = evidence_for(view, plan, now, timeouts, job, pods or [], lease, True)
     limit = view.spec.max_recoveries
@@ -50,6 +59,7 @@ def diagnosis_from_api(kube: FlowsClient, flow: dict[str, Any], now: dt.datetime
             limit if limit is not None else settings.max_recoveries,
         ),
         input_requested_at=status.input_requested_at,
+        database_held=held_by_database(status),
         reminder_at=asked + dt.timedelta(seconds=settings.input_reminder_seconds)
         if asked
         else None,

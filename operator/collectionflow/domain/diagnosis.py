@@ -25,7 +25,9 @@ from collectionflow.domain.decision import FlowView, JobState
 from collectionflow.domain.entering import running_message
 from collectionflow.domain.failing import moved
 from collectionflow.domain.leader import LeaseRecord
-from collectionflow.domain.stall import Evidence, PodWait, pod_wait
+from collectionflow.domain.stall import Evidence, PodWait, heartbeat_lapsed, pod_wait
+
+DATABASE_HELD = "the database is unavailable; the flow is held"
 
 
 class WaitsFor(StrEnum):
@@ -37,6 +39,7 @@ class WaitsFor(StrEnum):
     CONTAINER_CONFIG = "ContainerConfig"
     POD_START = "PodStart"
     FIRST_HEARTBEAT = "FirstHeartbeat"
+    HEARTBEAT = "Heartbeat"
     PHASE = "Phase"
     JOB = "Job"
     INPUT = "Input"
@@ -46,7 +49,13 @@ class WaitsFor(StrEnum):
 
 
 ABNORMAL = frozenset(
-    {WaitsFor.POD_SCHEDULING, WaitsFor.IMAGE_PULL, WaitsFor.CONTAINER_CONFIG, WaitsFor.DATABASE}
+    {
+        WaitsFor.POD_SCHEDULING,
+        WaitsFor.IMAGE_PULL,
+        WaitsFor.CONTAINER_CONFIG,
+        WaitsFor.HEARTBEAT,
+        WaitsFor.DATABASE,
+    }
 )
 _POD_WAITS = {
     "scheduling": WaitsFor.POD_SCHEDULING,
@@ -131,12 +140,15 @@ def diagnose(
     input_requested_at: dt.datetime | None = None,
     reminder_at: dt.datetime | None = None,
     database_down_since: dt.datetime | None = None,
+    database_held: bool = False,
 ) -> Diagnosis:
-    """Why the flow of `e` is not moving (or that it is), and what happens next, when."""
-    if database_down_since is not None and e.state not in (FlowState.SUCCEEDED, FlowState.FAILED):
+    """Why the flow of `e` is not moving (or that it is), and what happens next, when.
+    `database_held`: the database is known down, since an unknown time."""
+    held = database_held or database_down_since is not None
+    if held and e.state not in (FlowState.SUCCEEDED, FlowState.FAILED):
         return Diagnosis(
             WaitsFor.DATABASE,
-            "the database is unavailable; the flow is held",
+            DATABASE_HELD,
             since=database_down_since,
             next_action="it goes on when the database answers (probed every second)",
         )
@@ -192,6 +204,18 @@ def _running(e: Evidence, recoveries: Recoveries) -> Diagnosis:
             next_at=due,
         )
     age = (e.now - e.heartbeat).total_seconds()
+    if heartbeat_lapsed(e):
+        assert e.heartbeat_interval is not None
+        every = e.heartbeat_interval.total_seconds()
+        return Diagnosis(
+            WaitsFor.HEARTBEAT,
+            f"{where}: the worker stopped heart-beating: last beat at {clock(e.heartbeat)} "
+            f"(expected every {every:g}s)",
+            since=e.heartbeat,
+            next_action=next_action,
+            next_at=due,
+            evidence={"heartbeat_age_seconds": round(age, 1), "heartbeat_every_seconds": every},
+        )
     return Diagnosis(
         WaitsFor.PHASE,
         f"{where} is running; last heartbeat {age:.0f}s ago",
@@ -223,6 +247,17 @@ def _pod_waits(e: Evidence, wait: PodWait, recoveries: Recoveries) -> Diagnosis:
             "waiting_message": wait.message,
             "pods": [p.name for p in e.pods],
         },
+    )
+
+
+def held_by_database(status: CollectionFlowStatus) -> bool:
+    """Whether the operator said, in the flow's status, that the database holds it: what a
+    reader without the database's address learns of an outage."""
+    reconciling = status.condition(ConditionType.RECONCILING)
+    return (
+        reconciling is not None
+        and reconciling.reason == ConditionReason.WAITING
+        and (status.message or "").startswith(DATABASE_HELD)
     )
 
 

@@ -31,6 +31,7 @@ class Timeouts:
     stall_timeout_seconds: float
     pod_start_timeout_seconds: float
     missed_completion_grace_seconds: float
+    heartbeat_seconds: float | None = None
 
 
 def stall_timeout_of(view: FlowView, plan: FlowPlan, default: float) -> float:
@@ -70,6 +71,9 @@ def evidence_for(
             )
         ),
         missed_completion_grace=dt.timedelta(seconds=timeouts.missed_completion_grace_seconds),
+        heartbeat_interval=dt.timedelta(seconds=timeouts.heartbeat_seconds)
+        if timeouts.heartbeat_seconds
+        else None,
         in_process=bool(status.phase_history)
         and status.phase_history[-1].runner is Runner.IN_PROCESS,
     )

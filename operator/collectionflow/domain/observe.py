@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from collectionflow.api.contract import ENV_HEARTBEAT_SECONDS
 from collectionflow.domain.decision import JobObservation, JobState
 from collectionflow.domain.results import InvalidPhaseResult, PhaseResult
 from collectionflow.domain.stall import PodEvidence
@@ -91,6 +92,20 @@ def job_finished_at(job: dict[str, Any] | None) -> dt.datetime | None:
         condition = job_condition(job, kind)
         if condition is not None:
             return parse_time(condition.get("lastTransitionTime"))
+    return None
+
+
+def heartbeat_seconds_of(job: dict[str, Any] | None) -> float | None:
+    """The heartbeat interval the Job's worker was given (None: not said, or not a number)."""
+    template = ((job or {}).get("spec") or {}).get("template") or {}
+    for container in (template.get("spec") or {}).get("containers") or []:
+        for var in container.get("env") or []:
+            if var.get("name") == ENV_HEARTBEAT_SECONDS:
+                try:
+                    seconds = float(var.get("value") or "")
+                except ValueError:
+                    return None
+                return seconds if 0 < seconds < float("inf") else None
     return None
 
 

@@ -35,6 +35,17 @@ class PhaseConfig:
     env: tuple[EnvVar, ...]
     stall_timeout_seconds: int | None
 
+    @property
+    def built_in(self) -> bool:
+        """The built-in worker as it is, which the operator's process may also run: no image,
+        command or arguments of its own, no value from a ConfigMap or Secret."""
+        return (
+            self.image is None
+            and self.command is None
+            and self.args is None
+            and not any(var.value_from for var in self.env)
+        )
+
 
 @dataclass(frozen=True)
 class FlowPlan:

@@ -82,6 +82,7 @@ class Evidence:
     expected_child: ChildSnapshot | None = None
     missed_completion_grace: dt.timedelta = MISSED_COMPLETION_GRACE
     in_process: bool = False
+    heartbeat_interval: dt.timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -233,6 +234,26 @@ def pod_wait(e: Evidence) -> PodWait | None:
         or (unschedulable.scheduling_message if unschedulable else None),
         unschedulable=unschedulable is not None and waiting is None,
     )
+
+
+HEARTBEAT_MISSES = 3
+
+
+def beat_overdue(
+    last_beat: dt.datetime | None, interval: dt.timedelta | None, now: dt.datetime
+) -> bool:
+    """A worker that has beaten, but not for `HEARTBEAT_MISSES` of its intervals."""
+    if last_beat is None or interval is None:
+        return False
+    return now - last_beat > interval * HEARTBEAT_MISSES
+
+
+def heartbeat_lapsed(e: Evidence) -> bool:
+    """The worker stopped beating while its Job runs: a hung worker, said long before its
+    stall is declared."""
+    if e.job is None or e.job.state in (JobState.SUCCEEDED, JobState.FAILED):
+        return False
+    return beat_overdue(e.heartbeat, e.heartbeat_interval, e.now)
 
 
 def missed_completion(

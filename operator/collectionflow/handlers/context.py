@@ -182,7 +182,7 @@ class OperatorContext:
     cache: WatchCache = field(default_factory=WatchCache)
     database: Outage = field(default_factory=Outage)
     apiserver: Outage = field(default_factory=Outage)
-    database_down: set[str] = field(default_factory=set)
+    database_down: dict[str, dt.datetime] = field(default_factory=dict)
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     started_at: dt.datetime = field(default_factory=utc_now)

@@ -10,7 +10,9 @@ from collectionflow.api.reasons import ConditionReason
 from collectionflow.domain.decision import FlowView
 from collectionflow.domain.diagnosis import Diagnosis, Recoveries, diagnose
 from collectionflow.domain.evidence import Timeouts, evidence_for
+from collectionflow.domain.observe import lease_renewed_at
 from collectionflow.domain.plan import InvalidSpec
+from collectionflow.domain.stall import beat_overdue
 from collectionflow.handlers.context import OperatorContext
 
 
@@ -20,6 +22,7 @@ def timeouts(ctx: OperatorContext) -> Timeouts:
         operator.stall_timeout_seconds,
         operator.pod_start_timeout_seconds,
         operator.missed_completion_grace_seconds,
+        operator.heartbeat_seconds,
     )
 
 
@@ -32,16 +35,23 @@ def recoveries_of(ctx: OperatorContext, view: FlowView) -> Recoveries:
     )
 
 
-def may_be_held(ctx: OperatorContext, view: FlowView) -> bool:
+def may_be_held(ctx: OperatorContext, view: FlowView, now: dt.datetime) -> bool:
     """Cheaply, whether the diagnosis could say something the status does not: its Job has a
-    pod that has not started, the database is down, or the status says the flow is held. A
-    reconcile of a flow that moves along asks no more."""
+    pod that has not started, its worker stopped beating, the database is down, or the status
+    says the flow is held. A reconcile of a flow that moves along asks no more."""
     status = view.status
     reconciling = status.condition(ConditionType.RECONCILING)
     if ctx.database.is_down or (reconciling and reconciling.reason == ConditionReason.WAITING):
         return True
-    pods = ctx.cache.job_pods(view.namespace, status.current_job or "") or []
-    return any(pod["status"].get("phase") == "Pending" for pod in pods)
+    current = status.current_job or ""
+    pods = ctx.cache.job_pods(view.namespace, current) or []
+    if any(pod["status"].get("phase") == "Pending" for pod in pods):
+        return True
+    job = ctx.cache.job(view.namespace, current)
+    interval = dt.timedelta(seconds=ctx.settings.operator.heartbeat_seconds)
+    return beat_overdue(
+        lease_renewed_at(ctx.cache.lease(view.namespace, current), job), interval, now
+    )
 
 
 def diagnosis_of(ctx: OperatorContext, view: FlowView, now: dt.datetime) -> Diagnosis | None:

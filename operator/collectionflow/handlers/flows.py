@@ -22,7 +22,8 @@ from collectionflow.db.errors import DatabaseUnavailable
 from collectionflow.domain.cache import DELETED
 from collectionflow.domain.view import observed_state
 from collectionflow.handlers.context import NotLeader, OperatorContext, flow_logger
-from collectionflow.handlers.reconcilers import PROBE_SECONDS, Reconcilers, note_outage
+from collectionflow.handlers.outage import PROBE_SECONDS, note_outage
+from collectionflow.handlers.reconcilers import Reconcilers
 from collectionflow.k8s.gateway import ApiUnreachable, api_error_message
 from collectionflow.k8s.watch import LISTED, SYNCED, WatchEvent
 

@@ -127,7 +127,7 @@ async def _reconcile(
         recovery = recovery_for(ctx, view, missed, now)
         await report_stall(ctx, view, missed, recovery, now)
     decision = decide(view, job, now)
-    if decision == NOTHING and status.state is FlowState.RUNNING and may_be_held(ctx, view):
+    if decision == NOTHING and status.state is FlowState.RUNNING and may_be_held(ctx, view, now):
         diagnosis = diagnosis_of(ctx, view, now)
         waiting = waiting_status(view, diagnosis, now) if diagnosis else None
         if waiting is not None:
@@ -380,9 +380,9 @@ async def _start_phase(
         previous_outputs=outputs,
         manual_input=start.manual_input,
         ttl_seconds_after_finished=settings.job_ttl_seconds,
+        node_selector=view.spec.node_selector,
     )
-    config = request.phase
-    built_in = config.image is None and config.command is None and config.args is None
+    built_in = request.phase.built_in and not view.spec.node_selector
     runner = await launch(ctx, view, build_phase_job(request), now, built_in)
     record = PhaseRunRecord(
         flow_uid=view.uid,

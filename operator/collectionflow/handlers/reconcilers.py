@@ -22,16 +22,15 @@ from dataclasses import dataclass
 
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from collectionflow.api.reasons import EventReason
 from collectionflow.db.errors import DatabaseUnavailable
 from collectionflow.domain.view import UnreadableFlow
 from collectionflow.handlers.context import NotLeader, OperatorContext, Wakeups, flow_logger
+from collectionflow.handlers.outage import PROBE_SECONDS, database_back, database_down
 from collectionflow.handlers.reconcile import reconcile
-from collectionflow.k8s.gateway import ApiUnreachable, Conflict, ObjectRef, api_error_message
+from collectionflow.k8s.gateway import ApiUnreachable, Conflict, api_error_message
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 30.0
-PROBE_SECONDS = 1.0
 RESTART_SECONDS = 10.0
 
 
@@ -154,7 +153,7 @@ async def run_flow(
                 if decision is not None and decision.status is not None and not decision.start:
                     delay = 0.0  # decide again on what was just written
                     trigger = "step"
-                await _database_back(ctx, namespace, name, uid)
+                await database_back(ctx, namespace, name, uid)
                 if not ctx.cache.needs_work(uid):
                     break  # at rest (or gone): the watch starts a task again if that changes
             except Conflict:
@@ -164,7 +163,7 @@ async def run_flow(
             except DatabaseUnavailable as error:
                 waits_for = ctx.database.recovered
                 delay = MAX_BACKOFF_SECONDS
-                await _database_down(ctx, namespace, name, uid, error)
+                await database_down(ctx, namespace, name, uid, error)
                 await asyncio.sleep(PROBE_SECONDS)
             except UnreadableFlow as error:
                 flow_logger(namespace, name).error("%s", error)
@@ -198,54 +197,3 @@ async def _sleep_until(event: asyncio.Event, stop: asyncio.Event, delay: float) 
         for waiter in waiters:
             waiter.cancel()
     return bool(done)
-
-
-async def _database_down(
-    ctx: OperatorContext, namespace: str, name: str, uid: str, error: Exception
-) -> None:
-    note_outage(ctx, error)
-    if uid not in ctx.database_down:
-        ctx.database_down.add(uid)
-        flow_logger(namespace, name).warning("database unavailable; flow held: %s", error)
-        await ctx.kube.post_event(
-            ObjectRef(namespace, name, uid),
-            "Warning",
-            EventReason.DATABASE_UNAVAILABLE,
-            f"database unavailable, flow held until it returns: {error}",
-        )
-
-
-def note_outage(ctx: OperatorContext, error: Exception) -> None:
-    """Mark the database down; the first to notice starts the one probe."""
-    if ctx.database.mark_down(ctx.clock()):
-        log.warning("database unavailable (%s); holding flows until it answers", error)
-        ctx.tasks.add(asyncio.create_task(_probe_database(ctx), name="database-probe"))
-
-
-async def _probe_database(ctx: OperatorContext) -> None:
-    """Ask the database every second until it answers, then wake every held flow."""
-    current = asyncio.current_task()
-    try:
-        while ctx.database.is_down:
-            try:
-                await ctx.repository.ping()
-            except DatabaseUnavailable:
-                await asyncio.sleep(PROBE_SECONDS)
-                continue
-            ctx.database.mark_up(ctx.clock())
-            log.info("database reachable again; waking every held flow")
-            ctx.wakeups.wake_all()
-    finally:
-        if current is not None:
-            ctx.tasks.discard(current)
-
-
-async def _database_back(ctx: OperatorContext, namespace: str, name: str, uid: str) -> None:
-    if uid in ctx.database_down:
-        ctx.database_down.discard(uid)
-        await ctx.kube.post_event(
-            ObjectRef(namespace, name, uid),
-            "Normal",
-            EventReason.DATABASE_RECOVERED,
-            "database reachable again; caught up",
-        )

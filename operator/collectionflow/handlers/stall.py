@@ -24,6 +24,7 @@ from collectionflow.api.models import FlowState
 from collectionflow.api.reasons import ConditionReason, EventReason
 from collectionflow.db.errors import DatabaseUnavailable, UnknownMasterFlow
 from collectionflow.domain.decision import Decision, FlowView
+from collectionflow.domain.diagnosis import waiting_status
 from collectionflow.domain.evidence import evidence_for
 from collectionflow.domain.failing import fail_flow
 from collectionflow.domain.observe import (
@@ -41,7 +42,8 @@ from collectionflow.domain.stall import (
 )
 from collectionflow.domain.view import UnreadableFlow, flow_view
 from collectionflow.handlers.context import NotLeader, OperatorContext, flow_logger
-from collectionflow.handlers.diagnosis import timeouts
+from collectionflow.handlers.diagnosis import diagnosis_of, may_be_held, timeouts
+from collectionflow.handlers.outage import note_outage
 from collectionflow.handlers.reconcile import (
     carry_out,
     database_sync,
@@ -67,6 +69,8 @@ async def sweep(ctx: OperatorContext) -> int:
         try:
             view = flow_view(body, ctx.settings.operator.allow_simulation)
             if not await _looks_stalled(ctx, view, ctx.clock()):
+                if _says_too_little(ctx, view, ctx.clock()):
+                    ctx.wakeups.wake(view.uid)
                 continue
             async with ctx.lock(view.uid):
                 # A transition in flight while the evidence was gathered (its database write
@@ -187,7 +191,8 @@ async def gather_evidence(
     if status.master_flow_id and status.state is not FlowState.PENDING:
         try:
             database_child = await ctx.repository.child_snapshot(view.uid)
-        except DatabaseUnavailable:
+        except DatabaseUnavailable as error:
+            note_outage(ctx, error)  # flows held by it say so, though none moved
             database_child = None
         evidence = dataclasses.replace(
             evidence,
@@ -218,6 +223,15 @@ async def _recover(
             ctx.metrics.recoveries_exhausted.inc()
         return
     await report_recovered(ctx, view, finding, plan)
+
+
+def _says_too_little(ctx: OperatorContext, view: FlowView, now: dt.datetime) -> bool:
+    """The flow is held by what no event announces (a worker that stopped beating), or no
+    longer held, and its status does not say so yet: its reconciler, woken, writes it."""
+    if view.status.state is not FlowState.RUNNING or not may_be_held(ctx, view, now):
+        return False
+    diagnosis = diagnosis_of(ctx, view, now)
+    return diagnosis is not None and waiting_status(view, diagnosis, now) is not None
 
 
 def _reminder_due(ctx: OperatorContext, view: FlowView, now: dt.datetime) -> bool:

@@ -37,6 +37,7 @@ class PhaseJobRequest:
     manual_input: dict[str, Any] | None = None
     image_pull_policy: str = "IfNotPresent"
     ttl_seconds_after_finished: int | None = None
+    node_selector: dict[str, str] | None = None
 
     @property
     def job_name(self) -> str:
@@ -77,7 +78,10 @@ def _worker_env(request: PhaseJobRequest) -> list[dict[str, Any]]:
         for name, value in request.worker_request.to_environ().items()
     ]
     env.append(job_uid_env())
-    env += [{"name": var.name, "value": var.value} for var in request.phase.env]
+    env += [
+        var.to_api() if var.value_from else {"name": var.name, "value": var.value}
+        for var in request.phase.env
+    ]
     return env
 
 
@@ -138,6 +142,11 @@ def build_phase_job(request: PhaseJobRequest) -> dict[str, Any]:
                     },
                     "containers": [container],
                     "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
+                    **(
+                        {"nodeSelector": dict(request.node_selector)}
+                        if request.node_selector
+                        else {}
+                    ),
                 },
             },
         },
