@@ -309,6 +309,17 @@ def test_missing_secret_keeps_the_container_waiting_until_it_exists(
     assert json.loads(pods.container("waits")["state"]["terminated"]["message"])["TOKEN"] == "t0k"
 
 
+def test_an_environment_over_the_kernels_limit_fails_to_start_with_the_runtimes_message(
+    pods: Pods, node_agent: NodeAgent
+) -> None:
+    env = [{"name": "HUGE", "value": "x" * 200_000}]
+    pods.create(pod_manifest("toolong", [_env_dump_container(["HUGE"], env)]))
+    pods.wait_phase("toolong", "Failed")
+    terminated = pods.container("toolong")["state"]["terminated"]
+    assert (terminated["reason"], terminated["exitCode"]) == ("StartError", 128)
+    assert "argument list too long" in terminated["message"]
+
+
 def test_termination_message_and_fallback_to_logs(pods: Pods, node_agent: NodeAgent) -> None:
     writes = python_container(
         "import os; open(os.environ['TERMINATION_MESSAGE_PATH'], 'w').write("

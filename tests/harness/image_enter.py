@@ -157,7 +157,8 @@ def enter(spec: dict[str, Any]) -> None:
 
 def main() -> None:
     try:
-        enter(json.loads(sys.argv[1]))
+        with open(sys.argv[1], encoding="utf-8") as launch:
+            enter(json.load(launch))
     except (OSError, KeyError, ValueError) as error:
         sys.stderr.write(f"nodeagent: cannot start the container: {error}\n")
         sys.stderr.flush()

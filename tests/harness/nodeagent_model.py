@@ -26,6 +26,29 @@ FALLBACK_LOG_BYTES = 2048
 FALLBACK_LOG_LINES = 80
 
 
+# The kernel's limits on what execve takes: one argument or "NAME=value" string (32 pages),
+# and all of them together (ARG_MAX, which Linux derives from the stack limit; 2 MiB by
+# default).
+MAX_ARG_STRLEN = 32 * 4096
+DEFAULT_ARG_MAX = 2 * 1024 * 1024
+
+
+def exec_too_long(
+    argv: Sequence[str], env: Mapping[str, str], arg_max: int = DEFAULT_ARG_MAX
+) -> str | None:
+    """Why the kernel would refuse to exec `argv` with `env` (E2BIG), as a runtime says it,
+    or None. Each string also costs its terminating NUL and a pointer."""
+    strings = [*argv, *(f"{name}={value}" for name, value in env.items())]
+    longest = max((len(s.encode()) + 1 for s in strings), default=0)
+    total = sum(len(s.encode()) + 1 + 8 for s in strings)
+    if longest <= MAX_ARG_STRLEN and total <= arg_max:
+        return None
+    return (
+        f"failed to create containerd task: OCI runtime create failed: unable to start "
+        f'container process: exec: "{argv[0] if argv else ""}": argument list too long'
+    )
+
+
 class ContainerConfigError(Exception):
     """The container cannot be created from its spec yet (kubelet: CreateContainerConfigError).
 

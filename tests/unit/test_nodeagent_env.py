@@ -9,6 +9,7 @@ import pytest
 
 from harness.nodeagent_model import (
     ContainerConfigError,
+    exec_too_long,
     expand,
     field_ref_value,
     resolve_env,
@@ -263,3 +264,13 @@ def test_service_env(server: str, host: str, port: str, url: str | None) -> None
     assert env["KUBERNETES_SERVICE_PORT_HTTPS"] == port
     if url:
         assert env["KUBERNETES_PORT"] == url
+
+
+def test_exec_refuses_a_string_over_32_pages_or_all_over_arg_max() -> None:
+    assert exec_too_long(["run"], {"A": "x" * 1000}) is None
+    one = exec_too_long(["run"], {"HUGE": "x" * 200_000})
+    assert one is not None
+    assert 'exec: "run": argument list too long' in one
+    many = {f"V{i}": "x" * 4000 for i in range(64)}
+    assert exec_too_long(["run"], many) is None, "64 values of 4 kB pass, as with a runtime"
+    assert exec_too_long(["run"], many, arg_max=128 * 1024) is not None

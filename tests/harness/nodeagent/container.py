@@ -28,7 +28,13 @@ from harness.image_model import (
 )
 from harness.images import find_executable
 from harness.nodeagent.processes import tail, which
-from harness.nodeagent_model import ImageMatch, JsonDict, container_argv, termination_message
+from harness.nodeagent_model import (
+    ImageMatch,
+    JsonDict,
+    container_argv,
+    exec_too_long,
+    termination_message,
+)
 from harness.nodeagent_status import (
     ContainerStatus,
     Running,
@@ -202,6 +208,9 @@ def venv_launch(
     )
     if which(argv[0], env.get("PATH", ""), cwd) is None:
         raise StartError(f'exec: "{argv[0]}": executable file not found in $PATH')
+    refused = exec_too_long(argv, env)
+    if refused:
+        raise StartError(refused)
     return argv, env, cwd
 
 
@@ -226,6 +235,9 @@ def image_launch(
     argv = image_argv(container.spec, image.config, {**service_env, **defined})
     if find_executable(image.rootfs, argv[0], env.get("PATH", "")) is None:
         raise StartError(f'exec: "{argv[0]}": executable file not found in $PATH')
+    refused = exec_too_long(argv, env)
+    if refused:
+        raise StartError(refused)
     layer = termination.parent / "rootfs"
     for part in ("upper", "work", "root"):
         (layer / part).mkdir(parents=True, exist_ok=True)
@@ -243,5 +255,7 @@ def image_launch(
         "argv": argv,
         "env": env,
     }
-    command = [sys.executable, "-I", "-S", str(IMAGE_ENTER), json.dumps(spec)]
+    launch = termination.parent / "launch.json"  # a file: the environment is no argument
+    launch.write_text(json.dumps(spec))
+    command = [sys.executable, "-I", "-S", str(IMAGE_ENTER), str(launch)]
     return command, {"PATH": os.defpath}, pod_dir

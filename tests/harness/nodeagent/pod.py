@@ -287,7 +287,11 @@ class PodWorker:
         termination_file.write_bytes(b"")
         termination_file.chmod(0o666)  # as the kubelet makes it: the container may be non-root
         log_path = container_dir / f"{container.restart_count}.log"
-        process = agent.processes.spawn(argv, cwd=cwd, env=env, log_path=log_path)
+        try:
+            process = agent.processes.spawn(argv, cwd=cwd, env=env, log_path=log_path)
+        except OSError as error:  # as a runtime that cannot start the process says it
+            self._start_failed(container, f"failed to start container process: {error}")
+            return
         container.proc = process
         container.log_path = log_path
         container.termination_file = termination_file
