@@ -205,6 +205,14 @@ def test_a_quota_that_refuses_the_job_is_said_with_what_happens_and_when(
     message = deferred[0].message
     assert "exceeded quota" in message
     assert "then the flow fails with JobRefused" in message
+    held = flows.wait_for(
+        "quota",
+        lambda s: "exceeded quota" in (s.get("message") or ""),
+        "the status saying the quota holds the flow",
+        timeout=10,
+    )
+    assert held["message"] == message
+    assert reconciling(held)["reason"] == "Waiting"
     until = dt.datetime.strptime(message.split("retried until ")[1][:9], "%H:%M:%SZ").time()
     failed = flows.wait_state("quota", "Failed", timeout=60)
     assert {c["type"]: c["reason"] for c in failed["conditions"]}["Succeeded"] == "JobRefused"

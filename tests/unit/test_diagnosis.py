@@ -17,6 +17,7 @@ from collectionflow.domain.diagnosis import (
     WaitsFor,
     diagnose,
     held_by_database,
+    held_status,
     leadership,
     waiting_status,
 )
@@ -125,6 +126,16 @@ def test_the_status_says_what_holds_the_flow_once_and_takes_it_back() -> None:
     assert moving is not None
     assert moving.message == "running phase initialization (attempt 1)"
     assert waiting_status(flow, diagnose(evidence(), RETRY), LATER) is None
+
+
+def test_a_flow_whose_first_job_a_quota_refused_says_so_and_stays_pending() -> None:
+    flow = pending()
+    said = held_status(flow, "creating demo-initialization-1 was refused (exceeded quota)", NOW)
+    assert said.state is FlowState.PENDING
+    assert (said.message or "").startswith("creating demo-initialization-1 was refused")
+    reconciling = said.condition(ConditionType.RECONCILING)
+    assert reconciling is not None
+    assert (reconciling.status, reconciling.reason) == ("True", ConditionReason.WAITING)
 
 
 def test_a_reader_without_the_database_learns_of_its_outage_from_the_status() -> None:

@@ -289,17 +289,29 @@ def waiting_status(
         return None
     reconciling = status.condition(ConditionType.RECONCILING)
     waiting = reconciling is not None and reconciling.reason == ConditionReason.WAITING
-    stalled_condition = status.condition(ConditionType.STALLED)
-    stalled = stalled_condition is not None and stalled_condition.status == "True"
     if diagnosis.abnormal:
         line = diagnosis.line()
-        if waiting and status.message == line:
-            return None
-        return moved(
-            flow, status, FlowState.RUNNING, ConditionReason.WAITING, line, now, stalled=stalled
-        )
+        return None if waiting and status.message == line else held_status(flow, line, now)
     if not waiting:
         return None
+    stalled_condition = status.condition(ConditionType.STALLED)
+    stalled = stalled_condition is not None and stalled_condition.status == "True"
     reason = ConditionReason.RECOVERING if stalled else ConditionReason.PHASE_RUNNING
     message = running_message(status.phase, status.attempt)
     return moved(flow, status, FlowState.RUNNING, reason, message, now, stalled=stalled)
+
+
+def held_status(flow: FlowView, message: str, now: dt.datetime) -> CollectionFlowStatus:
+    """The flow's status, in its state, saying what holds it (reason `Waiting`): a pod that
+    cannot start, the database, a Job a quota refused, ..."""
+    status = flow.status
+    stalled = status.condition(ConditionType.STALLED)
+    return moved(
+        flow,
+        status,
+        status.state,
+        ConditionReason.WAITING,
+        message,
+        now,
+        stalled=stalled is not None and stalled.status == "True",
+    )

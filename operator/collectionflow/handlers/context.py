@@ -105,6 +105,16 @@ class JobRefused(Exception):
     """Creating a phase's Job was refused for good, and the flow's runner is Job."""
 
 
+class JobDeferred(Exception):
+    """A quota refused a phase's Job for the first time: it is retried (`error` is what the
+    reconcile backs off on), and the flow's status says so (`message`)."""
+
+    def __init__(self, message: str, error: Exception) -> None:
+        super().__init__(message)
+        self.message = message
+        self.error = error
+
+
 class NotLeader(Exception):
     """This replica does not hold the leader Lease (any more): it must not act."""
 

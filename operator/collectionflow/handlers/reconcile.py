@@ -35,7 +35,7 @@ from collectionflow.domain.decision import (
     PhaseFinished,
     StartPhase,
 )
-from collectionflow.domain.diagnosis import waiting_status
+from collectionflow.domain.diagnosis import held_status, waiting_status
 from collectionflow.domain.failing import fail_flow
 from collectionflow.domain.machine import decide
 from collectionflow.domain.observe import job_finished_at, observe_job, terminated_state
@@ -53,7 +53,7 @@ from collectionflow.domain.registry import UnknownFlowType, flow_definition
 from collectionflow.domain.snapshot import child_snapshot
 from collectionflow.domain.stall import Finding, missed_completion
 from collectionflow.domain.view import flow_view
-from collectionflow.handlers.context import JobRefused, OperatorContext, flow_logger
+from collectionflow.handlers.context import JobDeferred, JobRefused, OperatorContext, flow_logger
 from collectionflow.handlers.diagnosis import diagnosis_of, may_be_held
 from collectionflow.handlers.eta import with_eta
 from collectionflow.handlers.runs import launch
@@ -235,7 +235,13 @@ async def carry_out(
     started = None
     status = decision.status
     if decision.start is not None:
-        started, runner = await _start_phase(ctx, view, decision.start, decision.finished, now)
+        try:
+            started, runner = await _start_phase(ctx, view, decision.start, decision.finished, now)
+        except JobDeferred as deferred:
+            said = held_status(view, deferred.message, now)
+            patch = merge_patch(body.get("status") or {}, said.to_api())
+            ctx.cache.wrote_flow(await ctx.kube.patch_flow_status(body, patch))
+            raise deferred.error from None
         if status is not None and status.phase_history:
             status = _ran_by(ctx, status, runner)
 

@@ -18,7 +18,7 @@ from collectionflow.api.reasons import EventReason
 from collectionflow.domain.decision import FlowView
 from collectionflow.domain.records import JournalEntry
 from collectionflow.domain.runner import Refusal, Verdict, runner_for, verdict
-from collectionflow.handlers.context import JobRefused, OperatorContext, flow_logger
+from collectionflow.handlers.context import JobDeferred, JobRefused, OperatorContext, flow_logger
 from collectionflow.k8s.gateway import ObjectRef, api_error_message
 
 
@@ -53,7 +53,8 @@ async def launch(
         outcome = verdict(runner, refusal, since, now, grace)
         if outcome is Verdict.WAIT:
             if refusal.quota and since == now:
-                await _report_quota(ctx, view, name, refusal, runner, since + grace)
+                message = await _report_quota(ctx, view, name, refusal, runner, since + grace)
+                raise JobDeferred(message, error) from None
             raise
         if outcome is Verdict.REFUSED:
             if not built_in and settings.runner is not Runner.JOB:
@@ -78,8 +79,9 @@ async def _report_quota(
     refusal: Refusal,
     runner: Runner,
     until: dt.datetime,
-) -> None:
-    """A quota refused the attempt's Job: say so once, with what happens and when."""
+) -> str:
+    """A quota refused the attempt's Job: say so once, with what happens and when; returns
+    what was said."""
     then = (
         "the flow fails with JobRefused"
         if runner is Runner.JOB
@@ -95,6 +97,7 @@ async def _report_quota(
     await ctx.kube.post_event(
         ObjectRef(view.namespace, view.name, view.uid), "Warning", EventReason.JOB_DEFERRED, message
     )
+    return message
 
 
 async def _report_fallback(
