@@ -3,6 +3,7 @@
 import sys
 
 from bench import (
+    eta,
     failover,
     idle,
     job_pods,
@@ -11,6 +12,7 @@ from bench import (
     restarts,
     stall_latency,
     throughput,
+    ui_latency,
 )
 
 sys.exit(
@@ -23,5 +25,7 @@ sys.exit(
         restarts.main(),
         idle.main(),
         failover.main(),
+        eta.main(),
+        ui_latency.main(),
     )
 )

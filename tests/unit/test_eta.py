@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from collectionflow.api.models import FlowState
+from collectionflow.api.models import CollectionFlowStatus, FlowState
 from collectionflow.domain.eta import PhaseStats, estimated_completion, phase_stats
 from collectionflow.domain.machine import decide
 from collectionflow.domain.registry import COLLECTION
@@ -44,3 +44,30 @@ def test_an_overrunning_phase_counts_as_about_to_end() -> None:
     flow = at("synthesis")
     late = NOW + dt.timedelta(hours=2)
     assert estimated_completion(COLLECTION, flow.status, EVERY, late) == late
+
+
+def took(seconds: float) -> CollectionFlowStatus:
+    """A flow at gap_analysis, started now, whose finished phases took `seconds` each."""
+    flow = at("gap_analysis")
+    history = [
+        h.model_copy(update={"finished_at": h.started_at + dt.timedelta(seconds=seconds)})
+        if h.started_at is not None and h.name != "gap_analysis"
+        else h
+        for h in flow.status.phase_history
+    ]
+    return flow.status.model_copy(update={"phase_history": history})
+
+
+def test_a_flow_slower_than_usual_so_far_is_expected_slower_for_the_rest() -> None:
+    usual = estimated_completion(COLLECTION, took(60), EVERY, NOW)
+    doubled = estimated_completion(COLLECTION, took(120), EVERY, NOW)
+    assert usual is not None
+    assert doubled is not None
+    assert (doubled - NOW) == 2 * (usual - NOW)
+
+
+def test_the_pace_is_bounded() -> None:
+    usual = estimated_completion(COLLECTION, took(60), EVERY, NOW)
+    assert usual is not None
+    assert estimated_completion(COLLECTION, took(36000), EVERY, NOW) == NOW + 4 * (usual - NOW)
+    assert estimated_completion(COLLECTION, took(0), EVERY, NOW) == NOW + (usual - NOW) / 2

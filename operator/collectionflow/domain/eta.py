@@ -2,7 +2,8 @@
 database holds for its flow type, added up over what is left. Pure.
 
 The estimate is the median of the phase runs that succeeded lately, for the phase under way
-less what it has run already, plus the medians of the phases after it in the registry's order.
+less what it has run already, plus the medians of the phases after it in the registry's order,
+each scaled by the flow's own pace so far (its finished phases' time over their medians).
 A phase with no run to go by leaves the estimate unknown (None); so does waiting for input,
 which no duration predicts.
 """
@@ -14,7 +15,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from collectionflow.api.models import CollectionFlowStatus, FlowState
+from collectionflow.api.models import CollectionFlowStatus, FlowState, PhaseRunState
 from collectionflow.domain.registry import FlowDefinition
 
 
@@ -60,12 +61,32 @@ def estimated_completion(
         ),
         now,
     )
-    remaining = max(current.median - (now - started).total_seconds(), 0.0)
+    pace = _pace(status, stats)
+    remaining = max(current.median * pace - (now - started).total_seconds(), 0.0)
     for phase in names[names.index(status.phase) + 1 :]:
         if definition.phase(phase).manual:
             continue  # a person's answer: no duration predicts it; its run is short
         following = stats.get(phase)
         if following is None:
             return None
-        remaining += following.median
+        remaining += following.median * pace
     return now + dt.timedelta(seconds=round(remaining))
+
+
+PACE_BOUNDS = (0.5, 4.0)
+
+
+def _pace(status: CollectionFlowStatus, stats: Mapping[str, PhaseStats]) -> float:
+    """How fast this flow has gone so far against the usual: its succeeded phases' time over
+    their medians (1 before any), within `PACE_BOUNDS`. A busy cluster slows every phase of a
+    flow alike, so the phases left are scaled by it."""
+    took = usual = 0.0
+    for run in status.phase_history:
+        known = stats.get(run.name)
+        if run.state is PhaseRunState.SUCCEEDED and run.started_at and run.finished_at and known:
+            took += (run.finished_at - run.started_at).total_seconds()
+            usual += known.median
+    if usual <= 0:
+        return 1.0
+    low, high = PACE_BOUNDS
+    return min(max(took / usual, low), high)

@@ -310,7 +310,7 @@ class PodWorker:
             process.pid,
             container.restart_count,
             f", image {container.local.reference}" if container.local else "",
-            shlex.join(json.loads(argv[-1])["argv"] if container.local else argv),
+            shlex.join(json.loads(Path(argv[-1]).read_text())["argv"] if container.local else argv),
             log_path,
         )
 
