@@ -47,7 +47,10 @@ new MutationObserver(function (mutations) {
   var now = performance.timeOrigin + performance.now();
   mutations.forEach(function (m) {
     m.addedNodes.forEach(function (n) {
-      if (n.id && n.id.indexOf('row-') === 0) { window.__seen[n.id] = now; }
+      if (n.id && n.id.indexOf('row-') === 0) {
+        var bar = n.querySelector('progress');
+        window.__seen[n.id] = [now, bar ? Number(bar.value) : -1];
+      }
     });
   });
 }).observe(document.body, {childList: true, subtree: true});
@@ -127,13 +130,16 @@ def chromium() -> Iterator[webdriver.Chrome]:
         driver.quit()
 
 
-def shown_at(browser: webdriver.Chrome, uid: str, after_ms: float, timeout: float) -> float:
-    """When (epoch ms) the row of `uid` was replaced after `after_ms`."""
+def shown_at(
+    browser: webdriver.Chrome, uid: str, progress: int, after_ms: float, timeout: float
+) -> float:
+    """When (epoch ms) the row of `uid` was replaced, after `after_ms`, by one that shows
+    `progress`: the write's own value, not any other change of the row."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        seen = browser.execute_script("return window.__seen[arguments[0]] || 0;", f"row-{uid}")
-        if seen and float(seen) > after_ms:
-            return float(seen)
+        seen = browser.execute_script("return window.__seen[arguments[0]] || null;", f"row-{uid}")
+        if seen and float(seen[0]) > after_ms and int(seen[1]) == progress:
+            return float(seen[0])
         time.sleep(0.005)
     raise RuntimeError(f"row-{uid}: the write did not show within {timeout:.0f}s")
 
@@ -167,7 +173,9 @@ def measure(workdir: Path) -> dict[str, Any]:
                     flows.custom.patch_namespaced_custom_object_status(
                         GROUP, VERSION, namespace, PLURAL, name, status(i)
                     )
-                    latencies.append((shown_at(browser, uid, sent, 10) - sent) / 1000)
+                    progress = status(i)["status"]["progressPercentage"]
+                    shown_ms = shown_at(browser, uid, progress, sent, 10)
+                    latencies.append((shown_ms - sent) / 1000)
                 rss_after = rss_kib(pid)
         finally:
             core.delete_namespace(namespace)
