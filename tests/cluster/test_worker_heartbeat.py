@@ -189,12 +189,28 @@ def test_creates_the_lease_without_an_owner_when_its_job_uid_is_unknown(
     assert MICRO_TIME.match(lease["spec"]["renewTime"])
 
 
-def test_renewal_failures_are_not_fatal(api: client.ApiClient) -> None:
-    heartbeat = LeaseHeartbeat(api, "no-such-namespace-x", "lease", "worker-pod", INTERVAL)
+def test_renewal_failures_are_not_fatal(
+    api: client.ApiClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Renewals that fail (here: the namespace is not there yet) are logged and retried; once
+    the API accepts them the Lease is made and renewed, by the same running heartbeat."""
+    core = client.CoreV1Api(api)
+    namespace = f"t-later-{os.urandom(3).hex()}"
+    heartbeat = LeaseHeartbeat(api, namespace, "lease", "worker-pod", INTERVAL)
     assert not heartbeat.renew()
     heartbeat.start()
-    time.sleep(INTERVAL * 3)
-    heartbeat.stop()
+    try:
+        wait_for(
+            lambda: caplog.text.count("heartbeat: lease creation failed") >= 3,
+            "three failed renewals",
+            10,
+        )
+        core.create_namespace({"metadata": {"name": namespace}})
+        renewed = wait_for(lambda: Leases(api, namespace).get("lease"), "the Lease, made", 10)
+        assert renewed["spec"]["holderIdentity"] == "worker-pod"
+    finally:
+        heartbeat.stop()
+        core.delete_namespace(namespace)
 
 
 def worker_environment(

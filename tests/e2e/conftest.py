@@ -17,6 +17,25 @@ from harness.cluster import Cluster
 from harness.flows import Flows, OperatorProcess, install_crd
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that takes `db_url` runs on the databases its module's `DATABASES` names
+    (SQLite when it names none)."""
+    if "db_url" in metafunc.fixturenames:
+        databases = getattr(metafunc.module, "DATABASES", ("sqlite",))
+        metafunc.parametrize("db_url", databases, indirect=True)
+
+
+@pytest.fixture
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The operator's database: SQLite in the test's directory, or a database of its own on
+    the session's PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'flows.sqlite'}"
+    server = request.getfixturevalue("postgres_server")
+    url: str = server.create_database(f"e2e_{os.urandom(4).hex()}")
+    return url
+
+
 @pytest.fixture(scope="session")
 def crd(cluster: Cluster) -> None:
     install_crd(cluster.api_client())

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from e2e.test_flow_lifecycle import journal_rows
 from harness.flows import Flows
+from harness.records import journal_rows
 from harness.waiting import wait_for
 
 SWEEP_SECONDS = 2

@@ -26,11 +26,6 @@ def spec(name: str = "collectionflow-complete-data.yaml", **simulate: Any) -> di
     return loaded
 
 
-@pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'flows.sqlite'}"
-
-
 def narrow(text: str) -> None:
     wide = [line for line in text.splitlines() if len(line) > 80]
     assert wide == [], "wider than 80 columns"

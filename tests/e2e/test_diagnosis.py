@@ -14,16 +14,12 @@ import pytest
 from kubernetes import client
 
 from e2e.diagnosis_checks import SWEEP_SECONDS, parse, reconciling
-from e2e.test_flow_lifecycle import journal_rows, sample_spec
+from e2e.test_flow_lifecycle import sample_spec
 from harness.flows import Flows, OperatorProcess
+from harness.records import journal_rows
 from harness.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'flows.sqlite'}"
 
 
 IMAGE = "example.invalid/missing:1"

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 from kubernetes import client
@@ -21,9 +20,10 @@ from e2e.diagnosis_checks import (
     reconciling,
     said_within,
 )
-from e2e.test_flow_lifecycle import journal_rows, sample_spec
+from e2e.test_flow_lifecycle import sample_spec
 from harness.flows import Flows, OperatorProcess
 from harness.postgres import PostgresServer
+from harness.records import journal_rows
 from harness.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -32,11 +32,6 @@ QUICK = {
     "COLLECTIONFLOW_OPERATOR__STALL_CHECK_INTERVAL_SECONDS": str(SWEEP_SECONDS),
     "COLLECTIONFLOW_OPERATOR__RECOVERY_BACKOFF_SECONDS": "0",
 }
-
-
-@pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'flows.sqlite'}"
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import time
 from collections.abc import Callable
@@ -13,14 +12,12 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import client
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from collectionflow.db.models import FailureJournal
 from collectionflow.domain.registry import flow_definition
 from harness.chart import find, render
 from harness.cluster import Cluster
 from harness.flows import Flows, OperatorProcess
+from harness.records import journal_rows
 from harness.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -59,23 +56,7 @@ def no_jobs_quota(api: client.ApiClient, namespace: str) -> None:
 
 
 def journal_operations(url: str, uid: str) -> list[str]:
-    async def query() -> list[str]:
-        engine = create_async_engine(url)
-        try:
-            async with engine.connect() as conn:
-                rows = await conn.execute(
-                    select(FailureJournal.operation).where(FailureJournal.k8s_uid == uid)
-                )
-                return [row[0] for row in rows]
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(query())
-
-
-@pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'flows.sqlite'}"
+    return [entry.operation for entry in journal_rows(url, uid)]
 
 
 def test_a_quota_of_zero_jobs_runs_the_flow_in_process_and_says_so(

@@ -20,6 +20,7 @@ from collectionflow.db.models import CollectionFlow, FailureJournal, MasterFlow,
 from collectionflow.domain.registry import COLLECTION
 from harness.cluster import Cluster
 from harness.flows import GROUP, REPO, Flows, OperatorProcess
+from harness.records import journal_rows
 from harness.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -84,28 +85,7 @@ def db_rows(url: str, uid: str) -> dict[str, Any]:
     return asyncio.run(query())
 
 
-def journal_rows(url: str, uid: str) -> list[Any]:
-    """The flow's failure journal rows (it may have no other rows)."""
-
-    async def query() -> list[Any]:
-        engine = create_async_engine(url)
-        try:
-            async with engine.connect() as conn:
-                selected = select(FailureJournal).where(FailureJournal.k8s_uid == uid)
-                return list((await conn.execute(selected)).all())
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(query())
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'flows.sqlite'}"
-    server = request.getfixturevalue("postgres_server")
-    url: str = server.create_database(f"e2e_{os.urandom(4).hex()}")
-    return url
+DATABASES = ("sqlite", "postgresql")
 
 
 def test_sample_flow_runs_seven_phases_as_seven_jobs(
@@ -302,7 +282,7 @@ def test_invalid_manifests_are_rejected_or_failed_clearly(
     assert flows.jobs("orphan") == []
     [entry] = journal_rows(db_url, uid)
     assert (entry.operation, entry.master_flow_id) == ("UnknownMasterFlow", None)
-    assert missing in entry.error_message
+    assert missing in (entry.error_message or "")
 
 
 def test_suspend_holds_and_resumes(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,10 +18,10 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from e2e.test_flow_lifecycle import complete_spec, journal_rows, kubectl, sample_spec
+from e2e.test_flow_lifecycle import complete_spec, kubectl, sample_spec
 from harness.cluster import Cluster
 from harness.flows import GROUP, PLURAL, VERSION, Flows, OperatorProcess
-from harness.postgres import PostgresServer
+from harness.records import journal_rows
 from harness.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -47,10 +46,7 @@ def own_command(script: str) -> dict[str, Any]:
     return spec
 
 
-@pytest.fixture
-def db_url(postgres_server: PostgresServer) -> str:
-    url: str = postgres_server.create_database(f"hostile_{os.urandom(4).hex()}")
-    return url
+DATABASES = ("postgresql",)
 
 
 @pytest.fixture

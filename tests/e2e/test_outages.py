@@ -64,8 +64,12 @@ def test_database_outage_holds_the_flow_and_it_catches_up(
     flows.wait_event("dbdown", "DatabaseUnavailable", timeout=60)
     warning = next(e for e in flows.events("dbdown") if e.reason == "DatabaseUnavailable")
     assert warning.type == "Warning"
-    time.sleep(3)
-    held = flows.get("dbdown")["status"]
+    held = flows.wait_for(
+        "dbdown",
+        lambda s: "the database is unavailable" in (s.get("message") or ""),
+        "the status saying the database holds the flow",
+        30,
+    )
     assert held["phase"] == "platform_detection", "no transition without the database"
     assert held["state"] == "Running"
 

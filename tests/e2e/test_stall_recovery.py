@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,8 +13,9 @@ import yaml
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from collectionflow.db.models import CollectionFlow, FailureJournal
+from collectionflow.db.models import CollectionFlow
 from harness.flows import REPO, Flows, OperatorProcess
+from harness.records import journal_rows
 from harness.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -37,29 +38,11 @@ def spec(stall_timeout: int | None = None, **simulate: dict[str, Any]) -> dict[s
 
 
 def journal(url: str, uid: str) -> list[tuple[str, str, dict[str, Any]]]:
-    async def query() -> list[tuple[str, str, dict[str, Any]]]:
-        engine = create_async_engine(url)
-        try:
-            async with engine.connect() as conn:
-                rows = await conn.execute(
-                    select(
-                        FailureJournal.operation,
-                        FailureJournal.diagnostics,
-                        FailureJournal.error_message,
-                    )
-                    .where(FailureJournal.k8s_uid == uid)
-                    .order_by(FailureJournal.id)
-                )
-                return [(op, diag.get("reason", ""), diag) for op, diag, _ in rows]
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(query())
-
-
-@pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'flows.sqlite'}"
+    """Operation, reason and diagnostics of the flow's journal rows, oldest first."""
+    return [
+        (e.operation, str(e.diagnostics.get("reason", "")), dict(e.diagnostics))
+        for e in journal_rows(url, uid)
+    ]
 
 
 def test_hung_worker_is_recovered_but_a_long_heartbeating_phase_is_left_alone(
@@ -166,13 +149,14 @@ def test_completion_while_operator_was_down_is_caught_up_without_rerun_or_alarm(
     uid = flows.create("missed", spec(platform_detection={"sleepSeconds": 2}))["metadata"]["uid"]
     flows.wait_for("missed", lambda s: s.get("phase") == "platform_detection", "second phase")
     operator.kill()
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+
+    def ended_beyond_the_grace() -> bool:
         job: Any = flows.batch.read_namespaced_job("missed-platform-detection-1", flows.namespace)
-        if job.status.succeeded:
-            break
-        time.sleep(0.5)
-    time.sleep(4)  # past the missed-completion grace
+        done = job.status.completion_time
+        grace = float(FAST_CHECKS["COLLECTIONFLOW_OPERATOR__MISSED_COMPLETION_GRACE_SECONDS"])
+        return done is not None and (dt.datetime.now(dt.UTC) - done).total_seconds() > grace
+
+    wait_for(ended_beyond_the_grace, "the Job completed longer ago than the grace", 60)
     assert flows.get("missed")["status"]["phase"] == "platform_detection"
 
     start_operator(db_url, **FAST_CHECKS)

@@ -79,9 +79,12 @@ def test_override_leaves_unset_fields_at_registry_values() -> None:
     assert (config.retries, config.timeout_seconds, config.manual) == (7, 1800, False)
 
 
-def test_parameters_at_the_limit_are_accepted() -> None:
+def test_parameters_at_the_limit_are_accepted_and_one_byte_more_is_not() -> None:
     padding = "x" * (MAX_PARAMETERS_BYTES - len('{"p":""}'))
-    assert plan_for(spec(parameters={"p": padding})).phase("initialization")
+    plan = plan_for(spec(parameters={"p": padding}))
+    assert plan.phase("initialization").name == "initialization"
+    with pytest.raises(InvalidSpec, match="parameters"):
+        plan_for(spec(parameters={"p": padding + "x"}))
 
 
 @pytest.mark.parametrize(
