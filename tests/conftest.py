@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,7 @@ from kubernetes.client.exceptions import ApiException
 from harness.cluster import Cluster, LocalCluster
 from harness.pods import wait_for_default_token
 from harness.postgres import PostgresServer
+from harness.suite import KINDS, unmarked
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -31,18 +32,10 @@ def pytest_configure(config: pytest.Config) -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
-KINDS = ("unit", "db", "cluster", "chart", "e2e")
-
-
-def unmarked(items: Sequence[pytest.Item]) -> list[str]:
-    """The tests that carry none of the suite's markers."""
-    return [item.nodeid for item in items if not any(item.get_closest_marker(k) for k in KINDS)]
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """A test without one of the suite's markers would never run under `make test` (which
     selects by marker): refuse the whole run instead of skipping it silently."""
-    if missing := unmarked(items):
+    if missing := unmarked((i.nodeid, {m.name for m in i.iter_markers()}) for i in items):
         raise pytest.UsageError(
             f"tests without a marker of {', '.join(KINDS)} (make test would never run them): "
             + ", ".join(missing)
