@@ -35,7 +35,7 @@ from collectionflow.domain.machine import decide
 from collectionflow.domain.recovery import RecoveryAction, RecoveryPlan, plan_recovery
 from collectionflow.domain.registry import COLLECTION
 from collectionflow.domain.results import PhaseOutcome, PhaseResult
-from collectionflow.domain.stall import Finding, StallReason
+from collectionflow.domain.stall import RERUNS_PHASE, STALL_REASONS, Finding
 
 pytestmark = pytest.mark.unit
 
@@ -46,7 +46,7 @@ BACKOFF = dt.timedelta(minutes=1)
 MAX_RECOVERIES = 2
 GENERATION = 4
 PHASE = "gap_analysis"
-RERUN_REASONS = [r for r in StallReason if r.reruns_phase]
+RERUN_REASONS = sorted(RERUNS_PHASE)
 
 
 # --- builders ------------------------------------------------------------------------------
@@ -86,13 +86,13 @@ def running(phase: str = PHASE, **spec_fields: Any) -> FlowView:
     return flow
 
 
-def finding(reason: StallReason = StallReason.NO_PROGRESS) -> Finding:
+def finding(reason: ConditionReason = ConditionReason.NO_PROGRESS) -> Finding:
     return Finding(reason, f"{reason.value} seen", {"phase": PHASE, "attempt": 1})
 
 
 def plan(
     flow: FlowView,
-    reason: StallReason = StallReason.NO_PROGRESS,
+    reason: ConditionReason = ConditionReason.NO_PROGRESS,
     now: dt.datetime = NOW,
     max_recoveries: int = MAX_RECOVERIES,
 ) -> RecoveryPlan:
@@ -125,12 +125,12 @@ def decided_status(p: RecoveryPlan) -> CollectionFlowStatus:
     ("reason", "action", "summary"),
     [
         (
-            StallReason.MISSED_COMPLETION,
+            ConditionReason.MISSED_COMPLETION,
             RecoveryAction.ADVANCE,
             "advanced past the finished phase without rerunning it",
         ),
         (
-            StallReason.DATABASE_DRIFT,
+            ConditionReason.DATABASE_DRIFT,
             RecoveryAction.RESYNC,
             "re-synced the database from the flow",
         ),
@@ -145,7 +145,7 @@ def decided_status(p: RecoveryPlan) -> CollectionFlowStatus:
     ],
 )
 def test_a_missed_completion_advances_and_drift_resyncs_whatever_the_policy(
-    reason: StallReason,
+    reason: ConditionReason,
     action: RecoveryAction,
     summary: str,
     policy: RecoveryPolicy,
@@ -161,7 +161,7 @@ def test_a_missed_completion_advances_and_drift_resyncs_whatever_the_policy(
 
 
 @pytest.mark.parametrize("reason", RERUN_REASONS)
-def test_a_rerun_reason_starts_the_phase_again_as_its_next_attempt(reason: StallReason) -> None:
+def test_a_rerun_reason_starts_the_phase_again_as_its_next_attempt(reason: ConditionReason) -> None:
     flow = running()
     stale_job = job_name("demo", PHASE, 1)
     new_job = job_name("demo", PHASE, 2)
@@ -312,7 +312,9 @@ def assert_failed(
 
 
 @pytest.mark.parametrize("reason", RERUN_REASONS)
-def test_a_stall_after_the_last_recovery_fails_the_flow_as_exhausted(reason: StallReason) -> None:
+def test_a_stall_after_the_last_recovery_fails_the_flow_as_exhausted(
+    reason: ConditionReason,
+) -> None:
     flow = recovered(running(), MAX_RECOVERIES)
     later = NOW + BACKOFF * 10
     p = plan(flow, reason, now=later)
@@ -331,14 +333,14 @@ def test_exhaustion_is_not_postponed_by_the_backoff() -> None:
 
 
 def test_with_no_recoveries_allowed_the_first_stall_fails_the_flow() -> None:
-    p = plan(running(), StallReason.JOB_MISSING, max_recoveries=0)
+    p = plan(running(), ConditionReason.JOB_MISSING, max_recoveries=0)
     assert p.exhausted
     assert p.summary.startswith("stalled (JobMissing) after 0 of 0 recoveries: ")
     assert_failed(p, "RecoveryExhausted", attempt=1)
 
 
 @pytest.mark.parametrize("reason", RERUN_REASONS)
-def test_recovery_policy_fail_fails_at_once_with_the_stall_reason(reason: StallReason) -> None:
+def test_recovery_policy_fail_fails_at_once_with_the_stall_reason(reason: ConditionReason) -> None:
     flow = running(recoveryPolicy="Fail")
     p = plan(flow, reason)
     assert not p.exhausted
@@ -396,6 +398,8 @@ def test_once_the_recovered_attempt_succeeds_the_flow_is_no_longer_stalled(
     ]
 
 
-def test_every_stall_reason_can_name_a_failed_flows_conditions() -> None:
-    """`recoveryPolicy: Fail` fails a flow with its stall's reason as the condition reason."""
-    assert {reason.value for reason in StallReason} <= {reason.value for reason in ConditionReason}
+def test_the_stall_reasons_rerun_the_phase_except_a_missed_completion_and_drift() -> None:
+    assert {
+        ConditionReason.MISSED_COMPLETION,
+        ConditionReason.DATABASE_DRIFT,
+    } == STALL_REASONS - RERUNS_PHASE

@@ -7,12 +7,12 @@ from dataclasses import replace
 
 import pytest
 
+from collectionflow.api.reasons import ConditionReason
 from collectionflow.domain.decision import JobObservation, JobState
 from collectionflow.domain.stall import (
     NEVER_HEALS_GRACE,
     Finding,
     PodEvidence,
-    StallReason,
     find_stall,
     pod_start_timeout,
 )
@@ -58,13 +58,13 @@ def test_a_running_pod_whose_heartbeat_is_older_than_the_stall_timeout_makes_no_
     finding = find_stall(evidence(heartbeat=NOW - silent_for))
     assert (finding is not None) == stalled
     if finding is not None:
-        assert finding.reason is StallReason.NO_PROGRESS
+        assert finding.reason is ConditionReason.NO_PROGRESS
 
 
 def test_no_progress_says_how_long_and_carries_the_evidence() -> None:
     finding = stall(evidence(heartbeat=NOW - STALL_TIMEOUT - dt.timedelta(seconds=30)))
     assert finding == Finding(
-        StallReason.NO_PROGRESS,
+        ConditionReason.NO_PROGRESS,
         f"phase {PHASE} attempt {ATTEMPT} has not heart-beaten for 630.0s (stall timeout 600s)",
         base_evidence(
             last_heartbeat_age_seconds=630.0,
@@ -89,7 +89,7 @@ def test_without_a_heartbeat_the_last_progress_time_counts(
     finding = find_stall(evidence(heartbeat=None, last_progress_time=NOW - since_progress))
     assert (finding is not None) == stalled
     if finding is not None:
-        assert finding.reason is StallReason.NO_PROGRESS
+        assert finding.reason is ConditionReason.NO_PROGRESS
         assert finding.evidence["last_heartbeat_age_seconds"] is None
         assert finding.evidence["last_progress_age_seconds"] == 600.0
 
@@ -116,7 +116,7 @@ def test_a_running_flow_without_its_job_is_stalled_at_once(job: JobObservation |
     # However fresh the heartbeat and the progress: the Job is what runs the phase.
     e = evidence(job=job, pods=(), last_progress_time=NOW - dt.timedelta(seconds=1))
     assert stall(e) == Finding(
-        StallReason.JOB_MISSING,
+        ConditionReason.JOB_MISSING,
         f"phase {PHASE} attempt {ATTEMPT} is running but its Job {JOB} is gone",
         base_evidence(last_progress_age_seconds=1.0),
     )
@@ -139,7 +139,7 @@ def test_a_pod_that_has_not_started_within_the_pod_start_timeout_is_stalled(
     finding = find_stall(not_started(NOW - pending_for))
     assert (finding is not None) == stalled
     if finding is not None:
-        assert finding.reason is StallReason.POD_NOT_STARTING
+        assert finding.reason is ConditionReason.POD_NOT_STARTING
 
 
 def test_an_image_pull_back_off_is_named_in_the_message_and_the_evidence() -> None:
@@ -150,7 +150,7 @@ def test_an_image_pull_back_off_is_named_in_the_message_and_the_evidence() -> No
     )
     e = not_started(NOW - dt.timedelta(minutes=7), pods=(waiting,))
     assert stall(e) == Finding(
-        StallReason.POD_NOT_STARTING,
+        ConditionReason.POD_NOT_STARTING,
         f"the pod of {JOB} has not started in 420.0s "
         '(ImagePullBackOff: Back-off pulling image "ghcr.io/example/missing:1.0")',
         base_evidence(
@@ -195,7 +195,7 @@ def test_pod_not_starting_says_what_holds_the_pod(
     since = NOW - dt.timedelta(minutes=6)
     pods = tuple(replace(p, created_at=since) for p in pods)
     finding = stall(not_started(since, pods=pods))
-    assert finding.reason is StallReason.POD_NOT_STARTING
+    assert finding.reason is ConditionReason.POD_NOT_STARTING
     assert finding.message == f"the pod of {JOB} has not started in 360.0s ({detail})"
 
 
@@ -210,7 +210,7 @@ def test_without_any_pod_the_job_creation_time_counts(job_age: dt.timedelta, sta
     finding = find_stall(not_started(NOW - job_age, pods=()))
     assert (finding is not None) == stalled
     if finding is not None:
-        assert finding.reason is StallReason.POD_NOT_STARTING
+        assert finding.reason is ConditionReason.POD_NOT_STARTING
         assert finding.evidence["pods"] == []
 
 
@@ -224,14 +224,14 @@ def test_the_oldest_unstarted_pod_counts() -> None:
     old, new = NOW - POD_START_TIMEOUT - TICK, NOW - dt.timedelta(seconds=5)
     pods = (pending_pod(name="new", created_at=new), pending_pod(name="old", created_at=old))
     finding = stall(not_started(new, pods=pods))
-    assert finding.reason is StallReason.POD_NOT_STARTING
+    assert finding.reason is ConditionReason.POD_NOT_STARTING
     assert [p["name"] for p in finding.evidence["pods"]] == ["new", "old"]
 
 
 def test_pods_without_a_creation_time_fall_back_to_the_job_creation_time() -> None:
     old = NOW - POD_START_TIMEOUT - TICK
     e = not_started(old, pods=(pending_pod(created_at=None),))
-    assert stall(e).reason is StallReason.POD_NOT_STARTING
+    assert stall(e).reason is ConditionReason.POD_NOT_STARTING
 
 
 def test_once_a_pod_started_the_heartbeat_rules_not_the_pod_start_timeout() -> None:
@@ -253,7 +253,7 @@ def test_a_heartbeat_shows_the_pod_started_when_no_pod_is_known() -> None:
     assert find_stall(fresh) is None
     quiet = NOW - STALL_TIMEOUT - TICK
     stale = not_started(quiet, pods=(), heartbeat=quiet)
-    assert stall(stale).reason is StallReason.NO_PROGRESS
+    assert stall(stale).reason is ConditionReason.NO_PROGRESS
 
 
 def test_the_pod_start_timeout_follows_a_shorter_stall_timeout_and_the_deadline() -> None:
@@ -270,7 +270,7 @@ def test_a_reason_that_never_heals_is_declared_after_a_short_grace() -> None:
     )
     finding = stall(not_started(created, pods=(config_error,)))
     assert finding is not None
-    assert finding.reason is StallReason.POD_NOT_STARTING
+    assert finding.reason is ConditionReason.POD_NOT_STARTING
     assert "CreateContainerConfigError: no key" in finding.message
     pulling = pending_pod(created_at=created, waiting_reason="ImagePullBackOff")
     assert find_stall(not_started(created, pods=(pulling,))) is None  # may heal: full timeout

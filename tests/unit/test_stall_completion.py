@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 
 from collectionflow.api.models import FlowState
+from collectionflow.api.reasons import ConditionReason
 from collectionflow.domain.decision import JobObservation, JobState
 from collectionflow.domain.records import ChildSnapshot
 from collectionflow.domain.stall import (
     MISSED_COMPLETION_GRACE,
     Finding,
-    StallReason,
     find_stall,
     input_reminder_due,
     missed_completion,
@@ -59,7 +59,7 @@ def test_a_finished_job_not_acted_on_within_the_grace_is_a_missed_completion(
     finding = find_stall(finished(state, NOW - finished_ago))
     assert (finding is not None) == missed
     if finding is not None:
-        assert finding.reason is StallReason.MISSED_COMPLETION
+        assert finding.reason is ConditionReason.MISSED_COMPLETION
         assert finding.evidence["job_state"] == state.value
 
 
@@ -67,7 +67,7 @@ def test_a_finished_job_not_acted_on_within_the_grace_is_a_missed_completion(
 def test_a_missed_completion_says_when_the_job_finished(state: JobState) -> None:
     finding = stall(finished(state, NOW - dt.timedelta(seconds=90)))
     assert finding == Finding(
-        StallReason.MISSED_COMPLETION,
+        ConditionReason.MISSED_COMPLETION,
         f"Job {JOB} finished ({state.value}) 90.0s ago but the flow did not advance",
         {
             "phase": PHASE,
@@ -84,7 +84,7 @@ def test_the_grace_of_a_finished_job_can_be_set() -> None:
     e = finished(JobState.SUCCEEDED, NOW - dt.timedelta(minutes=1), missed_completion_grace=grace)
     assert find_stall(e) is None
     e = finished(JobState.SUCCEEDED, NOW - grace, missed_completion_grace=grace)
-    assert stall(e).reason is StallReason.MISSED_COMPLETION
+    assert stall(e).reason is ConditionReason.MISSED_COMPLETION
 
 
 @pytest.mark.parametrize("state", [JobState.SUCCEEDED, JobState.FAILED])
@@ -132,7 +132,7 @@ def test_each_differing_field_is_database_drift(field: str, database_value: Any)
     want = child()
     e = evidence(database_child=child(**{field: database_value}), expected_child=want)
     assert stall(e) == Finding(
-        StallReason.DATABASE_DRIFT,
+        ConditionReason.DATABASE_DRIFT,
         f"the database's child record disagrees with the flow: {field}",
         {
             "phase": PHASE,
@@ -181,12 +181,12 @@ def test_without_both_records_there_is_no_drift(
 @pytest.mark.parametrize("state", list(FlowState))
 def test_drift_is_found_in_every_state(state: FlowState) -> None:
     e = evidence(state=state, database_child=child(status="failed"), expected_child=child())
-    assert stall(e).reason is StallReason.DATABASE_DRIFT
+    assert stall(e).reason is ConditionReason.DATABASE_DRIFT
 
 
 def test_a_running_stall_is_reported_before_drift() -> None:
     e = evidence(job=None, database_child=child(status="failed"), expected_child=child())
-    assert stall(e).reason is StallReason.JOB_MISSING
+    assert stall(e).reason is ConditionReason.JOB_MISSING
 
 
 # --- not running ---------------------------------------------------------------------------

@@ -32,6 +32,9 @@ class EventReason(StrEnum):
     INPUT_REJECTED = "InputRejected"
     INVALID_RESULT = "InvalidResult"
     STATUS_OVERWRITTEN = "StatusOverwritten"
+    # On the leader Lease, not a flow: this replica took, or lost, the lead.
+    LEADER_ELECTED = "LeaderElected"
+    LEADER_LOST = "LeaderLost"
 
 
 class ConditionReason(StrEnum):

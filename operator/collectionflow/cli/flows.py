@@ -20,6 +20,7 @@ import typer
 import yaml
 
 from collectionflow.api.limits import MANUAL_INPUT, InputRejected
+from collectionflow.api.models import FlowState
 from collectionflow.api.names import ANNOTATION_INPUT, ANNOTATION_INPUT_COMPLETE, ANNOTATION_RETRY
 from collectionflow.cli.describe import (
     describe_text,
@@ -76,7 +77,7 @@ def flow_cells(flow: dict[str, Any], with_namespace: bool) -> list[str]:
         status.get("phase") or "",
         status.get("nextPhase") or "",
         f"{status.get('progressPercentage', 0)}%",
-        status.get("state") or "Pending",
+        status.get("state") or FlowState.PENDING,
         str(status.get("attempt", 0)),
         age(meta.get("creationTimestamp")),
     ]
@@ -178,7 +179,7 @@ def journal(
 
 def require_state(flow: dict[str, Any], wanted: str, action: str) -> None:
     """Fail unless the flow is in `wanted`, naming the state it is in."""
-    state = (flow.get("status") or {}).get("state") or "Pending"
+    state = (flow.get("status") or {}).get("state") or FlowState.PENDING
     if state != wanted:
         meta = flow["metadata"]
         raise fail(f"{action} needs a {wanted} flow; {meta['namespace']}/{meta['name']} is {state}")
@@ -241,7 +242,7 @@ def input_(
         raise fail(str(error)) from None
     annotations = {ANNOTATION_INPUT: given, ANNOTATION_INPUT_COMPLETE: "true"}
     patch = {"metadata": {"annotations": annotations}}
-    _change(name, namespace, output, "WaitingForInput", lambda _: patch, "input given")
+    _change(name, namespace, output, FlowState.WAITING_FOR_INPUT, lambda _: patch, "input given")
 
 
 def retry(
@@ -250,7 +251,7 @@ def retry(
     """Retry a Failed flow's failed phase as its next attempt."""
     token = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
     patch = {"metadata": {"annotations": {ANNOTATION_RETRY: token}}}
-    _change(name, namespace, output, "Failed", lambda _: patch, "retry requested")
+    _change(name, namespace, output, FlowState.FAILED, lambda _: patch, "retry requested")
 
 
 def suspend(

@@ -12,7 +12,7 @@ import datetime as dt
 import textwrap
 from typing import Any
 
-from collectionflow.api.models import RecoveryPolicy
+from collectionflow.api.models import FlowState, RecoveryPolicy
 from collectionflow.cli.tables import width
 from collectionflow.domain.diagnosis import (
     Diagnosis,
@@ -87,7 +87,7 @@ def why_text(
 ) -> str:
     """The diagnosis for people, within the terminal's width."""
     meta, status = flow["metadata"], flow.get("status") or {}
-    where = status.get("state", "Pending")
+    where = status.get("state", FlowState.PENDING)
     if status.get("phase"):
         where += f", phase {status['phase']} attempt {status.get('attempt', 0)}"
     since = diagnosis.since

@@ -19,7 +19,7 @@ from collectionflow.api.reasons import ConditionReason
 from collectionflow.domain.decision import Decision, FlowView
 from collectionflow.domain.failing import fail_flow
 from collectionflow.domain.machine import recover_phase
-from collectionflow.domain.stall import Finding, StallReason
+from collectionflow.domain.stall import Finding
 
 
 class RecoveryAction(StrEnum):
@@ -47,18 +47,18 @@ def plan_recovery(
     backoff: dt.timedelta,
 ) -> RecoveryPlan:
     status = flow.status
-    if finding.reason is StallReason.MISSED_COMPLETION:
+    if finding.reason is ConditionReason.MISSED_COMPLETION:
         return RecoveryPlan(
             RecoveryAction.ADVANCE, summary="advanced past the finished phase without rerunning it"
         )
-    if finding.reason is StallReason.DATABASE_DRIFT:
+    if finding.reason is ConditionReason.DATABASE_DRIFT:
         return RecoveryPlan(RecoveryAction.RESYNC, summary="re-synced the database from the flow")
 
     if flow.spec.recovery_policy is RecoveryPolicy.FAIL:
         message = f"stalled ({finding.reason.value}) and recoveryPolicy is Fail: {finding.message}"
         return RecoveryPlan(
             RecoveryAction.FAIL,
-            decision=fail_flow(flow, now, ConditionReason(finding.reason.value), message),
+            decision=fail_flow(flow, now, finding.reason, message),
             delete_job=status.current_job,
             summary=message,
         )

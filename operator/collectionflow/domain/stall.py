@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from collectionflow.api.models import FlowState
+from collectionflow.api.reasons import ConditionReason
 from collectionflow.domain.decision import JobObservation, JobState
 from collectionflow.domain.records import ChildSnapshot
 
@@ -32,23 +32,25 @@ IMAGE_PULL = frozenset(
 )
 
 
-class StallReason(StrEnum):
-    NO_PROGRESS = "NoProgress"
-    JOB_MISSING = "JobMissing"
-    POD_NOT_STARTING = "PodNotStarting"
-    MISSED_COMPLETION = "MissedCompletion"
-    DATABASE_DRIFT = "DatabaseDrift"
-    RUNNER_LOST = "RunnerLost"
-
-    @property
-    def reruns_phase(self) -> bool:
-        """Recovered by a new attempt of the phase (the others by advancing or re-syncing)."""
-        return self in (
-            StallReason.NO_PROGRESS,
-            StallReason.JOB_MISSING,
-            StallReason.POD_NOT_STARTING,
-            StallReason.RUNNER_LOST,
-        )
+STALL_REASONS = frozenset(
+    {
+        ConditionReason.NO_PROGRESS,
+        ConditionReason.JOB_MISSING,
+        ConditionReason.POD_NOT_STARTING,
+        ConditionReason.MISSED_COMPLETION,
+        ConditionReason.DATABASE_DRIFT,
+        ConditionReason.RUNNER_LOST,
+    }
+)
+# Recovered by a new attempt of the phase (the others by advancing or re-syncing).
+RERUNS_PHASE = frozenset(
+    {
+        ConditionReason.NO_PROGRESS,
+        ConditionReason.JOB_MISSING,
+        ConditionReason.POD_NOT_STARTING,
+        ConditionReason.RUNNER_LOST,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,7 @@ class Evidence:
 
 @dataclass(frozen=True)
 class Finding:
-    reason: StallReason
+    reason: ConditionReason
     message: str
     evidence: dict[str, Any] = field(default_factory=dict)
 
@@ -126,14 +128,14 @@ def _running_stall(e: Evidence) -> Finding | None:
     job = e.job
     if (job is None or job.state is JobState.MISSING) and e.in_process:
         return Finding(
-            StallReason.RUNNER_LOST,
+            ConditionReason.RUNNER_LOST,
             f"phase {e.phase} attempt {e.attempt} ran in the operator's process, which is gone "
             "(the operator restarted or another replica leads)",
             base,
         )
     if job is None or job.state is JobState.MISSING:
         return Finding(
-            StallReason.JOB_MISSING,
+            ConditionReason.JOB_MISSING,
             f"phase {e.phase} attempt {e.attempt} is running but its Job {e.current_job} is gone",
             base,
         )
@@ -147,7 +149,7 @@ def _running_stall(e: Evidence) -> Finding | None:
         if wait.deadline is None or e.now <= wait.deadline:
             return None
         return Finding(
-            StallReason.POD_NOT_STARTING,
+            ConditionReason.POD_NOT_STARTING,
             f"the pod of {job.name} has not started in {_age(e.now, wait.since)}s ({wait.detail})",
             base
             | {
@@ -169,7 +171,7 @@ def _running_stall(e: Evidence) -> Finding | None:
     latest = max((m for m in (e.heartbeat, e.last_progress_time) if m is not None), default=None)
     if latest is not None and e.now - latest > e.stall_timeout:
         return Finding(
-            StallReason.NO_PROGRESS,
+            ConditionReason.NO_PROGRESS,
             f"phase {e.phase} attempt {e.attempt} has not heart-beaten for "
             f"{_age(e.now, latest)}s (stall timeout {e.stall_timeout.total_seconds():g}s)",
             base
@@ -276,7 +278,7 @@ def missed_completion(
         return None
     age = _age(now, finished_at)
     return Finding(
-        StallReason.MISSED_COMPLETION,
+        ConditionReason.MISSED_COMPLETION,
         f"Job {job.name} finished ({job.state.value}) {age}s ago but the flow did not advance",
         {
             "phase": phase,
@@ -301,7 +303,7 @@ def _database_drift(e: Evidence) -> Finding | None:
     if not differing:
         return None
     return Finding(
-        StallReason.DATABASE_DRIFT,
+        ConditionReason.DATABASE_DRIFT,
         "the database's child record disagrees with the flow: " + ", ".join(sorted(differing)),
         {"phase": e.phase, "attempt": e.attempt, "differences": differing},
     )

@@ -17,6 +17,7 @@ import time
 
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from collectionflow.api.reasons import EventReason
 from collectionflow.domain.leader import (
     LeaseRecord,
     Step,
@@ -125,7 +126,7 @@ class Elector:
                 kind="Lease",
                 api_version="coordination.k8s.io/v1",
             )
-            reason = "LeaderElected" if leading else "LeaderLost"
+            reason = EventReason.LEADER_ELECTED if leading else EventReason.LEADER_LOST
             await self.ctx.kube.post_event(ref, "Normal", reason, message)
         except (ApiException, ApiUnreachable) as error:
             log.warning("could not post the leadership Event: %s", error)

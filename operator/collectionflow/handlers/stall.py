@@ -36,7 +36,6 @@ from collectionflow.domain.snapshot import child_snapshot
 from collectionflow.domain.stall import (
     Evidence,
     Finding,
-    StallReason,
     find_stall,
     input_reminder_due,
 )
@@ -149,7 +148,7 @@ async def check_flow(ctx: OperatorContext, uid: str, namespace: str, name: str) 
     finding = find_stall(evidence)
     if finding is None:
         return None
-    if finding.reason is StallReason.MISSED_COMPLETION:
+    if finding.reason is ConditionReason.MISSED_COMPLETION:
         await reconcile(ctx, uid, namespace, name)  # reports the stall and advances past it
         return finding
     plan = recovery_for(ctx, view, finding, now)

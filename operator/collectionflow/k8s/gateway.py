@@ -25,6 +25,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from collectionflow.api.limits import decode_wire
 from collectionflow.api.models import GROUP, KIND, PLURAL, VERSION
+from collectionflow.api.reasons import EventReason
 from collectionflow.specs.rbac import build_worker_rbac
 
 log = logging.getLogger(__name__)
@@ -320,7 +321,9 @@ class KubeGateway:
 
     # Events
 
-    async def post_event(self, ref: ObjectRef, type_: str, reason: str, message: str) -> None:
+    async def post_event(
+        self, ref: ObjectRef, type_: str, reason: EventReason, message: str
+    ) -> None:
         """A core/v1 Event on the object, as `kubectl describe` shows them."""
         now = dt.datetime.now(dt.UTC)
         body = {

@@ -14,10 +14,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from collectionflow.api.models import ConditionType, FlowState, PhaseRunState
 from collectionflow.api.names import ANNOTATION_INPUT, ANNOTATION_INPUT_COMPLETE
+from collectionflow.api.reasons import ConditionReason
 
 PAGE_SIZE = 50
-STATES = ("Pending", "Running", "WaitingForInput", "Suspended", "Succeeded", "Failed")
+STATES = tuple(state.value for state in FlowState)
 
 
 @dataclass(frozen=True)
@@ -39,12 +41,13 @@ class FlowRow:
         """The colour class of the state."""
         if self.held:
             return "held"
-        return {
-            "Succeeded": "ok",
-            "Failed": "bad",
-            "WaitingForInput": "wait",
-            "Suspended": "muted",
-        }.get(self.state, "busy")
+        tones: dict[str, str] = {
+            FlowState.SUCCEEDED: "ok",
+            FlowState.FAILED: "bad",
+            FlowState.WAITING_FOR_INPUT: "wait",
+            FlowState.SUSPENDED: "muted",
+        }
+        return tones.get(self.state, "busy")
 
 
 def flow_row(body: dict[str, Any]) -> FlowRow:
@@ -54,7 +57,7 @@ def flow_row(body: dict[str, Any]) -> FlowRow:
         uid=str(meta.get("uid", "")),
         namespace=str(meta.get("namespace", "")),
         name=str(meta.get("name", "")),
-        state=str(status.get("state") or "Pending"),
+        state=str(status.get("state") or FlowState.PENDING),
         phase=str(status.get("phase") or ""),
         next_phase=str(status.get("nextPhase") or ""),
         progress=_percent(status.get("progressPercentage")),
@@ -62,7 +65,8 @@ def flow_row(body: dict[str, Any]) -> FlowRow:
         created=str(meta.get("creationTimestamp") or ""),
         message=str(status.get("message") or ""),
         held=any(
-            c.get("type") == "Reconciling" and c.get("reason") == "Waiting"
+            c.get("type") == ConditionType.RECONCILING
+            and c.get("reason") == ConditionReason.WAITING
             for c in status.get("conditions") or []
             if isinstance(c, dict)
         ),
@@ -111,7 +115,7 @@ class Note:
 
 def note_for_change(before: FlowRow | None, after: FlowRow, body: dict[str, Any]) -> Note | None:
     """A notification when a flow comes to Succeeded or Failed; nothing for anything else."""
-    if after.state not in ("Succeeded", "Failed"):
+    if after.state not in (FlowState.SUCCEEDED, FlowState.FAILED):
         return None
     if before is not None and before.state == after.state:
         return None
@@ -120,7 +124,7 @@ def note_for_change(before: FlowRow | None, after: FlowRow, body: dict[str, Any]
     status = body.get("status") or {}
     occurrence = status.get("completedAt") or f"{after.attempt}"
     key = f"{after.uid}:{after.state}:{occurrence}"
-    if after.state == "Succeeded":
+    if after.state == FlowState.SUCCEEDED:
         return Note(key, "ok", after.namespace, after.name, "succeeded")
     return Note(key, "bad", after.namespace, after.name, f"failed: {after.message}")
 
@@ -159,7 +163,7 @@ def timeline(body: dict[str, Any], now: dt.datetime | None = None) -> list[Attem
     attempts = []
     for entry in (body.get("status") or {}).get("phaseHistory") or []:
         started, finished = entry.get("startedAt") or "", entry.get("finishedAt") or ""
-        running = entry.get("state") == "Running" and now is not None and started
+        running = entry.get("state") == PhaseRunState.RUNNING and now is not None and started
         attempts.append(
             Attempt(
                 phase=str(entry.get("name", "")),
@@ -216,7 +220,7 @@ def newest_first(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def input_command(body: dict[str, Any]) -> str | None:
     """For a flow that waits for input, the kubectl command that gives it."""
-    if (body.get("status") or {}).get("state") != "WaitingForInput":
+    if (body.get("status") or {}).get("state") != FlowState.WAITING_FOR_INPUT:
         return None
     meta = body.get("metadata") or {}
     example = json.dumps({"answers": {}}, separators=(",", ":"))
