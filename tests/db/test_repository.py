@@ -352,7 +352,7 @@ async def test_list_flows_shows_refs_and_ids(repository: FlowRepository) -> None
         **{**ref.__dict__, "master_flow_id": ids.master_flow_id}
     )
     assert rows[ref.flow_uid].ids == ids
-    assert rows[ref.flow_uid].snapshot == ChildSnapshot(None, None, "pending", 0.0, {})
+    assert rows[ref.flow_uid].snapshot == ChildSnapshot(None, None, "initialized", 0.0, {})
 
 
 async def test_a_transition_is_written_whole_or_not_at_all(

@@ -110,3 +110,17 @@ def test_invalid_specs(bad: CollectionFlowSpec, match: str) -> None:
 def test_plan_phase_rejects_an_unknown_name() -> None:
     with pytest.raises(UnknownPhase):
         plan_for(spec()).phase("finalization")
+
+
+def test_the_stall_timeout_is_the_phases_else_the_flows_else_left_to_the_operator() -> None:
+    both = CollectionFlowSpec.model_validate(
+        {
+            "stallTimeoutSeconds": 120,
+            "phases": [{"name": "gap_analysis", "stallTimeoutSeconds": 30}],
+        }
+    )
+    plan = plan_for(both)
+    assert plan.stall_timeout("gap_analysis") == 30
+    assert plan.stall_timeout("synthesis") == 120
+    assert plan.stall_timeout(None) == 120, "before its first phase: the flow's"
+    assert plan_for(spec()).stall_timeout("synthesis") is None

@@ -47,6 +47,7 @@ from collectionflow.db.models import (
 from collectionflow.db.queries import FlowQueries, as_utc
 from collectionflow.domain.records import (
     ChildSnapshot,
+    ChildStatus,
     FlowIds,
     FlowRef,
     JournalEntry,
@@ -55,9 +56,6 @@ from collectionflow.domain.records import (
     RunRowState,
     Transition,
 )
-
-INITIAL_STATUS = "pending"
-CANCELLED_STATUS = "cancelled"
 
 _FINISHED_STATES = [state.value for state in RunRowState if state.finished]
 _MASTER_IDS = uuid.UUID("6f1d1d0e-5f43-4a53-9d0e-8a7c1b9e2c11")
@@ -103,7 +101,7 @@ class FlowRepository(FlowQueries):
                         .values(
                             id=master_id,
                             flow_type=ref.flow_type,
-                            status=INITIAL_STATUS,
+                            status=ChildStatus.INITIALIZED.value,
                             client_account_id=ref.client_account_id,
                             engagement_id=ref.engagement_id,
                         )
@@ -120,7 +118,7 @@ class FlowRepository(FlowQueries):
                         k8s_name=ref.name,
                         k8s_uid=ref.flow_uid,
                         flow_type=ref.flow_type,
-                        status=INITIAL_STATUS,
+                        status=ChildStatus.INITIALIZED.value,
                     )
                     .on_conflict_do_nothing(index_elements=[CollectionFlow.k8s_uid])
                 )
@@ -186,7 +184,7 @@ class FlowRepository(FlowQueries):
                     sql_update(CollectionFlow)
                     .where(CollectionFlow.k8s_uid == flow_uid)
                     .values(
-                        status=CANCELLED_STATUS,
+                        status=ChildStatus.CANCELLED.value,
                         cancelled_at=func.coalesce(CollectionFlow.cancelled_at, now),
                     )
                     .returning(CollectionFlow.id)

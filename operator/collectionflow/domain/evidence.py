@@ -34,13 +34,6 @@ class Timeouts:
     heartbeat_seconds: float | None = None
 
 
-def stall_timeout_of(view: FlowView, plan: FlowPlan, default: float) -> float:
-    """The phase's stall timeout, else the flow's, else the operator's."""
-    status = view.status
-    phase_timeout = plan.phase(status.phase).stall_timeout_seconds if status.phase else None
-    return phase_timeout or view.spec.stall_timeout_seconds or default
-
-
 def evidence_for(
     view: FlowView,
     plan: FlowPlan,
@@ -54,7 +47,7 @@ def evidence_for(
     """What is known of `view`'s current attempt. `completion_excused`: the Job's end is
     explained by something already known (a restart, an outage), not a missed completion."""
     status = view.status
-    stall_timeout = stall_timeout_of(view, plan, timeouts.stall_timeout_seconds)
+    stall_timeout = plan.stall_timeout(status.phase) or timeouts.stall_timeout_seconds
     evidence = Evidence(
         now=now,
         state=status.state,

@@ -33,7 +33,7 @@ class PhaseConfig:
     command: tuple[str, ...] | None
     args: tuple[str, ...] | None
     env: tuple[EnvVar, ...]
-    stall_timeout_seconds: int | None
+    stall_timeout_seconds: int | None  # the phase's, else the flow's; None: the operator's
 
     @property
     def built_in(self) -> bool:
@@ -51,10 +51,16 @@ class PhaseConfig:
 class FlowPlan:
     definition: FlowDefinition
     phases: dict[str, PhaseConfig]
+    stall_timeout_seconds: int | None = None  # the flow's; None: the operator's
 
     def phase(self, name: str) -> PhaseConfig:
         self.definition.phase(name)
         return self.phases[name]
+
+    def stall_timeout(self, phase: str | None) -> int | None:
+        """Seconds without a heartbeat before `phase` is stalled: the phase's, else the
+        flow's; None leaves it to the operator's setting."""
+        return self.phase(phase).stall_timeout_seconds if phase else self.stall_timeout_seconds
 
 
 SIMULATE = "simulate"
@@ -105,6 +111,7 @@ def plan_for(spec: CollectionFlowSpec, allow_simulation: bool = False) -> FlowPl
             command=tuple(override.command) if override and override.command else None,
             args=tuple(override.args) if override and override.args is not None else None,
             env=tuple(override.env or ()) if override else (),
-            stall_timeout_seconds=override.stall_timeout_seconds if override else None,
+            stall_timeout_seconds=(override and override.stall_timeout_seconds)
+            or spec.stall_timeout_seconds,
         )
-    return FlowPlan(definition=definition, phases=phases)
+    return FlowPlan(definition, phases, spec.stall_timeout_seconds)

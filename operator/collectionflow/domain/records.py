@@ -16,6 +16,18 @@ from typing import Any
 JsonObject = dict[str, Any]
 
 
+class ChildStatus(StrEnum):
+    """The lifecycle words of a child (and master) flow record's `status`, in the older
+    application's vocabulary. While a phase is current the status is that phase's
+    `stored_status` (`domain.registry`) instead."""
+
+    INITIALIZED = "initialized"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
 class RunRowState(StrEnum):
     """The state of a phase run's row in the database (`phase_runs.state`). A flow's status
     shows attempts with `api.models.PhaseRunState`; an abandoned attempt there is a cancelled

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collectionflow.api.models import CollectionFlowStatus, FlowState
-from collectionflow.domain.records import ChildSnapshot
+from collectionflow.domain.records import ChildSnapshot, ChildStatus
 from collectionflow.domain.registry import FlowDefinition
 
 CHILD_STATUS = {
-    FlowState.PENDING: "initialized",
-    FlowState.SUSPENDED: "paused",
-    FlowState.SUCCEEDED: "completed",
-    FlowState.FAILED: "failed",
+    FlowState.PENDING: ChildStatus.INITIALIZED,
+    FlowState.SUSPENDED: ChildStatus.PAUSED,
+    FlowState.SUCCEEDED: ChildStatus.COMPLETED,
+    FlowState.FAILED: ChildStatus.FAILED,
 }
 
 
@@ -20,12 +20,13 @@ def child_snapshot(definition: FlowDefinition, status: CollectionFlowStatus) -> 
     def stored(phase: str | None) -> str | None:
         return definition.phase(phase).stored_phase if phase else None
 
+    child_status: str
     if status.state in CHILD_STATUS:
         child_status = CHILD_STATUS[status.state]
     elif status.phase is not None:
         child_status = definition.phase(status.phase).stored_status
     else:
-        child_status = "initialized"
+        child_status = ChildStatus.INITIALIZED
     return ChildSnapshot(
         current_phase=stored(status.phase),
         next_phase=stored(status.next_phase),

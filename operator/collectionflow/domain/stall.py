@@ -17,7 +17,7 @@ from typing import Any
 from collectionflow.api.models import FlowState
 from collectionflow.api.reasons import ConditionReason
 from collectionflow.domain.decision import JobObservation, JobState
-from collectionflow.domain.records import ChildSnapshot
+from collectionflow.domain.records import ChildSnapshot, ChildStatus
 
 # A finished Job is normally acted on within a second; only this much later is it "missed".
 MISSED_COMPLETION_GRACE = dt.timedelta(seconds=15)
@@ -292,7 +292,7 @@ def missed_completion(
 
 def _database_drift(e: Evidence) -> Finding | None:
     have, want = e.database_child, e.expected_child
-    if want is None or have is None or have.status == "cancelled":
+    if want is None or have is None or have.status == ChildStatus.CANCELLED:
         return None
     fields = ("current_phase", "next_phase", "status", "progress_percentage")
     differing = {
