@@ -167,3 +167,23 @@ def test_a_spec_that_does_not_parse_fails_the_flow_as_invalid() -> None:
     assert status.state is FlowState.FAILED
     assert status.message == "invalid spec: runner: bad"
     assert decision.rejected is InputKind.SPEC
+
+
+MASTER = "6f1f2c84-9a53-4c1e-8d1e-3b8f0f4a9c21"
+OTHER = "0d3c4b1a-2222-4c1e-8d1e-3b8f0f4a9c21"
+
+
+def test_a_changed_master_flow_id_is_refused_once_with_a_warning_and_the_flow_goes_on() -> None:
+    flow = at("gap_analysis")
+    joined = replace(flow, status=flow.status.model_copy(update={"master_flow_id": MASTER}))
+    changed = replace(joined, spec=spec(masterFlowId=OTHER), generation=joined.generation + 1)
+    refused = decide(changed, None, NOW)
+    assert [e.reason for e in refused.events] == ["MasterFlowKept"]
+    assert refused.events[0].type == "Warning"
+    assert OTHER in refused.events[0].message
+    assert MASTER in refused.events[0].message
+    said = then(changed, refused)
+    assert said.status.master_flow_id == MASTER, "the flow keeps the master it joined"
+    assert decide(said, None, NOW).events == (), "said once per change of the spec"
+    same = replace(joined, spec=spec(masterFlowId=MASTER.upper()), generation=9)
+    assert decide(same, None, NOW).events == ()

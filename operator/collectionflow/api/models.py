@@ -209,7 +209,8 @@ class CollectionFlowSpec(ApiModel):
         pattern=UUID_PATTERN,
         description="UUID of an existing master flow in the database to attach this flow to. "
         "Unset: a master flow is created. An id the database lacks fails the flow "
-        "(UnknownMasterFlow).",
+        "(UnknownMasterFlow). Kept once the flow first runs: a later change is refused with a "
+        "Warning Event MasterFlowKept.",
     )
     client_account_id: str | None = Field(
         default=None, max_length=128, description="Client account, stored on the master flow."

@@ -32,6 +32,7 @@ class EventReason(StrEnum):
     INPUT_REJECTED = "InputRejected"
     INVALID_RESULT = "InvalidResult"
     STATUS_OVERWRITTEN = "StatusOverwritten"
+    MASTER_FLOW_KEPT = "MasterFlowKept"  # spec.masterFlowId changed after the flow joined one
     # On the leader Lease, not a flow: this replica took, or lost, the lead.
     LEADER_ELECTED = "LeaderElected"
     LEADER_LOST = "LeaderLost"

@@ -60,6 +60,9 @@ def decide(flow: FlowView, job: JobObservation | None, now: dt.datetime) -> Deci
         plan = flow.plan
     except InvalidSpec as error:
         return invalid_spec(flow, now, error)
+    kept = _master_flow_kept(flow)
+    if kept is not None:
+        return kept
 
     match status.state:
         case FlowState.PENDING:
@@ -84,6 +87,30 @@ def decide(flow: FlowView, job: JobObservation | None, now: dt.datetime) -> Deci
         case FlowState.RUNNING:
             return _running(flow, plan, job, now)
     return NOTHING
+
+
+def _master_flow_kept(flow: FlowView) -> Decision | None:
+    """A flow joins its master flow once, when it first runs; `spec.masterFlowId` changed
+    after that is refused, once per change of the spec, with a Warning Event (and the status
+    notes the generation it saw)."""
+    status = flow.status
+    wanted = flow.spec.master_flow_id
+    if (
+        status.master_flow_id is None
+        or wanted is None
+        or wanted.lower() == status.master_flow_id.lower()
+        or (status.observed_generation or 0) >= flow.generation
+    ):
+        return None
+    message = (
+        f"spec.masterFlowId {wanted} is refused: the flow belongs to master flow "
+        f"{status.master_flow_id} since it first ran, and keeps it (create a new flow to "
+        "join another)"
+    )
+    return Decision(
+        status=status.model_copy(update={"observed_generation": flow.generation}),
+        events=(FlowEvent("Warning", EventReason.MASTER_FLOW_KEPT, message),),
+    )
 
 
 def _running(
