@@ -16,6 +16,7 @@ from collectionflow.domain.records import ChildSnapshot
 from collectionflow.domain.stall import (
     MISSED_COMPLETION_GRACE,
     Finding,
+    caught_up_message,
     find_stall,
     input_reminder_due,
     missed_completion,
@@ -275,3 +276,11 @@ def test_only_a_flow_waiting_for_input_is_reminded(state: FlowState) -> None:
 
 def test_a_waiting_flow_without_a_request_time_is_not_reminded() -> None:
     assert reminder_due(None, NOW - REMIND_AFTER * 10) is False
+
+
+def test_a_completion_caught_up_says_which_job_ended_how_and_when() -> None:
+    finding = stall(finished(JobState.SUCCEEDED, NOW - dt.timedelta(seconds=90)))
+    assert caught_up_message(finding) == (
+        f"Job {JOB} finished (Succeeded) 90.0s ago, while the operator was not running or the "
+        "database was out; advanced without rerunning it"
+    )

@@ -290,6 +290,17 @@ def missed_completion(
     )
 
 
+def caught_up_message(finding: Finding) -> str:
+    """What a missed completion that was no stall says (its Job ended while the operator was
+    not running, or the database was out): from the finding's evidence, not its prose."""
+    evidence = finding.evidence
+    return (
+        f"Job {evidence.get('job')} finished ({evidence.get('job_state')}) "
+        f"{evidence.get('job_finished_age_seconds')}s ago, while the operator was not running "
+        "or the database was out; advanced without rerunning it"
+    )
+
+
 def _database_drift(e: Evidence) -> Finding | None:
     have, want = e.database_child, e.expected_child
     if want is None or have is None or have.status == ChildStatus.CANCELLED:

@@ -12,8 +12,8 @@ from collectionflow.api.models import FlowState
 from collectionflow.api.reasons import EventReason
 from collectionflow.db.errors import DatabaseUnavailable
 from collectionflow.domain.decision import Decision
-from collectionflow.domain.diagnosis import clock, waiting_status
-from collectionflow.domain.records import JournalEntry
+from collectionflow.domain.diagnosis import waiting_status
+from collectionflow.domain.journal import outage_entry
 from collectionflow.domain.view import flow_view
 from collectionflow.handlers.context import OperatorContext, flow_logger
 from collectionflow.handlers.diagnosis import diagnosis_of
@@ -57,11 +57,6 @@ async def database_back(ctx: OperatorContext, namespace: str, name: str, uid: st
     since = ctx.database_down.pop(uid, None)
     if since is None:
         return
-    held = (ctx.clock() - since).total_seconds()
-    message = (
-        f"the database was unavailable from {clock(since)} for {held:.0f}s; the flow was "
-        "held, and caught up once it answered"
-    )
     await ctx.kube.post_event(
         ObjectRef(namespace, name, uid),
         "Normal",
@@ -70,19 +65,7 @@ async def database_back(ctx: OperatorContext, namespace: str, name: str, uid: st
     )
     body = ctx.cache.flow(uid)
     status = flow_view(body, ctx.settings.operator.allow_simulation).status if body else None
-    await ctx.repository.journal(
-        JournalEntry(
-            source="operator",
-            operation="database_unavailable",
-            dedupe_key=f"{uid}:database_unavailable:{since.isoformat()}",
-            flow_uid=uid,
-            master_flow_id=status.master_flow_id if status else None,
-            child_flow_id=status.child_flow_id if status else None,
-            phase=status.phase if status else None,
-            error_message=message,
-            diagnostics={"held_seconds": round(held, 1), "since": since.isoformat()},
-        )
-    )
+    await ctx.repository.journal(outage_entry(uid, status, since, ctx.clock()))
 
 
 async def _say_held(ctx: OperatorContext, uid: str) -> None:

@@ -37,12 +37,12 @@ from collectionflow.domain.decision import (
 )
 from collectionflow.domain.diagnosis import held_status, waiting_status
 from collectionflow.domain.failing import fail_flow
+from collectionflow.domain.journal import failure_entry
 from collectionflow.domain.machine import decide
 from collectionflow.domain.observe import job_finished_at, observe_job, terminated_state
 from collectionflow.domain.records import (
     FlowIds,
     FlowRef,
-    JournalEntry,
     PhaseRunRecord,
     RunRowState,
     Transition,
@@ -216,21 +216,7 @@ async def carry_out(
         ctx.metrics.rejected_inputs.labels(kind=decision.rejected.value).inc()
     if decision.failure is not None:
         failure = decision.failure
-        await ctx.repository.journal(
-            JournalEntry(
-                source="operator",
-                operation=failure.operation,
-                dedupe_key=f"{view.uid}:{failure.phase}:{failure.attempt}:{failure.operation}",
-                flow_uid=view.uid,
-                master_flow_id=ids.master_flow_id if ids else None,
-                child_flow_id=ids.child_flow_id if ids else None,
-                phase=failure.phase,
-                next_phase=failure.next_phase,
-                agent_decision=failure.agent_decision,
-                error_message=failure.error_message,
-                diagnostics=failure.diagnostics,
-            )
-        )
+        await ctx.repository.journal(failure_entry(view, failure, ids))
         log.warning("journaled failure: %s", failure.error_message)
     started = None
     status = decision.status

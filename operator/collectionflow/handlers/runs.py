@@ -16,7 +16,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from collectionflow.api.models import Runner
 from collectionflow.api.reasons import EventReason
 from collectionflow.domain.decision import FlowView
-from collectionflow.domain.records import JournalEntry
+from collectionflow.domain.journal import fallback_entry
 from collectionflow.domain.runner import Refusal, Verdict, runner_for, verdict
 from collectionflow.handlers.context import JobDeferred, JobRefused, OperatorContext, flow_logger
 from collectionflow.k8s.gateway import ObjectRef, api_error_message
@@ -117,16 +117,4 @@ async def _report_fallback(
         EventReason.FALLBACK_RUNNER,
         message,
     )
-    await ctx.repository.journal(
-        JournalEntry(
-            source="operator",
-            operation="fallback_runner",
-            dedupe_key=f"{view.uid}:{job_name}:fallback_runner",
-            flow_uid=view.uid,
-            master_flow_id=status.master_flow_id,
-            child_flow_id=status.child_flow_id,
-            phase=status.phase,
-            error_message=message,
-            diagnostics={"status": refusal.status, "job": job_name},
-        )
-    )
+    await ctx.repository.journal(fallback_entry(view, job_name, message, refusal.status))

@@ -11,9 +11,9 @@ import datetime as dt
 from collectionflow.api.reasons import EventReason
 from collectionflow.db.errors import DatabaseUnavailable
 from collectionflow.domain.decision import FlowView
-from collectionflow.domain.records import JournalEntry
-from collectionflow.domain.recovery import RecoveryAction, RecoveryPlan
-from collectionflow.domain.stall import Finding
+from collectionflow.domain.journal import stall_entry
+from collectionflow.domain.recovery import RecoveryPlan
+from collectionflow.domain.stall import Finding, caught_up_message
 from collectionflow.handlers.context import OperatorContext, flow_logger
 from collectionflow.k8s.gateway import ObjectRef
 
@@ -51,10 +51,7 @@ async def report_caught_up(ctx: OperatorContext, view: FlowView, finding: Findin
     """A Job that finished while this operator was not running yet, or while the database was
     out: the flow advanced once it could. Not a stall (nothing is wrong with the flow), so a
     Normal Event, no journal row."""
-    message = (
-        f"{finding.message.replace('but the flow did not advance', '').strip()}, while the "
-        "operator was not running or the database was out; advanced without rerunning it"
-    )
+    message = caught_up_message(finding)
     flow_logger(view.namespace, view.name, view.status.phase, view.status.attempt).info(
         "CaughtUp: %s", message
     )
@@ -71,36 +68,7 @@ async def journal_stall(
     plan: RecoveryPlan,
     now: dt.datetime,
 ) -> None:
-    status = view.status
-    key = f"{view.uid}:{status.phase}:{status.attempt}:{operation}:{finding.reason.value}"
-    if plan.action is RecoveryAction.RESYNC:
-        key += f":{now.isoformat()}"
-    diagnostics = {
-        "reason": finding.reason.value,
-        "action": plan.action.value,
-        "summary": plan.summary,
-        "evidence": finding.evidence,
-        "recoveries": status.recoveries,
-        "attempts": [
-            {"phase": h.name, "attempt": h.attempt, "state": h.state.value, "job": h.job_name}
-            for h in status.phase_history
-            if h.name == status.phase
-        ],
-    }
     try:
-        await ctx.repository.journal(
-            JournalEntry(
-                source="stall-monitor",
-                operation=operation,
-                dedupe_key=key[:255],
-                flow_uid=view.uid,
-                master_flow_id=status.master_flow_id,
-                child_flow_id=status.child_flow_id,
-                phase=status.phase,
-                next_phase=status.next_phase,
-                error_message=finding.message,
-                diagnostics=diagnostics,
-            )
-        )
+        await ctx.repository.journal(stall_entry(view, operation, finding, plan, now))
     except DatabaseUnavailable as error:
         flow_logger(view.namespace, view.name).warning("journal unavailable: %s", error)

@@ -1,0 +1,62 @@
+"""Every journal entry the operator writes, and the keys that make a second write harmless."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from collectionflow.api.reasons import ConditionReason
+from collectionflow.domain.decision import Failure
+from collectionflow.domain.journal import (
+    MAX_KEY,
+    failure_entry,
+    fallback_entry,
+    outage_entry,
+    stall_entry,
+)
+from collectionflow.domain.records import FlowIds
+from collectionflow.domain.recovery import RecoveryAction, RecoveryPlan
+from collectionflow.domain.stall import Finding
+from unit.machine_flows import NOW, at
+
+pytestmark = pytest.mark.unit
+IDS = FlowIds(master_flow_id="m-1", child_flow_id="c-1")
+
+
+def test_a_failure_is_keyed_by_phase_attempt_and_operation() -> None:
+    flow = at("gap_analysis")
+    entry = failure_entry(flow, Failure("run_phase", "gap_analysis", 2, "exit code 3"), IDS)
+    assert entry.dedupe_key == f"{flow.uid}:gap_analysis:2:run_phase"
+    assert (entry.master_flow_id, entry.error_message) == ("m-1", "exit code 3")
+    assert (
+        failure_entry(flow, Failure("run_phase", "gap_analysis", 2, "x"), None).master_flow_id
+        is None
+    )
+
+
+def test_a_stall_is_keyed_by_attempt_and_reason_and_a_resync_by_its_time() -> None:
+    flow = at("gap_analysis")
+    finding = Finding(ConditionReason.NO_PROGRESS, "no heartbeat", {"age": 1})
+    rerun = RecoveryPlan(RecoveryAction.RETRY_PHASE, summary="attempt 2")
+    entry = stall_entry(flow, "stall_detected", finding, rerun, NOW)
+    assert entry.dedupe_key == f"{flow.uid}:gap_analysis:1:stall_detected:NoProgress"
+    assert entry.source == "stall-monitor"
+    assert entry.diagnostics["evidence"] == {"age": 1}
+    resync = RecoveryPlan(RecoveryAction.RESYNC, summary="re-synced")
+    drift = Finding(ConditionReason.DATABASE_DRIFT, "drift")
+    later = NOW + dt.timedelta(seconds=1)
+    keys = {stall_entry(flow, "recovered", drift, resync, t).dedupe_key for t in (NOW, later)}
+    assert len(keys) == 2, "each re-sync is its own row"
+
+
+def test_fallback_and_outage_rows_and_every_key_within_the_column() -> None:
+    flow = at("gap_analysis")
+    fallback = fallback_entry(flow, "j" * 300, "runs in-process", 403)
+    assert len(fallback.dedupe_key) == MAX_KEY
+    assert fallback.diagnostics == {"status": 403, "job": "j" * 300}
+    outage = outage_entry(flow.uid, flow.status, NOW, NOW + dt.timedelta(seconds=61))
+    assert outage.error_message is not None
+    assert outage.error_message.startswith("the database was unavailable from 12:00:00Z for 61s")
+    assert outage.phase == "gap_analysis"
+    assert outage_entry(flow.uid, None, NOW, NOW).phase is None
