@@ -41,6 +41,7 @@ from bench.idle import apiserver_requests_by_kind, cpu_seconds, rss_mb
 from bench.machine import busy_share, cpu_sample, cpu_since
 from bench.observer import Observer, observe
 from bench.throughput_report import Run, per_transition, report
+from collectionflow.api.contract import WorkerRequest
 from collectionflow.api.models import CollectionFlowSpec
 from collectionflow.domain.plan import FlowPlan, plan_for
 from collectionflow.domain.registry import flow_definition
@@ -74,15 +75,18 @@ def chain_job(namespace: str, chain: str, step: int) -> dict[str, Any]:
     ServiceAccount), under the chain's name and labels and without an owner."""
     job = build_phase_job(
         PhaseJobRequest(
-            namespace=namespace,
-            flow_name=chain,
-            flow_uid=chain,
-            flow_type="collection",
+            worker=WorkerRequest(
+                namespace=namespace,
+                flow_name=chain,
+                flow_uid=chain,
+                flow_type="collection",
+                phase=PHASES[step],
+                attempt=1,
+                heartbeat_seconds=10,
+            ),
             phase=flow_plan().phase(PHASES[step]),
-            attempt=1,
             image=VENV_IMAGE,
             service_account=WORKER_SERVICE_ACCOUNT,
-            heartbeat_seconds=10,
         )
     )
     labels = {CHAIN_LABEL: chain, STEP_LABEL: str(step)}

@@ -16,7 +16,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from collectionflow.api.contract import micro_time
+from collectionflow.api.contract import WorkerRequest, micro_time
 from collectionflow.api.models import CollectionFlowSpec
 from collectionflow.domain.plan import plan_for
 from collectionflow.domain.results import PhaseOutcome, PhaseResult
@@ -153,7 +153,7 @@ def test_creates_a_missing_lease_owned_by_its_job(
         attempt=2,
         parameters={},
         previous_outputs={},
-        input=None,
+        manual_input=None,
         heartbeat_lease="flow-synthesis-2",
         heartbeat_seconds=INTERVAL,
         job_name="flow-synthesis-2",
@@ -338,16 +338,19 @@ def test_a_phase_job_heart_beats_as_its_service_account(
         "simulate": {"initialization": {"sleepSeconds": 1.5}},
     }
     request = PhaseJobRequest(
-        namespace=namespace,
-        flow_name="inventory",
-        flow_uid="6f1c2a9e-0000-4000-8000-000000000001",
-        flow_type="collection",
+        worker=WorkerRequest(
+            namespace=namespace,
+            flow_name="inventory",
+            flow_uid="6f1c2a9e-0000-4000-8000-000000000001",
+            flow_type="collection",
+            phase="initialization",
+            attempt=1,
+            heartbeat_seconds=INTERVAL,
+            parameters=parameters,
+        ),
         phase=plan_for(CollectionFlowSpec.model_validate({})).phase("initialization"),
-        attempt=1,
         image=VENV_IMAGE,
         service_account="collectionflow-worker",
-        heartbeat_seconds=INTERVAL,
-        parameters=parameters,
         ttl_seconds_after_finished=8,
     )
     manifest = build_phase_job(request)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
 import pytest
 
+from collectionflow.api.contract import WorkerRequest
 from collectionflow.api.models import CollectionFlowSpec
 from collectionflow.api.names import job_name
 from collectionflow.domain.plan import PhaseConfig, plan_for
@@ -27,20 +29,24 @@ def phase_config(phase: str = "gap_analysis", **override: Any) -> PhaseConfig:
 
 
 def request(phase: PhaseConfig | None = None, **fields: Any) -> PhaseJobRequest:
-    defaults: dict[str, Any] = {
+    """A request for `phase`; `fields` override the worker's or the Job's settings."""
+    config = phase or phase_config()
+    worker: dict[str, Any] = {
         "namespace": "team-a",
         "flow_name": "demo",
         "flow_uid": UID,
         "flow_type": "collection",
-        "phase": phase or phase_config(),
+        "phase": config.name,
         "attempt": 2,
-        "image": IMAGE,
-        "service_account": "collectionflow-worker",
         "heartbeat_seconds": 5.0,
         "parameters": {"tenant": "acme", "depth": 3},
         "previous_outputs": {"initialization": {"ok": True}},
     }
-    return PhaseJobRequest(**(defaults | fields))
+    job: dict[str, Any] = {"image": IMAGE, "service_account": "collectionflow-worker"}
+    contract = {f.name for f in dataclasses.fields(WorkerRequest)}
+    job |= {k: v for k, v in fields.items() if k not in contract}
+    worker |= {k: v for k, v in fields.items() if k in contract}
+    return PhaseJobRequest(worker=WorkerRequest(**worker), phase=config, **job)
 
 
 def pod_spec(job: dict[str, Any]) -> dict[str, Any]:

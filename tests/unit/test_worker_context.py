@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from collectionflow.api.contract import DEFAULT_HEARTBEAT_SECONDS
+from collectionflow.api.contract import DEFAULT_HEARTBEAT_SECONDS, WorkerConfigError
 from collectionflow.domain.results import PhaseOutcome
-from collectionflow.worker.context import PhaseContext, WorkerConfigError
+from collectionflow.worker.context import PhaseContext
 
 pytestmark = pytest.mark.unit
 
@@ -42,7 +42,7 @@ def test_parses_every_variable() -> None:
         attempt=2,
         parameters={"assets": [{"name": "a"}]},
         previous_outputs={"initialization": {"assetCount": 1}},
-        input={"answers": {}},
+        manual_input={"answers": {}},
         heartbeat_lease="inventory-gap-analysis-2",
         heartbeat_seconds=2.5,
     )
@@ -58,13 +58,13 @@ def test_optional_variables_have_defaults() -> None:
         )
     )
     assert ctx.previous_outputs == {}
-    assert ctx.input is None
+    assert ctx.manual_input is None
     assert ctx.heartbeat_lease is None
     assert ctx.heartbeat_seconds == DEFAULT_HEARTBEAT_SECONDS
 
 
 def test_null_input_means_no_input() -> None:
-    assert PhaseContext.from_environ(environ(COLLECTIONFLOW_INPUT="null")).input is None
+    assert PhaseContext.from_environ(environ(COLLECTIONFLOW_INPUT="null")).manual_input is None
 
 
 @pytest.mark.parametrize(

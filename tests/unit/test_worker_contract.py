@@ -11,6 +11,7 @@ from collectionflow.api.contract import (
     ENV_JOB_UID,
     JOB_UID_LABEL,
     TERMINATION_MESSAGE_PATH,
+    WorkerRequest,
     heartbeat_lease,
 )
 from collectionflow.api.models import CollectionFlowSpec
@@ -46,37 +47,31 @@ def test_a_job_built_by_the_operator_is_read_back_by_the_worker_as_the_same_requ
 ) -> None:
     spec = CollectionFlowSpec.model_validate({})
     request = PhaseJobRequest(
-        namespace="team-a",
-        flow_name="assessment.eu",
-        flow_uid="6f1f2c84-9a53-4c1e-8d1e-3b8f0f4a9c21",
-        flow_type="collection",
+        worker=WorkerRequest(
+            namespace="team-a",
+            flow_name="assessment.eu",
+            flow_uid="6f1f2c84-9a53-4c1e-8d1e-3b8f0f4a9c21",
+            flow_type="collection",
+            phase="manual_collection",
+            attempt=3,
+            heartbeat_seconds=2.5,
+            parameters={"tenant": "acme", "assets": [{"name": "web-01"}]},
+            previous_outputs={"initialization": {"ok": True}},
+            manual_input=manual_input,
+        ),
         phase=plan_for(spec).phase("manual_collection"),
-        attempt=3,
         image="collectionflow:test",
         service_account="collectionflow-worker",
-        heartbeat_seconds=2.5,
-        parameters={"tenant": "acme", "assets": [{"name": "web-01"}]},
-        previous_outputs={"initialization": {"ok": True}},
-        manual_input=manual_input,
     )
     job = build_phase_job(request)
 
     ctx = PhaseContext.from_environ(kubelet_environment(job))
 
     sent = request.worker_request
-    assert dataclasses.asdict(sent) == {
-        "namespace": ctx.namespace,
-        "flow_name": ctx.flow_name,
-        "flow_uid": ctx.flow_uid,
-        "flow_type": ctx.flow_type,
-        "phase": ctx.phase,
-        "attempt": ctx.attempt,
-        "job_name": ctx.job_name,
-        "heartbeat_seconds": ctx.heartbeat_seconds,
-        "parameters": ctx.parameters,
-        "previous_outputs": ctx.previous_outputs,
-        "manual_input": ctx.input,
-    }
+    assert dataclasses.asdict(ctx) == dataclasses.asdict(sent) | {
+        "heartbeat_lease": sent.job_name,
+        "job_uid": JOB_UID,
+    }, "every field the operator sends is read back as sent"
     assert ctx.heartbeat_lease == job["metadata"]["name"] == sent.job_name
     assert ctx.job_uid == JOB_UID
     [container] = job["spec"]["template"]["spec"]["containers"]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from collectionflow.api.contract import micro_time
-from collectionflow.worker.context import PhaseContext, WorkerConfigError
+from collectionflow.api.contract import WorkerConfigError, micro_time
+from collectionflow.worker.context import PhaseContext
 from collectionflow.worker.heartbeat import (
     NullHeartbeat,
     api_client_from_environment,
@@ -43,7 +43,7 @@ def test_without_a_lease_the_heartbeat_does_nothing() -> None:
         attempt=1,
         parameters={},
         previous_outputs={},
-        input=None,
+        manual_input=None,
         heartbeat_lease=None,
         heartbeat_seconds=1.0,
     )

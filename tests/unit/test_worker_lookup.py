@@ -80,7 +80,7 @@ def context(phase: str) -> PhaseContext:
         attempt=1,
         parameters={"assets": [{"name": "a"}]},
         previous_outputs={},
-        input=None,
+        manual_input=None,
         heartbeat_lease=None,
         heartbeat_seconds=10.0,
     )

@@ -64,7 +64,7 @@ def context(
         attempt=1,
         parameters=SAMPLE if parameters is None else parameters,
         previous_outputs=previous_outputs or {},
-        input=manual_input,
+        manual_input=manual_input,
         heartbeat_lease=None,
         heartbeat_seconds=10.0,
     )

@@ -50,7 +50,7 @@ def context(simulate: dict[str, Any] | None = None, attempt: int = 1) -> PhaseCo
         attempt=attempt,
         parameters=parameters,
         previous_outputs={},
-        input=None,
+        manual_input=None,
         heartbeat_lease=None,
         heartbeat_seconds=10.0,
     )

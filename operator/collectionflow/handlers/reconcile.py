@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from collectionflow.api.contract import WorkerRequest
 from collectionflow.api.models import CollectionFlowStatus, FlowState, Runner
 from collectionflow.api.names import ANNOTATION_INPUT, ANNOTATION_INPUT_COMPLETE
 from collectionflow.api.reasons import ConditionReason
@@ -358,19 +359,22 @@ async def _start_phase(
     if finished is not None and finished.succeeded and finished.result is not None:
         outputs[finished.phase] = finished.result.model_dump(mode="json").get("outputs", {})
     request = PhaseJobRequest(
-        namespace=view.namespace,
-        flow_name=view.name,
-        flow_uid=view.uid,
-        flow_type=view.spec.flow_type,
+        worker=WorkerRequest(
+            namespace=view.namespace,
+            flow_name=view.name,
+            flow_uid=view.uid,
+            flow_type=view.spec.flow_type,
+            phase=start.phase,
+            attempt=start.attempt,
+            heartbeat_seconds=settings.heartbeat_seconds,
+            parameters=view.spec.parameters,
+            previous_outputs=outputs,
+            manual_input=start.manual_input,
+        ),
         phase=plan.phase(start.phase),
-        attempt=start.attempt,
         image=settings.image,
         image_pull_policy=settings.image_pull_policy,
         service_account=settings.worker_service_account,
-        heartbeat_seconds=settings.heartbeat_seconds,
-        parameters=view.spec.parameters,
-        previous_outputs=outputs,
-        manual_input=start.manual_input,
         ttl_seconds_after_finished=settings.job_ttl_seconds,
         node_selector=view.spec.node_selector,
     )

@@ -9,7 +9,7 @@ container's environment is the worker contract (`api.contract`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any
 
 from collectionflow.api.contract import TERMINATION_MESSAGE_PATH, WorkerRequest, job_uid_env
@@ -23,42 +23,26 @@ WORKER_UID = 65532
 
 @dataclass(frozen=True)
 class PhaseJobRequest:
-    namespace: str
-    flow_name: str
-    flow_uid: str
-    flow_type: str
+    """One phase attempt's Job: what its worker is asked (`worker`, the contract's one list of
+    fields), the phase's settings, and how the pod runs."""
+
+    worker: WorkerRequest
     phase: PhaseConfig
-    attempt: int
     image: str
     service_account: str
-    heartbeat_seconds: float
-    parameters: dict[str, Any] = field(default_factory=dict)
-    previous_outputs: dict[str, Any] = field(default_factory=dict)
-    manual_input: dict[str, Any] | None = None
     image_pull_policy: str = "IfNotPresent"
     ttl_seconds_after_finished: int | None = None
     node_selector: dict[str, str] | None = None
 
     @property
     def job_name(self) -> str:
-        return job_name(self.flow_name, self.phase.name, self.attempt)
+        return job_name(self.worker.flow_name, self.worker.phase, self.worker.attempt)
 
     @property
     def worker_request(self) -> WorkerRequest:
-        """What the worker reads back from the Job's environment."""
-        return WorkerRequest(
-            namespace=self.namespace,
-            flow_name=self.flow_name,
-            flow_uid=self.flow_uid,
-            flow_type=self.flow_type,
-            phase=self.phase.name,
-            attempt=self.attempt,
-            job_name=self.job_name,
-            heartbeat_seconds=self.heartbeat_seconds,
-            parameters=self.parameters,
-            previous_outputs=self.previous_outputs,
-            manual_input=self.manual_input,
-        )
+        """What the worker reads back from the Job's environment: the Job names the attempt
+        and its heartbeat Lease."""
+        return replace(self.worker, job_name=self.job_name)
 
 
 def flow_owner_reference(flow_name: str, flow_uid: str) -> dict[str, Any]:
@@ -88,7 +72,8 @@ def _worker_env(request: PhaseJobRequest) -> list[dict[str, Any]]:
 def build_phase_job(request: PhaseJobRequest) -> dict[str, Any]:
     """The Job manifest of one phase attempt."""
     phase = request.phase
-    labels = phase_labels(request.flow_name, request.flow_uid, phase.name, request.attempt)
+    worker = request.worker
+    labels = phase_labels(worker.flow_name, worker.flow_uid, phase.name, worker.attempt)
     container: dict[str, Any] = {
         "name": "phase",
         "image": phase.image or request.image,
@@ -122,9 +107,9 @@ def build_phase_job(request: PhaseJobRequest) -> dict[str, Any]:
         "kind": "Job",
         "metadata": {
             "name": request.job_name,
-            "namespace": request.namespace,
+            "namespace": worker.namespace,
             "labels": labels,
-            "ownerReferences": [flow_owner_reference(request.flow_name, request.flow_uid)],
+            "ownerReferences": [flow_owner_reference(worker.flow_name, worker.flow_uid)],
         },
         "spec": {
             **spec,

@@ -23,8 +23,13 @@ from typing import Protocol
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from collectionflow.api.contract import ENV_HEARTBEAT_FILE, heartbeat_lease, micro_time
-from collectionflow.worker.context import PhaseContext, WorkerConfigError
+from collectionflow.api.contract import (
+    ENV_HEARTBEAT_FILE,
+    WorkerConfigError,
+    heartbeat_lease,
+    micro_time,
+)
+from collectionflow.worker.context import PhaseContext
 
 log = logging.getLogger(__name__)
 

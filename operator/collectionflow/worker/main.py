@@ -25,12 +25,12 @@ from collectionflow.api.contract import (
     ENV_PHASE,
     ENV_TERMINATION_MESSAGE_PATH,
     TERMINATION_MESSAGE_PATH,
+    WorkerConfigError,
 )
 from collectionflow.domain.results import PhaseOutcome, PhaseResult
 from collectionflow.worker.context import (
     PhaseContext,
     PhaseHandler,
-    WorkerConfigError,
 )
 from collectionflow.worker.heartbeat import Heartbeat, start_heartbeat
 from collectionflow.worker.lookup import HandlerLookupError, find_handler

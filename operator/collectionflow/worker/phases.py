@@ -31,9 +31,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from collectionflow.api.contract import json_type_name
 from collectionflow.domain.registry import COLLECTION
 from collectionflow.domain.results import PhaseResult
-from collectionflow.worker.context import PhaseContext, PhaseHandler, json_type_name
+from collectionflow.worker.context import PhaseContext, PhaseHandler
 
 BUILT_IN_FLOW_TYPE = COLLECTION.flow_type
 DEFAULT_REQUIRED_ATTRIBUTES = ("os", "cpu", "memoryGiB", "owner")
@@ -309,7 +310,7 @@ def _answers(manual_input: Mapping[str, Any] | None) -> dict[str, dict[str, Any]
 
 @_inventory_phase
 def manual_collection(ctx: PhaseContext, inventory: Inventory) -> PhaseResult:
-    answers = _answers(ctx.input)
+    answers = _answers(ctx.manual_input)
     gaps = _gaps(ctx, inventory)
     platform_of = {asset.name: asset.platform for asset in inventory.assets}
     answered: dict[str, list[str]] = {}
@@ -326,7 +327,7 @@ def manual_collection(ctx: PhaseContext, inventory: Inventory) -> PhaseResult:
     answered_count = _count(answered)
     ignored = sum(len(given) for given in answers.values()) - answered_count
     decision = f"{answered_count} of {_count(gaps)} gaps answered; {_count(remaining)} remain"
-    if ctx.input is None:
+    if ctx.manual_input is None:
         decision = f"no manual input was given; {decision}"
     if ignored:
         decision += f"; {ignored} answers did not fill a gap and were ignored"

@@ -32,8 +32,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from collectionflow.api.contract import json_type_name
 from collectionflow.domain.results import PhaseResult
-from collectionflow.worker.context import PhaseContext, json_type_name
+from collectionflow.worker.context import PhaseContext
 from collectionflow.worker.heartbeat import Heartbeat
 
 log = logging.getLogger(__name__)
