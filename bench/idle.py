@@ -30,7 +30,8 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.common import RESULTS, cluster
-from harness.flows import GROUP, PLURAL, VERSION, OperatorProcess, install_crd
+from collectionflow.api.models import GROUP, PLURAL, VERSION
+from harness.flows import OperatorProcess, install_crd
 from harness.waiting import wait_for
 
 FLOWS = int(os.environ.get("BENCH_IDLE_FLOWS", "10000"))

@@ -26,9 +26,10 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.common import cluster, report_measures
 from bench.throughput import PHASES, create_flows, new_namespace
+from collectionflow.api.models import GROUP, PLURAL, VERSION
 from collectionflow.db.models import PhaseRun
 from harness.cluster import VENV_IMAGE
-from harness.flows import GROUP, PLURAL, VERSION, OperatorProcess, install_crd
+from harness.flows import OperatorProcess, install_crd
 from harness.postgres import PostgresServer
 from harness.waiting import wait_for
 

@@ -33,6 +33,9 @@ from rich.table import Table
 from bench.common import RESULTS, cluster
 from bench.idle import cpu_seconds
 from collectionflow.api.models import (
+    GROUP,
+    PLURAL,
+    VERSION,
     CollectionFlowStatus,
     Condition,
     ConditionType,
@@ -41,7 +44,7 @@ from collectionflow.api.models import (
     PhaseRunState,
 )
 from collectionflow.domain.registry import COLLECTION
-from harness.flows import GROUP, PLURAL, VERSION, install_crd
+from harness.flows import install_crd
 
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "500"))
 THREADS = 4

@@ -42,14 +42,14 @@ from bench.machine import busy_share, cpu_sample, cpu_since
 from bench.observer import Observer, observe
 from bench.throughput_report import Run, per_transition, report
 from collectionflow.api.contract import WorkerRequest
-from collectionflow.api.models import CollectionFlowSpec
+from collectionflow.api.models import GROUP, PLURAL, VERSION, CollectionFlowSpec
 from collectionflow.domain.plan import FlowPlan, plan_for
 from collectionflow.domain.registry import flow_definition
 from collectionflow.settings import OperatorSettings
 from collectionflow.specs.jobs import PhaseJobRequest, build_phase_job
 from collectionflow.specs.rbac import build_worker_rbac
 from harness.cluster import VENV_IMAGE
-from harness.flows import GROUP, PLURAL, VERSION, OperatorProcess, install_crd
+from harness.flows import OperatorProcess, install_crd
 from harness.waiting import wait_for
 
 SIZES = tuple(int(n) for n in os.environ.get("BENCH_THROUGHPUT_SIZES", "50,200,500").split(","))
@@ -87,6 +87,7 @@ def chain_job(namespace: str, chain: str, step: int) -> dict[str, Any]:
             phase=flow_plan().phase(PHASES[step]),
             image=VENV_IMAGE,
             service_account=WORKER_SERVICE_ACCOUNT,
+            image_pull_policy="IfNotPresent",
         )
     )
     labels = {CHAIN_LABEL: chain, STEP_LABEL: str(step)}

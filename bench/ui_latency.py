@@ -29,8 +29,9 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
 from bench.common import REPO, cluster, report_measures
+from collectionflow.api.models import GROUP, PLURAL, VERSION
 from harness.controlplane import free_port
-from harness.flows import GROUP, PLURAL, VERSION, Flows, install_crd
+from harness.flows import Flows, install_crd
 from harness.waiting import wait_for
 
 STORED = 1000

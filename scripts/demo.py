@@ -25,9 +25,15 @@ from rich.table import Table
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
+from collectionflow.api.models import (  # noqa: E402
+    GROUP,
+    PLURAL,
+    VERSION,
+    FlowState,
+)
+from collectionflow.api.names import ANNOTATION_INPUT, ANNOTATION_INPUT_COMPLETE  # noqa: E402
 from harness.cluster import LocalCluster  # noqa: E402
 
-GROUP, VERSION, PLURAL = "flows.collectionflow.io", "v1alpha1", "collectionflows"
 SAMPLE_INPUT = '{"answers": {"db-01": {"owner": "dba-team"}}}'
 console = Console()
 
@@ -80,8 +86,10 @@ def watch(kubeconfig: Path, namespace: str, timeout: float) -> bool:
             flows: list[dict[str, Any]] = listing["items"]
             live.update(flows_table(flows))
             states = {f["metadata"]["name"]: (f.get("status") or {}).get("state") for f in flows}
-            if not answered and "WaitingForInput" in states.values():
-                waiting = [name for name, state in states.items() if state == "WaitingForInput"]
+            if not answered and FlowState.WAITING_FOR_INPUT in states.values():
+                waiting = [
+                    name for name, state in states.items() if state == FlowState.WAITING_FOR_INPUT
+                ]
                 for name in waiting:
                     kubectl(
                         kubeconfig,
@@ -91,13 +99,15 @@ def watch(kubeconfig: Path, namespace: str, timeout: float) -> bool:
                         "cflow",
                         name,
                         "--overwrite",
-                        "flows.collectionflow.io/input-complete=true",
-                        f"flows.collectionflow.io/input={SAMPLE_INPUT}",
+                        f"{ANNOTATION_INPUT_COMPLETE}=true",
+                        f"{ANNOTATION_INPUT}={SAMPLE_INPUT}",
                     )
                 console.print(f"provided the manual input for {', '.join(waiting)}")
                 answered = True
-            if states and all(s in ("Succeeded", "Failed") for s in states.values()):
-                return all(s == "Succeeded" for s in states.values())
+            if states and all(
+                s in (FlowState.SUCCEEDED, FlowState.FAILED) for s in states.values()
+            ):
+                return all(s == FlowState.SUCCEEDED for s in states.values())
             time.sleep(0.5)
     return False
 

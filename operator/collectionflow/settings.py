@@ -14,7 +14,10 @@ from functools import lru_cache
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from collectionflow.api.contract import DEFAULT_HEARTBEAT_SECONDS
 from collectionflow.api.models import Runner
+from collectionflow.domain.leader import Timings
+from collectionflow.domain.stall import MISSED_COMPLETION_GRACE
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///collectionflow.sqlite"
 
@@ -55,12 +58,14 @@ class OperatorSettings(BaseModel):
     resync_seconds: float = Field(
         default=60.0, gt=0, description="re-check each flow this often even without events"
     )
-    heartbeat_seconds: float = Field(default=10.0, gt=0)
+    heartbeat_seconds: float = Field(default=DEFAULT_HEARTBEAT_SECONDS, gt=0)
     stall_timeout_seconds: float = Field(default=300.0, gt=0)
     stall_check_interval_seconds: float = Field(default=30.0, gt=0)
     pod_start_timeout_seconds: float = Field(default=300.0, gt=0)
     missed_completion_grace_seconds: float = Field(
-        default=15.0, gt=0, description="a finished Job not acted on this long is a stall"
+        default=MISSED_COMPLETION_GRACE.total_seconds(),
+        gt=0,
+        description="a finished Job not acted on this long is a stall",
     )
     input_reminder_seconds: float = Field(default=3600.0, gt=0)
     fail_on_input_timeout: bool = False
@@ -113,9 +118,9 @@ class LeaderSettings(BaseModel):
         default_factory=lambda: f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}",
         description="this replica's name in the Lease; unique per process",
     )
-    lease_duration_seconds: float = Field(default=15.0, gt=0)
-    renew_deadline_seconds: float = Field(default=10.0, gt=0)
-    retry_period_seconds: float = Field(default=2.0, gt=0)
+    lease_duration_seconds: float = Field(default=Timings.lease_duration, gt=0)
+    renew_deadline_seconds: float = Field(default=Timings.renew_deadline, gt=0)
+    retry_period_seconds: float = Field(default=Timings.retry_period, gt=0)
 
 
 class Settings(BaseSettings):

@@ -10,8 +10,9 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from collectionflow.api.models import GROUP, PLURAL, VERSION
 from harness.cluster import Cluster
-from harness.flows import GROUP, PLURAL, VERSION, install_crd
+from harness.flows import install_crd
 from harness.waiting import wait_for
 
 pytestmark = pytest.mark.cluster

@@ -351,6 +351,7 @@ def test_a_phase_job_heart_beats_as_its_service_account(
         phase=plan_for(CollectionFlowSpec.model_validate({})).phase("initialization"),
         image=VENV_IMAGE,
         service_account="collectionflow-worker",
+        image_pull_policy="IfNotPresent",
         ttl_seconds_after_finished=8,
     )
     manifest = build_phase_job(request)

@@ -16,10 +16,11 @@ from kubernetes.client.exceptions import ApiException
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from collectionflow.api.models import GROUP
 from collectionflow.db.models import CollectionFlow, FailureJournal, MasterFlow, PhaseRun
 from collectionflow.domain.registry import COLLECTION
 from harness.cluster import Cluster
-from harness.flows import GROUP, REPO, Flows, OperatorProcess
+from harness.flows import REPO, Flows, OperatorProcess
 from harness.records import journal_rows
 from harness.waiting import wait_for
 

@@ -18,9 +18,10 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from collectionflow.api.models import GROUP, PLURAL, VERSION
 from e2e.test_flow_lifecycle import complete_spec, kubectl, sample_spec
 from harness.cluster import Cluster
-from harness.flows import GROUP, PLURAL, VERSION, Flows, OperatorProcess
+from harness.flows import Flows, OperatorProcess
 from harness.records import journal_rows
 from harness.waiting import wait_for
 

@@ -19,9 +19,10 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
+from collectionflow.api.models import GROUP, PLURAL, VERSION
 from harness.cluster import Cluster
 from harness.controlplane import free_port
-from harness.flows import GROUP, PLURAL, REPO, VERSION, Flows, OperatorProcess
+from harness.flows import REPO, Flows, OperatorProcess
 from harness.waiting import wait_for
 
 pytestmark = pytest.mark.e2e

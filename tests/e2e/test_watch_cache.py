@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from collectionflow.api.models import GROUP, PLURAL, VERSION
 from collectionflow.domain.registry import flow_definition
 from harness.cluster import VENV_IMAGE, Cluster
-from harness.flows import GROUP, PLURAL, VERSION, Flows, OperatorProcess
+from harness.flows import Flows, OperatorProcess
 
 pytestmark = pytest.mark.e2e
 

@@ -22,11 +22,11 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from collectionflow.api.models import GROUP, PLURAL, VERSION
 from harness.controlplane import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 CRD_PATH = REPO / "crds" / "collectionflow.yaml"
-GROUP, VERSION, PLURAL = "flows.collectionflow.io", "v1alpha1", "collectionflows"
 
 
 def install_crd(api_client: client.ApiClient) -> None:

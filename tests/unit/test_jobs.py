@@ -42,7 +42,11 @@ def request(phase: PhaseConfig | None = None, **fields: Any) -> PhaseJobRequest:
         "parameters": {"tenant": "acme", "depth": 3},
         "previous_outputs": {"initialization": {"ok": True}},
     }
-    job: dict[str, Any] = {"image": IMAGE, "service_account": "collectionflow-worker"}
+    job: dict[str, Any] = {
+        "image": IMAGE,
+        "service_account": "collectionflow-worker",
+        "image_pull_policy": "IfNotPresent",
+    }
     contract = {f.name for f in dataclasses.fields(WorkerRequest)}
     job |= {k: v for k, v in fields.items() if k not in contract}
     worker |= {k: v for k, v in fields.items() if k in contract}

@@ -62,6 +62,7 @@ def test_a_job_built_by_the_operator_is_read_back_by_the_worker_as_the_same_requ
         phase=plan_for(spec).phase("manual_collection"),
         image="collectionflow:test",
         service_account="collectionflow-worker",
+        image_pull_policy="IfNotPresent",
     )
     job = build_phase_job(request)
 

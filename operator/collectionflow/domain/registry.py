@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 
 class UnknownFlowType(ValueError):
@@ -80,17 +81,31 @@ class FlowDefinition:
         return self.phases[position + 1].name if position + 1 < len(self.phases) else None
 
 
+class CollectionPhase(StrEnum):
+    """The phases of the `collection` flow type, named once for the registry and the worker."""
+
+    INITIALIZATION = "initialization"
+    PLATFORM_DETECTION = "platform_detection"
+    AUTOMATED_COLLECTION = "automated_collection"
+    GAP_ANALYSIS = "gap_analysis"
+    QUESTIONNAIRE_GENERATION = "questionnaire_generation"
+    MANUAL_COLLECTION = "manual_collection"
+    SYNTHESIS = "synthesis"
+
+
 COLLECTION = FlowDefinition(
     flow_type="collection",
     phases=(
-        PhaseDefinition("initialization", timeout_seconds=300),
-        PhaseDefinition("platform_detection"),
-        PhaseDefinition("automated_collection", timeout_seconds=1800),
-        PhaseDefinition("gap_analysis"),
-        PhaseDefinition("questionnaire_generation"),
-        PhaseDefinition("manual_collection", manual=True),
+        PhaseDefinition(CollectionPhase.INITIALIZATION, timeout_seconds=300),
+        PhaseDefinition(CollectionPhase.PLATFORM_DETECTION),
+        PhaseDefinition(CollectionPhase.AUTOMATED_COLLECTION, timeout_seconds=1800),
+        PhaseDefinition(CollectionPhase.GAP_ANALYSIS),
+        PhaseDefinition(CollectionPhase.QUESTIONNAIRE_GENERATION),
+        PhaseDefinition(CollectionPhase.MANUAL_COLLECTION, manual=True),
         PhaseDefinition(
-            "synthesis", child_phase="finalization", child_status="automated_collection"
+            CollectionPhase.SYNTHESIS,
+            child_phase="finalization",
+            child_status=CollectionPhase.AUTOMATED_COLLECTION,
         ),
     ),
     loops=True,  # gap analysis may send a flow back to collect again

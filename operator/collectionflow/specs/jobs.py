@@ -30,7 +30,7 @@ class PhaseJobRequest:
     phase: PhaseConfig
     image: str
     service_account: str
-    image_pull_policy: str = "IfNotPresent"
+    image_pull_policy: str
     ttl_seconds_after_finished: int | None = None
     node_selector: dict[str, str] | None = None
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from collectionflow.api.contract import json_type_name
-from collectionflow.domain.registry import COLLECTION
+from collectionflow.domain.registry import COLLECTION, CollectionPhase
 from collectionflow.domain.results import PhaseResult
 from collectionflow.worker.context import PhaseContext, PhaseHandler
 
@@ -41,8 +41,6 @@ DEFAULT_REQUIRED_ATTRIBUTES = ("os", "cpu", "memoryGiB", "owner")
 UNKNOWN_PLATFORM = "unknown"
 LISTING_BUDGET_BYTES = 1200
 
-MANUAL_PHASE = "manual_collection"
-SYNTHESIS_PHASE = "synthesis"
 
 QUESTIONS = {
     "os": "Which operating system does {asset} run?",
@@ -201,14 +199,16 @@ def _previous_listing(
 
 def _known(ctx: PhaseContext, inventory: Inventory) -> dict[str, list[str]]:
     previous = _previous_listing(
-        ctx, "automated_collection", "collected", inventory, every_asset=True
+        ctx, CollectionPhase.AUTOMATED_COLLECTION, "collected", inventory, every_asset=True
     )
     return previous if previous is not None else inventory.known()
 
 
 def _gaps(ctx: PhaseContext, inventory: Inventory) -> dict[str, list[str]]:
     """Per asset with gaps, the required attributes still unknown after automated collection."""
-    previous = _previous_listing(ctx, "gap_analysis", "gaps", inventory, every_asset=False)
+    previous = _previous_listing(
+        ctx, CollectionPhase.GAP_ANALYSIS, "gaps", inventory, every_asset=False
+    )
     if previous is not None:
         return previous
     known = _known(ctx, inventory)
@@ -286,14 +286,15 @@ def questionnaire_generation(ctx: PhaseContext, inventory: Inventory) -> PhaseRe
         return ctx.succeeded(
             outputs,
             f"{count} gaps on {len(gaps)} assets need answers: asking {count} questions "
-            f"in {MANUAL_PHASE}",
-            MANUAL_PHASE,
+            f"in {CollectionPhase.MANUAL_COLLECTION}",
+            CollectionPhase.MANUAL_COLLECTION,
         )
     return ctx.succeeded(
         outputs,
-        f"no gaps: every required attribute was collected automatically, so {MANUAL_PHASE} "
-        f"is skipped and the flow goes on to {SYNTHESIS_PHASE}",
-        SYNTHESIS_PHASE,
+        "no gaps: every required attribute was collected automatically, so "
+        f"{CollectionPhase.MANUAL_COLLECTION} is skipped and the flow goes on to "
+        f"{CollectionPhase.SYNTHESIS}",
+        CollectionPhase.SYNTHESIS,
     )
 
 
@@ -346,7 +347,7 @@ def manual_collection(ctx: PhaseContext, inventory: Inventory) -> PhaseResult:
 
 def _answered_by_platform(ctx: PhaseContext, inventory: Inventory) -> Counter[str]:
     """Answers per platform from the manual phase; none when it did not run or is unusable."""
-    raw = ctx.previous_outputs.get(MANUAL_PHASE, {}).get("answeredByPlatform")
+    raw = ctx.previous_outputs.get(CollectionPhase.MANUAL_COLLECTION, {}).get("answeredByPlatform")
     platforms = inventory.platforms
     if not isinstance(raw, dict) or not all(
         platform in platforms and type(count) is int and count >= 0
@@ -392,11 +393,11 @@ def synthesis(ctx: PhaseContext, inventory: Inventory) -> PhaseResult:
 
 
 BUILT_IN_PHASES: Mapping[str, PhaseHandler] = {
-    "initialization": initialization,
-    "platform_detection": platform_detection,
-    "automated_collection": automated_collection,
-    "gap_analysis": gap_analysis,
-    "questionnaire_generation": questionnaire_generation,
-    MANUAL_PHASE: manual_collection,
-    SYNTHESIS_PHASE: synthesis,
+    CollectionPhase.INITIALIZATION: initialization,
+    CollectionPhase.PLATFORM_DETECTION: platform_detection,
+    CollectionPhase.AUTOMATED_COLLECTION: automated_collection,
+    CollectionPhase.GAP_ANALYSIS: gap_analysis,
+    CollectionPhase.QUESTIONNAIRE_GENERATION: questionnaire_generation,
+    CollectionPhase.MANUAL_COLLECTION: manual_collection,
+    CollectionPhase.SYNTHESIS: synthesis,
 }
