@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 from typing import Any
 
@@ -11,7 +12,9 @@ import pytest
 from collectionflow.api.contract import WorkerRequest
 from collectionflow.api.models import CollectionFlowSpec
 from collectionflow.api.names import job_name
+from collectionflow.api.reasons import EventReason
 from collectionflow.domain.plan import PhaseConfig, plan_for
+from collectionflow.specs.events import event_manifest
 from collectionflow.specs.jobs import WORKER_COMMAND, PhaseJobRequest, build_phase_job
 from collectionflow.specs.rbac import WORKER_RULES, build_worker_rbac
 
@@ -306,3 +309,24 @@ def test_a_phase_may_read_no_secret_but_its_own_and_one_source_per_variable(
     spec = {"phases": [{"name": "gap_analysis", "env": [var]}]}
     with pytest.raises(ValueError, match=problem):
         CollectionFlowSpec.model_validate(spec)
+
+
+def test_an_event_names_its_object_and_is_cut_to_what_the_api_keeps() -> None:
+    now = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
+    event = event_manifest(
+        "team-a",
+        "demo",
+        UID,
+        "CollectionFlow",
+        "flows.collectionflow.io/v1alpha1",
+        "Warning",
+        EventReason.FLOW_STALLED,
+        "x" * 5000,
+        "collectionflow-operator",
+        now,
+    )
+    assert event["metadata"]["name"].startswith("demo.")
+    assert event["involvedObject"]["uid"] == UID
+    assert (event["type"], event["reason"]) == ("Warning", "FlowStalled")
+    assert len(event["message"]) == 1024
+    assert event["firstTimestamp"] == "2024-05-01T12:00:00Z"

@@ -13,11 +13,11 @@ from collectionflow.domain.leader import (
     Step,
     Timings,
     claim,
-    lease_manifest,
     next_step,
     read_lease,
     release,
 )
+from collectionflow.specs.leases import lease_manifest
 
 pytestmark = pytest.mark.unit
 

@@ -10,14 +10,8 @@ from collectionflow.api.models import Runner
 from collectionflow.domain.decision import JobState
 from collectionflow.domain.observe import job_finished_at, observe_job
 from collectionflow.domain.results import PhaseOutcome, PhaseResult
-from collectionflow.domain.runner import (
-    Refusal,
-    Verdict,
-    finished_bodies,
-    runner_for,
-    running_bodies,
-    verdict,
-)
+from collectionflow.domain.runner import Refusal, Verdict, runner_for, verdict
+from collectionflow.specs.inprocess import finished_bodies, running_bodies
 
 pytestmark = pytest.mark.unit
 

@@ -12,12 +12,12 @@ from collectionflow.api.contract import (
     JOB_UID_LABEL,
     TERMINATION_MESSAGE_PATH,
     WorkerRequest,
-    heartbeat_lease,
 )
 from collectionflow.api.models import CollectionFlowSpec
 from collectionflow.api.names import LABEL_MANAGED_BY, MANAGED_BY
 from collectionflow.domain.plan import plan_for
 from collectionflow.specs.jobs import PhaseJobRequest, build_phase_job
+from collectionflow.specs.leases import heartbeat_lease
 from collectionflow.worker.context import PhaseContext
 
 pytestmark = pytest.mark.unit

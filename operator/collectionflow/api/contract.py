@@ -16,8 +16,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Self
 
-from collectionflow.api.names import heartbeat_labels
-
 ENV_NAMESPACE: Final = "COLLECTIONFLOW_FLOW_NAMESPACE"
 ENV_FLOW_NAME: Final = "COLLECTIONFLOW_FLOW_NAME"
 ENV_FLOW_UID: Final = "COLLECTIONFLOW_FLOW_UID"
@@ -135,32 +133,12 @@ def job_uid_env() -> dict[str, Any]:
     }
 
 
-def heartbeat_lease(
-    namespace: str, name: str, flow_uid: str, holder: str, job_uid: str | None
-) -> dict[str, Any]:
-    """The Lease a phase's worker creates and renews; owned by its Job (when its uid is known),
-    so it goes when the Job goes. It carries no times: the first renewal sets them."""
-    metadata: dict[str, Any] = {
-        "name": name,
-        "namespace": namespace,
-        "labels": heartbeat_labels(flow_uid),
-    }
-    if job_uid:
-        metadata["ownerReferences"] = [
-            {
-                "apiVersion": "batch/v1",
-                "kind": "Job",
-                "name": name,
-                "uid": job_uid,
-                "blockOwnerDeletion": False,
-            }
-        ]
-    return {
-        "apiVersion": "coordination.k8s.io/v1",
-        "kind": "Lease",
-        "metadata": metadata,
-        "spec": {"holderIdentity": holder},
-    }
+def json_type_name(value: Any) -> str:
+    """How an error message names the JSON type of `value`."""
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
+    if value is None:
+        return "null"
+    return names.get(type(value), "a number")
 
 
 def _required(environ: Mapping[str, str], name: str) -> str:
@@ -226,11 +204,3 @@ def _optional_json_object(environ: Mapping[str, str], name: str) -> dict[str, An
             f"{name} must be a JSON object or null, got {json_type_name(value)}"
         )
     return value
-
-
-def json_type_name(value: Any) -> str:
-    """How an error message names the JSON type of `value`."""
-    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
-    if value is None:
-        return "null"
-    return names.get(type(value), "a number")

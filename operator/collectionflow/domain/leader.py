@@ -127,19 +127,3 @@ def release(record: LeaseRecord, now: dt.datetime) -> dict[str, Any]:
         "renewTime": micro_time(now),
         "leaseTransitions": record.transitions,
     }
-
-
-def lease_manifest(
-    namespace: str, name: str, spec: dict[str, Any], record: LeaseRecord | None
-) -> dict[str, Any]:
-    """The Lease to write: created when there is none, else replaced at the version read, so
-    that of two replicas writing at once only one succeeds."""
-    metadata: dict[str, Any] = {"name": name, "namespace": namespace}
-    if record is not None and record.resource_version:
-        metadata["resourceVersion"] = record.resource_version
-    return {
-        "apiVersion": "coordination.k8s.io/v1",
-        "kind": "Lease",
-        "metadata": metadata,
-        "spec": spec,
-    }

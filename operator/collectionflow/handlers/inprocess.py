@@ -36,7 +36,7 @@ from collectionflow.api.contract import (
 )
 from collectionflow.domain.cache import WatchCache
 from collectionflow.domain.results import TERMINATION_MESSAGE_LIMIT
-from collectionflow.domain.runner import finished_bodies, in_process_uid, running_bodies
+from collectionflow.specs.inprocess import finished_bodies, in_process_uid, running_bodies
 
 log = logging.getLogger("collectionflow.inprocess")
 

@@ -23,13 +23,13 @@ from collectionflow.domain.leader import (
     Step,
     Timings,
     claim,
-    lease_manifest,
     next_step,
     read_lease,
     release,
 )
 from collectionflow.handlers.context import OperatorContext
 from collectionflow.k8s.gateway import ApiUnreachable, Conflict, ObjectRef, api_error_message
+from collectionflow.specs.leases import lease_manifest
 
 log = logging.getLogger("collectionflow.leader")
 

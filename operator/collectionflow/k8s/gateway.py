@@ -14,7 +14,6 @@ import json
 import logging
 import urllib.parse
 import urllib.request
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +25,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from collectionflow.api.limits import decode_wire
 from collectionflow.api.models import GROUP, KIND, PLURAL, VERSION
 from collectionflow.api.reasons import EventReason
+from collectionflow.specs.events import event_manifest
 from collectionflow.specs.rbac import build_worker_rbac
 
 log = logging.getLogger(__name__)
@@ -325,31 +325,18 @@ class KubeGateway:
         self, ref: ObjectRef, type_: str, reason: EventReason, message: str
     ) -> None:
         """A core/v1 Event on the object, as `kubectl describe` shows them."""
-        now = dt.datetime.now(dt.UTC)
-        body = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {
-                "name": f"{ref.name}.{uuid.uuid4().hex[:16]}",
-                "namespace": ref.namespace,
-            },
-            "involvedObject": {
-                "apiVersion": ref.api_version,
-                "kind": ref.kind,
-                "name": ref.name,
-                "namespace": ref.namespace,
-                "uid": ref.uid,
-            },
-            "type": type_,
-            "reason": reason,
-            "message": message[:1024],
-            "source": {"component": self.component},
-            "reportingComponent": self.component,
-            "reportingInstance": self.component,
-            "firstTimestamp": now.isoformat().replace("+00:00", "Z"),
-            "lastTimestamp": now.isoformat().replace("+00:00", "Z"),
-            "count": 1,
-        }
+        body = event_manifest(
+            ref.namespace,
+            ref.name,
+            ref.uid,
+            ref.kind,
+            ref.api_version,
+            type_,
+            reason,
+            message,
+            self.component,
+            dt.datetime.now(dt.UTC),
+        )
         try:
             await self._call(self.core.create_namespaced_event, ref.namespace, body)
         except ApiException as error:

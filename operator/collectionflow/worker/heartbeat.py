@@ -26,9 +26,9 @@ from kubernetes.client.exceptions import ApiException
 from collectionflow.api.contract import (
     ENV_HEARTBEAT_FILE,
     WorkerConfigError,
-    heartbeat_lease,
     micro_time,
 )
+from collectionflow.specs.leases import heartbeat_lease
 from collectionflow.worker.context import PhaseContext
 
 log = logging.getLogger(__name__)
