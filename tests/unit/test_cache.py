@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from collectionflow.api.names import ANNOTATION_RETRY, LABEL_FLOW_UID
+from collectionflow.controller.context import Outage
 from collectionflow.domain.cache import WatchCache, is_older, slim_job
-from collectionflow.handlers.context import Outage
 from collectionflow.specs.patches import merge_patch
 
 pytestmark = pytest.mark.unit

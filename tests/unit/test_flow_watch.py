@@ -11,10 +11,10 @@ from typing import Any, cast
 import pytest
 
 from collectionflow.api.models import FlowState
-from collectionflow.handlers.context import Leadership, OperatorContext
-from collectionflow.handlers.flows import LEGACY_FINALIZER, FlowWatch
-from collectionflow.handlers.reconcilers import Reconcilers
-from collectionflow.k8s.watch import LISTED, SYNCED, WatchEvent
+from collectionflow.controller.context import Leadership, OperatorContext
+from collectionflow.controller.flows import LEGACY_FINALIZER, FlowWatch
+from collectionflow.controller.reconcilers import Reconcilers
+from collectionflow.runtime.informer import LISTED, SYNCED, WatchEvent
 from collectionflow.settings import Settings
 
 pytestmark = pytest.mark.unit

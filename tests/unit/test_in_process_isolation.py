@@ -11,8 +11,8 @@ import pytest
 
 from collectionflow.api.contract import ENV_HEARTBEAT_LEASE, ENV_PHASE
 from collectionflow.api.models import EnvVar
+from collectionflow.controller.inprocess import WORKER_ARGV, contract_environment, in_process_lease
 from collectionflow.domain.observe import lease_renewed_at
-from collectionflow.handlers.inprocess import WORKER_ARGV, contract_environment, in_process_lease
 from collectionflow.specs.inprocess import running_bodies
 from collectionflow.specs.jobs import build_phase_job
 from collectionflow.worker.heartbeat import FileHeartbeat

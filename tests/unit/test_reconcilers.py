@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from collectionflow.handlers.context import Wakeups
-from collectionflow.handlers.reconcilers import Reconcilers
+from collectionflow.controller.context import Wakeups
+from collectionflow.controller.reconcilers import Reconcilers
 
 pytestmark = pytest.mark.unit
 

@@ -37,7 +37,7 @@ def run(
 
     import kopf
 
-    import collectionflow.handlers.operator  # noqa: F401  (registers the handlers)
+    import collectionflow.controller.operator  # noqa: F401  (registers the handlers)
 
     kopf.configure(verbose=verbose, log_format=kopf.LogFormat.PLAIN, log_prefix=True)
     asyncio.run(

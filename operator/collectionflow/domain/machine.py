@@ -3,8 +3,8 @@
 `decide` is a pure function. It takes the flow as read from the API (spec, status, the
 annotations that carry user requests) and the observed state of the current attempt's Job,
 and returns a `Decision`: the new status, the Job to start, the phase run to record, the
-failure to journal and the Events to post. The handlers carry a decision out; they never
-decide anything themselves, so every transition is covered by unit tests here.
+failure to journal and the Events to post. The controller carries a decision out; it never
+decide anything itself, so every transition is covered by unit tests here.
 
 States: Pending -> Running <-> WaitingForInput / Suspended -> Succeeded | Failed.
 A flow is Succeeded only when a phase finishes and neither its result nor the registry

@@ -5,7 +5,7 @@ that is not the operator's built-in worker is always a Job. `Auto` tries a Job. 
 that will not go away by itself moves the attempt in-process:
 403 (RBAC or a policy), 422 (an admission webhook rejecting the pod spec), or a quota that is
 still exceeded after a grace period (a quota may free up as other Jobs finish). `Job` never
-falls back: the flow fails with the API's reason. Pure: the handlers call the API and act.
+falls back: the flow fails with the API's reason. Pure: the controller calls the API and acts.
 
 An in-process attempt is reported with Job-shaped bodies (a Job with a Complete or Failed
 condition, one pod whose container terminated with the result as its termination message),

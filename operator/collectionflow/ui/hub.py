@@ -21,7 +21,7 @@ from typing import Any
 from kubernetes_asyncio import client
 
 from collectionflow.api.models import GROUP, KIND, PLURAL, VERSION
-from collectionflow.k8s.watch import LISTED, SYNCED, WatchEvent, list_and_watch
+from collectionflow.runtime.informer import LISTED, SYNCED, WatchEvent, list_and_watch
 from collectionflow.ui.model import FlowRow, Note, flow_row, note_for_change, note_for_event
 
 log = logging.getLogger(__name__)

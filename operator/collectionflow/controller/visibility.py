@@ -9,12 +9,12 @@ from __future__ import annotations
 import datetime as dt
 
 from collectionflow.api.reasons import EventReason
+from collectionflow.controller.context import OperatorContext, flow_logger
 from collectionflow.db.errors import DatabaseUnavailable
 from collectionflow.domain.decision import FlowView
 from collectionflow.domain.journal import stall_entry
 from collectionflow.domain.recovery import RecoveryPlan
 from collectionflow.domain.stall import Finding, caught_up_message
-from collectionflow.handlers.context import OperatorContext, flow_logger
 from collectionflow.k8s.gateway import ObjectRef
 
 

@@ -18,14 +18,14 @@ from typing import Any
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from collectionflow.api.models import GROUP
+from collectionflow.controller.context import NotLeader, OperatorContext, flow_logger
+from collectionflow.controller.outage import PROBE_SECONDS, note_outage
+from collectionflow.controller.reconcilers import Reconcilers
 from collectionflow.db.errors import DatabaseUnavailable
 from collectionflow.domain.cache import DELETED
 from collectionflow.domain.view import observed_state
-from collectionflow.handlers.context import NotLeader, OperatorContext, flow_logger
-from collectionflow.handlers.outage import PROBE_SECONDS, note_outage
-from collectionflow.handlers.reconcilers import Reconcilers
 from collectionflow.k8s.gateway import ApiUnreachable, api_error_message
-from collectionflow.k8s.watch import LISTED, SYNCED, WatchEvent
+from collectionflow.runtime.informer import LISTED, SYNCED, WatchEvent
 
 LEGACY_FINALIZER = f"{GROUP}/finalizer"
 

@@ -22,6 +22,19 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from collectionflow.api.models import FlowState
 from collectionflow.api.reasons import ConditionReason, EventReason
+from collectionflow.controller.context import NotLeader, OperatorContext, flow_logger
+from collectionflow.controller.diagnosis import diagnosis_of, may_be_held, timeouts
+from collectionflow.controller.outage import note_outage
+from collectionflow.controller.reconcile import (
+    carry_out,
+    database_sync,
+    ensure_ids,
+    read_flow,
+    reconcile,
+    recovery_for,
+)
+from collectionflow.controller.status_record import restore_status
+from collectionflow.controller.visibility import report_recovered, report_stall
 from collectionflow.db.errors import DatabaseUnavailable, UnknownMasterFlow
 from collectionflow.domain.decision import Decision, FlowView
 from collectionflow.domain.diagnosis import waiting_status
@@ -40,19 +53,6 @@ from collectionflow.domain.stall import (
     input_reminder_due,
 )
 from collectionflow.domain.view import UnreadableFlow, flow_view
-from collectionflow.handlers.context import NotLeader, OperatorContext, flow_logger
-from collectionflow.handlers.diagnosis import diagnosis_of, may_be_held, timeouts
-from collectionflow.handlers.outage import note_outage
-from collectionflow.handlers.reconcile import (
-    carry_out,
-    database_sync,
-    ensure_ids,
-    read_flow,
-    reconcile,
-    recovery_for,
-)
-from collectionflow.handlers.status_record import restore_status
-from collectionflow.handlers.visibility import report_recovered, report_stall
 from collectionflow.k8s.gateway import ApiUnreachable, Conflict, ObjectRef, api_error_message
 
 

@@ -10,14 +10,14 @@ import logging
 
 from collectionflow.api.models import FlowState
 from collectionflow.api.reasons import EventReason
+from collectionflow.controller.context import OperatorContext, flow_logger
+from collectionflow.controller.diagnosis import diagnosis_of
+from collectionflow.controller.reconcile import carry_out
 from collectionflow.db.errors import DatabaseUnavailable
 from collectionflow.domain.decision import Decision
 from collectionflow.domain.diagnosis import waiting_status
 from collectionflow.domain.journal import outage_entry
 from collectionflow.domain.view import flow_view
-from collectionflow.handlers.context import OperatorContext, flow_logger
-from collectionflow.handlers.diagnosis import diagnosis_of
-from collectionflow.handlers.reconcile import carry_out
 from collectionflow.k8s.gateway import ObjectRef
 
 log = logging.getLogger(__name__)

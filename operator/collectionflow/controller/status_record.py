@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from collectionflow.api.reasons import EventReason
-from collectionflow.handlers.context import OperatorContext, flow_logger
+from collectionflow.controller.context import OperatorContext, flow_logger
 from collectionflow.k8s.gateway import ObjectRef
 from collectionflow.specs.patches import merge_patch
 

@@ -17,10 +17,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from collectionflow.controller.eta import Durations
+from collectionflow.controller.inprocess import InProcessRunner
 from collectionflow.db.repository import FlowRepository
 from collectionflow.domain.cache import WatchCache
-from collectionflow.handlers.eta import Durations
-from collectionflow.handlers.inprocess import InProcessRunner
 from collectionflow.k8s.gateway import KubeGateway
 from collectionflow.metrics import Metrics
 from collectionflow.settings import Settings

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from collectionflow.controller.context import NotLeader, OperatorContext
 from collectionflow.db.errors import DatabaseUnavailable
-from collectionflow.handlers.context import NotLeader, OperatorContext
 from collectionflow.k8s.gateway import ApiUnreachable, api_error_message
 
 log = logging.getLogger(__name__)

@@ -15,10 +15,10 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from collectionflow.api.models import Runner
 from collectionflow.api.reasons import EventReason
+from collectionflow.controller.context import JobDeferred, JobRefused, OperatorContext, flow_logger
 from collectionflow.domain.decision import FlowView
 from collectionflow.domain.journal import fallback_entry
 from collectionflow.domain.runner import Refusal, Verdict, runner_for, verdict
-from collectionflow.handlers.context import JobDeferred, JobRefused, OperatorContext, flow_logger
 from collectionflow.k8s.gateway import ObjectRef, api_error_message
 
 

@@ -3,8 +3,8 @@ work to plain functions.
 
 kopf runs the operator's life (login, startup, signals, cleanup); it watches no resource. The
 operator's own list-then-watch loops of flows, phase Jobs, their finished pods and heartbeat
-Leases (`handlers.watches`) feed the watch cache. A change a flow decides on wakes its
-reconciler task (`handlers.reconcilers`), which reconciles from the cache; the operator's own
+Leases (`controller.watches`) feed the watch cache. A change a flow decides on wakes its
+reconciler task (`controller.reconcilers`), which reconciles from the cache; the operator's own
 status writes wake nobody. A flow with work has a task; a flow at rest has none and costs
 nothing. Each task re-reads its flow, Job and pods from the API at a slow resync interval, as
 a safety net, so the reads follow the active flows, not the stored ones.
@@ -21,18 +21,18 @@ from typing import Any
 
 import kopf
 
+from collectionflow.controller.context import Leadership, NotLeader, OperatorContext
+from collectionflow.controller.inprocess import InProcessRunner
+from collectionflow.controller.leadership import Elector, timings_of
+from collectionflow.controller.orphans import cancel_orphans_on_lead
+from collectionflow.controller.reconcilers import Reconcilers
+from collectionflow.controller.stall import sweep
+from collectionflow.controller.watches import start_watches
 from collectionflow.db.engine import make_engine, make_sessionmaker
 from collectionflow.db.errors import DatabaseUnavailable
 from collectionflow.db.migrate import upgrade
 from collectionflow.db.repository import FlowRepository
 from collectionflow.domain.leader import ElectionError
-from collectionflow.handlers.context import Leadership, NotLeader, OperatorContext
-from collectionflow.handlers.inprocess import InProcessRunner
-from collectionflow.handlers.leadership import Elector, timings_of
-from collectionflow.handlers.orphans import cancel_orphans_on_lead
-from collectionflow.handlers.reconcilers import Reconcilers
-from collectionflow.handlers.stall import sweep
-from collectionflow.handlers.watches import start_watches
 from collectionflow.k8s.gateway import KubeGateway, load_api_client
 from collectionflow.metrics import Metrics
 from collectionflow.settings import get_settings

@@ -4,7 +4,7 @@ A task runs while its flow has work: the flow watch starts it and asks it to sto
 comes to rest or goes away. These are plain asyncio tasks, not kopf daemons: a kopf daemon puts
 kopf's finalizer on its flow when it starts and takes it off when it stops, two patches per flow
 of which the first races the flow's first status write (a 409 and a re-read). A flow deleted
-while no operator watched it is caught up by the leader instead (`handlers.orphans`).
+while no operator watched it is caught up by the leader instead (`controller.orphans`).
 
 Errors never end the loop. A database outage is shared: the first reconcile that meets it
 marks it down, held flows wait for one probe to see the database answer again and then all
@@ -22,11 +22,11 @@ from dataclasses import dataclass
 
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from collectionflow.controller.context import NotLeader, OperatorContext, Wakeups, flow_logger
+from collectionflow.controller.outage import PROBE_SECONDS, database_back, database_down
+from collectionflow.controller.reconcile import reconcile
 from collectionflow.db.errors import DatabaseUnavailable
 from collectionflow.domain.view import UnreadableFlow
-from collectionflow.handlers.context import NotLeader, OperatorContext, Wakeups, flow_logger
-from collectionflow.handlers.outage import PROBE_SECONDS, database_back, database_down
-from collectionflow.handlers.reconcile import reconcile
 from collectionflow.k8s.gateway import ApiUnreachable, Conflict, api_error_message
 
 log = logging.getLogger(__name__)

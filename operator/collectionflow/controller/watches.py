@@ -1,4 +1,4 @@
-"""The watches of flows (`handlers.flows`), phase Jobs, their finished pods and heartbeat
+"""The watches of flows (`controller.flows`), phase Jobs, their finished pods and heartbeat
 Leases, feeding the watch cache.
 
 They are plain list-then-watch loops (`k8s.watch.list_and_watch`), not kopf handlers: kopf's
@@ -24,12 +24,12 @@ from typing import Any
 from collectionflow.api.limits import InputKind
 from collectionflow.api.models import GROUP, PLURAL, VERSION
 from collectionflow.api.names import LABEL_FLOW_UID, LABEL_MANAGED_BY, MANAGED_BY
+from collectionflow.controller.context import OperatorContext
+from collectionflow.controller.flows import FlowWatch
+from collectionflow.controller.reconcilers import Reconcilers
 from collectionflow.domain.cache import WatchCache, object_key
-from collectionflow.handlers.context import OperatorContext
-from collectionflow.handlers.flows import FlowWatch
-from collectionflow.handlers.reconcilers import Reconcilers
-from collectionflow.k8s.watch import LISTED, SYNCED, Lister, WatchEvent, list_and_watch
 from collectionflow.metrics import Metrics
+from collectionflow.runtime.informer import LISTED, SYNCED, Lister, WatchEvent, list_and_watch
 
 log = logging.getLogger(__name__)
 

@@ -7,13 +7,13 @@ import datetime as dt
 
 from collectionflow.api.models import ConditionType
 from collectionflow.api.reasons import ConditionReason
+from collectionflow.controller.context import OperatorContext
 from collectionflow.domain.decision import FlowView
 from collectionflow.domain.diagnosis import Diagnosis, Recoveries, diagnose
 from collectionflow.domain.evidence import Timeouts, evidence_for
 from collectionflow.domain.observe import lease_renewed_at
 from collectionflow.domain.plan import InvalidSpec
 from collectionflow.domain.stall import beat_overdue
-from collectionflow.handlers.context import OperatorContext
 
 
 def timeouts(ctx: OperatorContext) -> Timeouts:

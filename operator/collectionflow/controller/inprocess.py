@@ -1,7 +1,7 @@
 """The fallback runner: a phase attempt as a process of the operator's own pod.
 
 Only the built-in worker of the operator's own image runs here (`collectionflow worker`, never
-a flow's own image, command or arguments: `handlers.runs` sends those to a Job or fails them),
+a flow's own image, command or arguments: `controller.runs` sends those to a Job or fails them),
 and only when the operator's setting allows it. Its environment is built from nothing: the
 worker contract's variables and a bare PATH, HOME and locale; no database URL, no kubeconfig,
 no token path, no operator setting. Its heartbeat is a file this process reads (published to

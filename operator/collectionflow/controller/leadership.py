@@ -18,6 +18,7 @@ import time
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from collectionflow.api.reasons import EventReason
+from collectionflow.controller.context import OperatorContext
 from collectionflow.domain.leader import (
     LeaseRecord,
     Step,
@@ -27,7 +28,6 @@ from collectionflow.domain.leader import (
     read_lease,
     release,
 )
-from collectionflow.handlers.context import OperatorContext
 from collectionflow.k8s.gateway import ApiUnreachable, Conflict, ObjectRef, api_error_message
 from collectionflow.specs.leases import lease_manifest
 

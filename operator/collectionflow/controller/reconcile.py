@@ -27,6 +27,12 @@ from collectionflow.api.contract import WorkerRequest
 from collectionflow.api.models import CollectionFlowStatus, FlowState, Runner
 from collectionflow.api.names import ANNOTATION_INPUT, ANNOTATION_INPUT_COMPLETE
 from collectionflow.api.reasons import ConditionReason
+from collectionflow.controller.context import JobDeferred, JobRefused, OperatorContext, flow_logger
+from collectionflow.controller.diagnosis import diagnosis_of, may_be_held
+from collectionflow.controller.eta import with_eta
+from collectionflow.controller.runs import launch
+from collectionflow.controller.status_record import restore_status
+from collectionflow.controller.visibility import report_caught_up, report_recovered, report_stall
 from collectionflow.db.errors import UnknownMasterFlow
 from collectionflow.domain.decision import (
     NOTHING,
@@ -54,12 +60,6 @@ from collectionflow.domain.registry import UnknownFlowType, flow_definition
 from collectionflow.domain.snapshot import child_snapshot
 from collectionflow.domain.stall import Finding, missed_completion
 from collectionflow.domain.view import flow_view
-from collectionflow.handlers.context import JobDeferred, JobRefused, OperatorContext, flow_logger
-from collectionflow.handlers.diagnosis import diagnosis_of, may_be_held
-from collectionflow.handlers.eta import with_eta
-from collectionflow.handlers.runs import launch
-from collectionflow.handlers.status_record import restore_status
-from collectionflow.handlers.visibility import report_caught_up, report_recovered, report_stall
 from collectionflow.k8s.gateway import ObjectRef
 from collectionflow.specs.jobs import PhaseJobRequest, build_phase_job
 from collectionflow.specs.patches import merge_patch

@@ -1,0 +1,2 @@
+"""The operator's handlers. Importing `collectionflow.controller.operator` registers its kopf
+startup and cleanup."""
