@@ -13,8 +13,8 @@ import pytest
 from collectionflow.api.models import FlowState
 from collectionflow.controller.context import Leadership, OperatorContext
 from collectionflow.controller.flows import LEGACY_FINALIZER, FlowWatch
-from collectionflow.controller.reconcilers import Reconcilers
 from collectionflow.runtime.informer import LISTED, SYNCED, WatchEvent
+from collectionflow.runtime.workqueue import ObjectTasks
 from collectionflow.settings import Settings
 
 pytestmark = pytest.mark.unit
@@ -45,7 +45,7 @@ class Watched:
             leadership=Leadership(renew_deadline=10.0),  # a standby: never leading here
         )
         self.loops: list[str] = []
-        self.reconcilers = Reconcilers(self.ctx.wakeups, self.ctx.forget, self.loop)
+        self.reconcilers = ObjectTasks(self.ctx.wakeups, self.ctx.forget, self.loop)
         self.watch = FlowWatch(self.ctx, self.reconcilers)
 
     async def loop(self, uid: str, namespace: str, name: str, stop: asyncio.Event) -> None:

@@ -23,33 +23,12 @@ from collectionflow.db.repository import FlowRepository
 from collectionflow.domain.cache import WatchCache
 from collectionflow.k8s.gateway import KubeGateway
 from collectionflow.metrics import Metrics
+from collectionflow.runtime.workqueue import Wakeups
 from collectionflow.settings import Settings
 
 
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-class Wakeups:
-    """One event per flow: Job and flow watch events set it, the flow's reconciler waits on it."""
-
-    def __init__(self) -> None:
-        self._events: dict[str, asyncio.Event] = {}
-
-    def register(self, uid: str) -> asyncio.Event:
-        return self._events.setdefault(uid, asyncio.Event())
-
-    def unregister(self, uid: str) -> None:
-        self._events.pop(uid, None)
-
-    def wake(self, uid: str) -> None:
-        event = self._events.get(uid)
-        if event is not None:
-            event.set()
-
-    def wake_all(self) -> None:
-        for event in self._events.values():
-            event.set()
 
 
 class Outage:

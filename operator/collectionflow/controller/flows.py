@@ -20,12 +20,12 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from collectionflow.api.models import GROUP
 from collectionflow.controller.context import NotLeader, OperatorContext, flow_logger
 from collectionflow.controller.outage import PROBE_SECONDS, note_outage
-from collectionflow.controller.reconcilers import Reconcilers
 from collectionflow.db.errors import DatabaseUnavailable
 from collectionflow.domain.cache import DELETED
 from collectionflow.domain.view import observed_state
 from collectionflow.k8s.gateway import ApiUnreachable, api_error_message
 from collectionflow.runtime.informer import LISTED, SYNCED, WatchEvent
+from collectionflow.runtime.workqueue import ObjectTasks
 
 LEGACY_FINALIZER = f"{GROUP}/finalizer"
 
@@ -33,7 +33,7 @@ LEGACY_FINALIZER = f"{GROUP}/finalizer"
 class FlowWatch:
     """The events of one watch of flows (one namespace, or all)."""
 
-    def __init__(self, ctx: OperatorContext, reconcilers: Reconcilers) -> None:
+    def __init__(self, ctx: OperatorContext, reconcilers: ObjectTasks) -> None:
         self.ctx = ctx
         self.reconcilers = reconcilers
         self.known: dict[str, tuple[str, str]] = {}  # uid: (namespace, name)

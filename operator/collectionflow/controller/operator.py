@@ -4,7 +4,7 @@ work to plain functions.
 kopf runs the operator's life (login, startup, signals, cleanup); it watches no resource. The
 operator's own list-then-watch loops of flows, phase Jobs, their finished pods and heartbeat
 Leases (`controller.watches`) feed the watch cache. A change a flow decides on wakes its
-reconciler task (`controller.reconcilers`), which reconciles from the cache; the operator's own
+reconciler task (`controller.flow_loop`), which reconciles from the cache; the operator's own
 status writes wake nobody. A flow with work has a task; a flow at rest has none and costs
 nothing. Each task re-reads its flow, Job and pods from the API at a slow resync interval, as
 a safety net, so the reads follow the active flows, not the stored ones.
@@ -22,10 +22,10 @@ from typing import Any
 import kopf
 
 from collectionflow.controller.context import Leadership, NotLeader, OperatorContext
+from collectionflow.controller.flow_loop import flow_tasks
 from collectionflow.controller.inprocess import InProcessRunner
 from collectionflow.controller.leadership import Elector, timings_of
 from collectionflow.controller.orphans import cancel_orphans_on_lead
-from collectionflow.controller.reconcilers import Reconcilers
 from collectionflow.controller.stall import sweep
 from collectionflow.controller.watches import start_watches
 from collectionflow.db.engine import make_engine, make_sessionmaker
@@ -35,6 +35,7 @@ from collectionflow.db.repository import FlowRepository
 from collectionflow.domain.leader import ElectionError
 from collectionflow.k8s.gateway import KubeGateway, load_api_client
 from collectionflow.metrics import Metrics
+from collectionflow.runtime.workqueue import ObjectTasks
 from collectionflow.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     namespaces = getattr(memo, "namespaces", ())
     ctx.tasks.add(asyncio.create_task(_sweep_forever(ctx), name="stall-sweep"))
     ctx.tasks.add(asyncio.create_task(cancel_orphans_on_lead(ctx, namespaces), name="orphans"))
-    memo.reconcilers = Reconcilers.of(ctx)
+    memo.reconcilers = flow_tasks(ctx)
     ctx.tasks.update(start_watches(ctx, memo.reconcilers, namespaces))
     memo.ctx = ctx
     memo.elector = None
@@ -103,7 +104,7 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     probes = getattr(memo, "probes", None)
     if probes is not None:
         await probes.cleanup()
-    reconcilers: Reconcilers | None = getattr(memo, "reconcilers", None)
+    reconcilers: ObjectTasks | None = getattr(memo, "reconcilers", None)
     if reconcilers is not None:
         await reconcilers.stop_all(STOP_SECONDS)
     if ctx is not None:

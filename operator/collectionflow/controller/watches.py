@@ -26,10 +26,10 @@ from collectionflow.api.models import GROUP, PLURAL, VERSION
 from collectionflow.api.names import LABEL_FLOW_UID, LABEL_MANAGED_BY, MANAGED_BY
 from collectionflow.controller.context import OperatorContext
 from collectionflow.controller.flows import FlowWatch
-from collectionflow.controller.reconcilers import Reconcilers
 from collectionflow.domain.cache import WatchCache, object_key
 from collectionflow.metrics import Metrics
 from collectionflow.runtime.informer import LISTED, SYNCED, Lister, WatchEvent, list_and_watch
+from collectionflow.runtime.workqueue import ObjectTasks
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ PENDING_PODS = "status.phase=Pending"
 
 
 def start_watches(
-    ctx: OperatorContext, reconcilers: Reconcilers, namespaces: Iterable[str]
+    ctx: OperatorContext, reconcilers: ObjectTasks, namespaces: Iterable[str]
 ) -> list[asyncio.Task[None]]:
     """One task per resource (and per namespace, unless cluster-wide: no namespaces)."""
     kube = ctx.kube

@@ -14,114 +14,21 @@ wake at once; each flow reports it once as a `DatabaseUnavailable` Warning Event
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from collectionflow.controller.context import NotLeader, OperatorContext, Wakeups, flow_logger
+from collectionflow.controller.context import NotLeader, OperatorContext, flow_logger
 from collectionflow.controller.outage import PROBE_SECONDS, database_back, database_down
 from collectionflow.controller.reconcile import reconcile
 from collectionflow.db.errors import DatabaseUnavailable
 from collectionflow.domain.view import UnreadableFlow
 from collectionflow.k8s.gateway import ApiUnreachable, Conflict, api_error_message
+from collectionflow.runtime.workqueue import ObjectTasks
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 30.0
-RESTART_SECONDS = 10.0
-
-
-@dataclass
-class _Reconciler:
-    task: asyncio.Task[None]
-    stop: asyncio.Event
-
-
-Loop = Callable[[str, str, str, asyncio.Event], Awaitable[None]]
-
-
-class Reconcilers:
-    """The running reconciler tasks, by flow uid: each runs `loop(uid, namespace, name, stop)`
-    (`run_flow`), again after `restart_seconds` if it fails; `forget(uid)` drops what the flow
-    held once its task has ended."""
-
-    def __init__(
-        self,
-        wakeups: Wakeups,
-        forget: Callable[[str], None],
-        loop: Loop,
-        restart_seconds: float = RESTART_SECONDS,
-    ) -> None:
-        self._wakeups = wakeups
-        self._forget = forget
-        self._loop = loop
-        self._restart_seconds = restart_seconds
-        self._running: dict[str, _Reconciler] = {}
-        self._closed = False
-
-    @classmethod
-    def of(cls, ctx: OperatorContext) -> Reconcilers:
-        return cls(ctx.wakeups, ctx.forget, functools.partial(run_flow, ctx))
-
-    def __len__(self) -> int:
-        return len(self._running)
-
-    def observe(self, uid: str, namespace: str, name: str, working: bool) -> None:
-        """Start the flow's task when it has work and none runs; otherwise ask it to stop once
-        it has finished its step. A task asked to stop and not stopped yet simply goes on when
-        its flow has work again."""
-        if self._closed:  # the operator is stopping
-            return
-        running = self._running.get(uid)
-        if running is not None:
-            if working:
-                running.stop.clear()
-            else:
-                running.stop.set()
-                self._wakeups.wake(uid)
-        elif working:
-            stop = asyncio.Event()
-            task = asyncio.create_task(self._run(uid, namespace, name, stop), name=f"flow {uid}")
-            self._running[uid] = _Reconciler(task, stop)
-
-    async def stop_all(self, grace: float) -> None:
-        """Ask every task to stop, wait up to `grace` seconds for their steps to end, and cancel
-        the rest. No task starts after this."""
-        self._closed = True
-        running = list(self._running.values())
-        for reconciler in running:
-            reconciler.stop.set()
-        self._wakeups.wake_all()
-        tasks = [reconciler.task for reconciler in running]
-        if not tasks:
-            return
-        _, pending = await asyncio.wait(tasks, timeout=grace)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-
-    async def _run(self, uid: str, namespace: str, name: str, stop: asyncio.Event) -> None:
-        try:
-            while True:
-                try:
-                    await self._loop(uid, namespace, name, stop)
-                    return
-                except Exception:  # a bug must not leave the flow without a reconciler
-                    flow_logger(namespace, name).exception(
-                        "reconciler failed; restarting it in %.0fs", self._restart_seconds
-                    )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self._restart_seconds)
-                if stop.is_set():
-                    return
-        finally:
-            # No await between the loop's end and here: a flow that has work again from now on
-            # gets a new task.
-            self._running.pop(uid, None)
-            self._forget(uid)
 
 
 async def run_flow(
@@ -197,3 +104,8 @@ async def _sleep_until(event: asyncio.Event, stop: asyncio.Event, delay: float) 
         for waiter in waiters:
             waiter.cancel()
     return bool(done)
+
+
+def flow_tasks(ctx: OperatorContext) -> ObjectTasks:
+    """One reconciler task per flow with work (`run_flow`)."""
+    return ObjectTasks(ctx.wakeups, ctx.forget, functools.partial(run_flow, ctx))

@@ -6,8 +6,7 @@ import asyncio
 
 import pytest
 
-from collectionflow.controller.context import Wakeups
-from collectionflow.controller.reconcilers import Reconcilers
+from collectionflow.runtime.workqueue import ObjectTasks, Wakeups
 
 pytestmark = pytest.mark.unit
 
@@ -28,8 +27,8 @@ class Loops:
             await wake.wait()
             wake.clear()
 
-    def reconcilers(self) -> Reconcilers:
-        return Reconcilers(self.wakeups, self.forgotten.append, self.loop)
+    def reconcilers(self) -> ObjectTasks:
+        return ObjectTasks(self.wakeups, self.forgotten.append, self.loop)
 
 
 async def settle() -> None:
@@ -106,7 +105,7 @@ async def test_a_failed_loop_is_restarted_until_its_flow_stops() -> None:
         raise RuntimeError("boom")
 
     forgotten: list[str] = []
-    reconcilers = Reconcilers(Wakeups(), forgotten.append, failing, restart_seconds=0.01)
+    reconcilers = ObjectTasks(Wakeups(), forgotten.append, failing, restart_seconds=0.01)
     reconcilers.observe("a", "ns", "flow-a", working=True)
     await asyncio.sleep(0.1)
     assert len(calls) >= 3, "restarted after each failure"
