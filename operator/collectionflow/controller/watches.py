@@ -27,8 +27,7 @@ from collectionflow.api.names import LABEL_FLOW_UID, LABEL_MANAGED_BY, MANAGED_B
 from collectionflow.controller.context import OperatorContext
 from collectionflow.controller.flows import FlowWatch
 from collectionflow.domain.cache import WatchCache, object_key
-from collectionflow.metrics import Metrics
-from collectionflow.runtime.informer import LISTED, SYNCED, Lister, WatchEvent, list_and_watch
+from collectionflow.runtime.informer import LISTED, SYNCED, Lister, WatchEvent, follow
 from collectionflow.runtime.workqueue import ObjectTasks
 
 log = logging.getLogger(__name__)
@@ -44,6 +43,10 @@ def start_watches(
     """One task per resource (and per namespace, unless cluster-wide: no namespaces)."""
     kube = ctx.kube
     tasks = []
+
+    def skipped(_: WatchEvent) -> None:
+        ctx.metrics.rejected_inputs.labels(kind=InputKind.WATCH_EVENT.value).inc()
+
     scopes: list[str | None] = list(namespaces) or [None]
     for namespace in scopes:
         scope = (namespace,) if namespace else ()
@@ -91,30 +94,11 @@ def start_watches(
         ]
         for resource, lister, selectors, take in watches:
             task = asyncio.create_task(
-                _follow(lister, scope, selectors, take, ctx.metrics),
+                follow(lister, scope, selectors, take, skipped),
                 name=f"watch-{resource}-{namespace or 'all'}",
             )
             tasks.append(task)
     return tasks
-
-
-async def _follow(
-    lister: Lister,
-    args: tuple[str, ...],
-    selectors: dict[str, Any],
-    take: Callable[[WatchEvent], None],
-    metrics: Metrics,
-) -> None:
-    """Hand each event on; one that cannot be taken is logged, counted and skipped, and the
-    watch goes on with the next: no single object stops the watch of all the others."""
-    async for event in list_and_watch(lister, *args, **selectors):
-        try:
-            take(event)
-        except Exception:
-            meta = event.body.get("metadata") if isinstance(event.body, dict) else None
-            where = f"{(meta or {}).get('namespace')}/{(meta or {}).get('name')}"
-            log.exception("skipped a %s event of %s that could not be taken", event.type, where)
-            metrics.rejected_inputs.labels(kind=InputKind.WATCH_EVENT.value).inc()
 
 
 class _JobWatch:

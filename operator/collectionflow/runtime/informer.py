@@ -1,12 +1,12 @@
 """List-then-watch of one resource, as an informer does it: a re-list after 410 Gone or any
 broken watch, and every object of a re-list handed on again (so a reader replaces its copy).
 
-Used by the operator for phase Jobs, finished pods and heartbeat Leases, and by the read-only
-web view, which keeps one watch of flows and one of their Events for all its browsers. Lines
-are parsed with orjson, several times faster than the standard library on the large objects a
-watch carries; an object nested deeper than orjson decodes has its deepest parts cut
-(`api.limits.decode_wire`), so one such object never breaks the watch of all the others.
-I/O only: what the events mean is the reader's business.
+Used by the controller for flows, phase Jobs, their pods and heartbeat Leases, and by the
+read-only web view, which keeps one watch of flows and one of their Events for all its
+browsers. Lines are parsed with orjson, several times faster than the standard library on the
+large objects a watch carries; an object nested deeper than orjson decodes has its deepest
+parts cut (`api.limits.decode_wire`), so one such object never breaks the watch of all the
+others. I/O only: what the events mean is the reader's business.
 """
 
 from __future__ import annotations
@@ -53,6 +53,26 @@ async def list_and_watch(
         except (ApiException, aiohttp.ClientError, TimeoutError, ValueError) as error:
             log.warning("watch of %s broke (%s); re-listing", _name(lister), error)
         await asyncio.sleep(retry_seconds)
+
+
+async def follow(
+    lister: Lister,
+    args: tuple[str, ...],
+    selectors: dict[str, Any],
+    take: Callable[[WatchEvent], None],
+    skipped: Callable[[WatchEvent], None],
+) -> None:
+    """Hand each event of `lister` on to `take`, forever; one that cannot be taken is logged,
+    handed to `skipped`, and the watch goes on with the next: no single object stops the
+    watch of all the others."""
+    async for event in list_and_watch(lister, *args, **selectors):
+        try:
+            take(event)
+        except Exception:
+            meta = event.body.get("metadata") if isinstance(event.body, dict) else None
+            where = f"{(meta or {}).get('namespace')}/{(meta or {}).get('name')}"
+            log.exception("skipped a %s event of %s that could not be taken", event.type, where)
+            skipped(event)
 
 
 async def _watch(
