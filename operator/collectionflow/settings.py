@@ -16,7 +16,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from collectionflow.api.contract import DEFAULT_HEARTBEAT_SECONDS
 from collectionflow.api.models import Runner
-from collectionflow.domain.leader import Timings
 from collectionflow.domain.stall import MISSED_COMPLETION_GRACE
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///collectionflow.sqlite"
@@ -118,9 +117,10 @@ class LeaderSettings(BaseModel):
         default_factory=lambda: f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}",
         description="this replica's name in the Lease; unique per process",
     )
-    lease_duration_seconds: float = Field(default=Timings.lease_duration, gt=0)
-    renew_deadline_seconds: float = Field(default=Timings.renew_deadline, gt=0)
-    retry_period_seconds: float = Field(default=Timings.retry_period, gt=0)
+    # Kubernetes' own controllers use 15 s, 10 s and 2 s.
+    lease_duration_seconds: float = Field(default=15.0, gt=0)
+    renew_deadline_seconds: float = Field(default=10.0, gt=0)
+    retry_period_seconds: float = Field(default=2.0, gt=0)
 
 
 class Settings(BaseSettings):

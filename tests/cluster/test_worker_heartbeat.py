@@ -16,7 +16,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from collectionflow.api.contract import WorkerRequest, micro_time
+from collectionflow.api.contract import WorkerRequest
+from collectionflow.api.kube import micro_time
 from collectionflow.api.models import CollectionFlowSpec
 from collectionflow.domain.plan import plan_for
 from collectionflow.domain.results import PhaseOutcome, PhaseResult

@@ -18,10 +18,8 @@ from collectionflow.domain.diagnosis import (
     diagnose,
     held_by_database,
     held_status,
-    leadership,
     waiting_status,
 )
-from collectionflow.domain.leader import LeaseRecord
 from collectionflow.domain.machine import decide
 from unit.machine_flows import LATER, pending, then
 from unit.stall_evidence import NOW, POD_START_TIMEOUT, evidence, not_started, pending_pod
@@ -190,19 +188,6 @@ def test_a_pod_deleted_before_it_started_is_forgotten() -> None:
     cache.observe_pending_pod("ADDED", body)
     cache.observe_pending_pod("DELETED", body)
     assert cache.job_pods("ns", "f-init-1") is None
-
-
-def test_no_operator_leading_is_said_from_the_leader_lease() -> None:
-    renewed = NOW - dt.timedelta(seconds=135)
-    expired = LeaseRecord("op-1", renewed, renewed, 15.0, 3, "7")
-    said = leadership(expired, "cf-system/leader", NOW)
-    assert said is not None
-    assert "Lease cf-system/leader expired 120s ago (last held by op-1)" in said
-    fresh = LeaseRecord("op-1", NOW - dt.timedelta(seconds=2), NOW, 15.0, 3, "8")
-    assert leadership(fresh, "cf-system/leader", NOW) is None
-    assert leadership(None, "cf-system/leader", NOW) is None
-    released = LeaseRecord("", NOW, NOW, 1.0, 3, "9")
-    assert "released" in (leadership(released, "x/y", NOW) or "")
 
 
 def test_a_pod_that_started_without_a_heartbeat_waits_for_the_worker() -> None:

@@ -11,9 +11,10 @@ from typing import Any, cast
 import pytest
 
 from collectionflow.api.models import FlowState
-from collectionflow.controller.context import Leadership, OperatorContext
+from collectionflow.controller.context import OperatorContext
 from collectionflow.controller.flows import LEGACY_FINALIZER, FlowWatch
 from collectionflow.runtime.informer import LISTED, SYNCED, WatchEvent
+from collectionflow.runtime.leaderelection import Leadership
 from collectionflow.runtime.workqueue import ObjectTasks
 from collectionflow.settings import Settings
 

@@ -7,22 +7,23 @@ from typing import Any
 
 import pytest
 
-from collectionflow.domain.leader import (
+from collectionflow.runtime.lease import (
     ElectionError,
     LeaseRecord,
     Step,
     Timings,
     claim,
+    lease_manifest,
     next_step,
+    no_leader,
     read_lease,
     release,
 )
-from collectionflow.specs.leases import lease_manifest
 
 pytestmark = pytest.mark.unit
 
 NOW = dt.datetime(2026, 11, 25, 12, 0, 0, tzinfo=dt.UTC)
-TIMINGS = Timings()
+TIMINGS = Timings(lease_duration=15.0, renew_deadline=10.0, retry_period=2.0)
 
 
 def lease(holder: str | None, **spec: Any) -> dict[str, Any]:
@@ -119,3 +120,16 @@ def test_a_renewal_is_a_new_write_of_the_same_holder() -> None:
 def test_reading_a_lease_with_nothing_set() -> None:
     record = read_lease({"metadata": {}, "spec": {}})
     assert record == LeaseRecord("", None, None, 0.0, 0, None)
+
+
+def test_no_operator_leading_is_said_from_the_leader_lease() -> None:
+    renewed = NOW - dt.timedelta(seconds=135)
+    expired = LeaseRecord("op-1", renewed, renewed, 15.0, 3, "7")
+    said = no_leader(expired, "cf-system/leader", NOW)
+    assert said is not None
+    assert "Lease cf-system/leader expired 120s ago (last held by op-1)" in said
+    fresh = LeaseRecord("op-1", NOW - dt.timedelta(seconds=2), NOW, 15.0, 3, "8")
+    assert no_leader(fresh, "cf-system/leader", NOW) is None
+    assert no_leader(None, "cf-system/leader", NOW) is None
+    released = LeaseRecord("", NOW, NOW, 1.0, 3, "9")
+    assert "released" in (no_leader(released, "x/y", NOW) or "")

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from collectionflow.controller.context import Leadership, NotLeader
+from collectionflow.runtime.leaderelection import Leadership, NotLeader
 
 pytestmark = pytest.mark.unit
 

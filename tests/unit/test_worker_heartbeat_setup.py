@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from collectionflow.api.contract import WorkerConfigError, micro_time
+from collectionflow.api.contract import WorkerConfigError
+from collectionflow.api.kube import micro_time
 from collectionflow.worker.context import PhaseContext
 from collectionflow.worker.heartbeat import (
     NullHeartbeat,

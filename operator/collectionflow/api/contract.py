@@ -9,7 +9,6 @@ See "The worker contract" in docs/design.md.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import math
 from collections.abc import Mapping
@@ -46,11 +45,6 @@ Lease by its Job without reading the Job."""
 def compact_json(value: Any) -> str:
     """JSON as the environment carries it: no spaces, keys sorted."""
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
-
-
-def micro_time(moment: dt.datetime) -> str:
-    """A Kubernetes MicroTime: RFC 3339 in UTC with microseconds and a `Z`."""
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class WorkerConfigError(ValueError):

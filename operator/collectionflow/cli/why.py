@@ -20,14 +20,13 @@ from collectionflow.domain.diagnosis import (
     clock,
     diagnose,
     held_by_database,
-    leadership,
 )
 from collectionflow.domain.evidence import Timeouts, evidence_for
-from collectionflow.domain.leader import read_lease
 from collectionflow.domain.observe import heartbeat_seconds_of
 from collectionflow.domain.plan import InvalidSpec
 from collectionflow.domain.view import flow_view
 from collectionflow.k8s.flows_client import FlowsClient
+from collectionflow.runtime.lease import no_leader, read_lease
 from collectionflow.settings import LeaderSettings, OperatorSettings
 
 
@@ -74,7 +73,7 @@ def operator_state(kube: FlowsClient, now: dt.datetime, namespace: str | None) -
     body = kube.lease(where, leader.lease_name)
     if body is None:
         return None
-    return leadership(read_lease(body), f"{where}/{leader.lease_name}", now)
+    return no_leader(read_lease(body), f"{where}/{leader.lease_name}", now)
 
 
 def _ago(moment: dt.datetime, now: dt.datetime) -> str:

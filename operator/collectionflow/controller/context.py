@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +21,7 @@ from collectionflow.db.repository import FlowRepository
 from collectionflow.domain.cache import WatchCache
 from collectionflow.k8s.gateway import KubeGateway
 from collectionflow.metrics import Metrics
+from collectionflow.runtime.leaderelection import Leadership
 from collectionflow.runtime.workqueue import Wakeups
 from collectionflow.settings import Settings
 
@@ -94,71 +93,6 @@ class JobDeferred(Exception):
         self.error = error
 
 
-class NotLeader(Exception):
-    """This replica does not hold the leader Lease (any more): it must not act."""
-
-
-class Leadership:
-    """Whether this replica may act: only while it holds the leader Lease, renewed in time.
-
-    The right to act runs out by itself `renew_deadline` after the last renewal that started,
-    on the monotonic clock, even if the election loop is stuck: before another replica may take
-    the Lease (`lease_duration` after it last saw it change). Without election it never runs out.
-    """
-
-    def __init__(self, renew_deadline: float | None = None) -> None:
-        self.renew_deadline = renew_deadline
-        self._valid_until = -math.inf if renew_deadline is not None else math.inf
-        self.since: dt.datetime | None = None if renew_deadline is not None else utc_now()
-        self.epoch = 0 if renew_deadline is not None else 1
-        self.changed = asyncio.Event()
-
-    @property
-    def leading(self) -> bool:
-        return time.monotonic() < self._valid_until
-
-    def fence(self) -> None:
-        """Raise NotLeader unless this replica may act now; called before every write."""
-        if not self.leading:
-            raise NotLeader("this replica is not the leader")
-
-    def renewed(self, started: float, now: dt.datetime) -> bool:
-        """A renewal (or acquisition) that started at monotonic `started` succeeded; True when
-        it made this replica the leader."""
-        assert self.renew_deadline is not None
-        became = not self.leading
-        self._valid_until = started + self.renew_deadline
-        if became:
-            self.epoch += 1
-            self.since = now
-            self._announce()
-        return became
-
-    def lost(self) -> None:
-        self._valid_until = -math.inf
-        self._announce()
-
-    def _announce(self) -> None:
-        self.changed.set()
-        self.changed = asyncio.Event()
-
-    async def wait_leading(self, stopped: asyncio.Event) -> bool:
-        """Wait until this replica leads (True) or `stopped` is set (False)."""
-        while not self.leading:
-            if stopped.is_set():
-                return False
-            changed = asyncio.ensure_future(self.changed.wait())
-            halted = asyncio.ensure_future(stopped.wait())
-            try:
-                await asyncio.wait(
-                    {changed, halted}, timeout=1.0, return_when=asyncio.FIRST_COMPLETED
-                )
-            finally:
-                changed.cancel()
-                halted.cancel()
-        return True
-
-
 @dataclass
 class OperatorContext:
     settings: Settings
@@ -176,9 +110,14 @@ class OperatorContext:
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     started_at: dt.datetime = field(default_factory=utc_now)
     leadership: Leadership = field(default_factory=Leadership)
-    inprocess: InProcessRunner | None = None
+    inprocess: InProcessRunner = field(init=False)
     refusals: dict[tuple[str, str], dt.datetime] = field(default_factory=dict)
     durations: Durations = field(default_factory=Durations)
+
+    def __post_init__(self) -> None:
+        self.inprocess = InProcessRunner(
+            self.settings.operator.in_process_limit, self.cache, self.wakeups.wake
+        )
 
     def excuses(
         self,

@@ -19,12 +19,13 @@ import logging
 
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from collectionflow.controller.context import NotLeader, OperatorContext, flow_logger
+from collectionflow.controller.context import OperatorContext, flow_logger
 from collectionflow.controller.outage import PROBE_SECONDS, database_back, database_down
 from collectionflow.controller.reconcile import reconcile
 from collectionflow.db.errors import DatabaseUnavailable
 from collectionflow.domain.view import UnreadableFlow
 from collectionflow.k8s.gateway import ApiUnreachable, Conflict, api_error_message
+from collectionflow.runtime.leaderelection import NotLeader
 from collectionflow.runtime.workqueue import ObjectTasks
 
 log = logging.getLogger(__name__)

@@ -18,13 +18,14 @@ from typing import Any
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from collectionflow.api.models import GROUP
-from collectionflow.controller.context import NotLeader, OperatorContext, flow_logger
+from collectionflow.controller.context import OperatorContext, flow_logger
 from collectionflow.controller.outage import PROBE_SECONDS, note_outage
 from collectionflow.db.errors import DatabaseUnavailable
 from collectionflow.domain.cache import DELETED
 from collectionflow.domain.view import observed_state
 from collectionflow.k8s.gateway import ApiUnreachable, api_error_message
 from collectionflow.runtime.informer import LISTED, SYNCED, WatchEvent
+from collectionflow.runtime.leaderelection import NotLeader
 from collectionflow.runtime.workqueue import ObjectTasks
 
 LEGACY_FINALIZER = f"{GROUP}/finalizer"

@@ -32,8 +32,8 @@ from collectionflow.api.contract import (
     ENV_HEARTBEAT_LEASE,
     ENV_HEARTBEAT_SECONDS,
     ENV_TERMINATION_MESSAGE_PATH,
-    micro_time,
 )
+from collectionflow.api.kube import micro_time
 from collectionflow.domain.cache import WatchCache
 from collectionflow.domain.results import TERMINATION_MESSAGE_LIMIT
 from collectionflow.specs.inprocess import finished_bodies, in_process_uid, running_bodies

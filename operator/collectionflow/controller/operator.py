@@ -21,10 +21,9 @@ from typing import Any
 
 import kopf
 
-from collectionflow.controller.context import Leadership, NotLeader, OperatorContext
+from collectionflow.controller.context import OperatorContext
 from collectionflow.controller.flow_loop import flow_tasks
-from collectionflow.controller.inprocess import InProcessRunner
-from collectionflow.controller.leadership import Elector, timings_of
+from collectionflow.controller.leadership import elector, release, timings_of
 from collectionflow.controller.orphans import cancel_orphans_on_lead
 from collectionflow.controller.stall import sweep
 from collectionflow.controller.watches import start_watches
@@ -32,9 +31,10 @@ from collectionflow.db.engine import make_engine, make_sessionmaker
 from collectionflow.db.errors import DatabaseUnavailable
 from collectionflow.db.migrate import upgrade
 from collectionflow.db.repository import FlowRepository
-from collectionflow.domain.leader import ElectionError
 from collectionflow.k8s.gateway import KubeGateway, load_api_client
 from collectionflow.metrics import Metrics
+from collectionflow.runtime.leaderelection import Elector, Leadership, NotLeader
+from collectionflow.runtime.lease import ElectionError
 from collectionflow.runtime.workqueue import ObjectTasks
 from collectionflow.settings import get_settings
 
@@ -63,7 +63,6 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         repository=FlowRepository(make_sessionmaker(engine)),
         engine=engine,
     )
-    ctx.inprocess = InProcessRunner(app.operator.in_process_limit, ctx.cache, ctx.wakeups.wake)
     namespaces = getattr(memo, "namespaces", ())
     ctx.tasks.add(asyncio.create_task(_sweep_forever(ctx), name="stall-sweep"))
     ctx.tasks.add(asyncio.create_task(cancel_orphans_on_lead(ctx, namespaces), name="orphans"))
@@ -78,7 +77,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         except ElectionError as error:
             raise kopf.PermanentError(f"leader election settings: {error}") from error
         ctx.leadership = Leadership(renew_deadline=timings.renew_deadline)
-        memo.elector = Elector(ctx)
+        memo.elector = elector(ctx)
         memo.election = asyncio.create_task(memo.elector.run(), name="leader-election")
         log.info(
             "leader election on lease %s/%s as %s",
@@ -96,11 +95,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     ctx: OperatorContext | None = getattr(memo, "ctx", None)
-    elector: Elector | None = getattr(memo, "elector", None)
-    if elector is not None:
+    lead: Elector | None = getattr(memo, "elector", None)
+    if lead is not None and ctx is not None:
         memo.election.cancel()
         await asyncio.gather(memo.election, return_exceptions=True)
-        await elector.release()
+        await release(ctx, lead)
     probes = getattr(memo, "probes", None)
     if probes is not None:
         await probes.cleanup()
@@ -108,8 +107,7 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     if reconcilers is not None:
         await reconcilers.stop_all(STOP_SECONDS)
     if ctx is not None:
-        if ctx.inprocess is not None:
-            await ctx.inprocess.stop()
+        await ctx.inprocess.stop()
         for task in ctx.tasks:
             task.cancel()
         await asyncio.gather(*ctx.tasks, return_exceptions=True)

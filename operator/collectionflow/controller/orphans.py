@@ -16,9 +16,10 @@ from collections.abc import Sequence
 
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from collectionflow.controller.context import NotLeader, OperatorContext
+from collectionflow.controller.context import OperatorContext
 from collectionflow.db.errors import DatabaseUnavailable
 from collectionflow.k8s.gateway import ApiUnreachable, api_error_message
+from collectionflow.runtime.leaderelection import NotLeader
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 30.0

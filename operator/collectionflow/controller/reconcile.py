@@ -184,7 +184,7 @@ async def observe_current_job(
     if status.state is not FlowState.RUNNING or not status.current_job:
         return None, None
     namespace, name = view.namespace, status.current_job
-    known = ctx.inprocess.bodies(namespace, name) if ctx.inprocess else None
+    known = ctx.inprocess.bodies(namespace, name)
     if known is not None:  # an in-process attempt: its bodies are this process's own
         return observe_job(name, known[0], known[1]), job_finished_at(known[0])
     job = None if fresh else ctx.cache.job(namespace, name)
@@ -274,7 +274,7 @@ def _ran_by(
     history[-1] = history[-1].model_copy(update={"runner": runner})
     update: dict[str, Any] = {"phase_history": history}
     if runner is Runner.IN_PROCESS:
-        queued = ctx.inprocess.queued if ctx.inprocess else 0
+        queued = ctx.inprocess.queued
         update["message"] = f"{status.message} in the operator's process" + (
             f", after {queued} queued in-process phases" if queued else ""
         )

@@ -33,7 +33,6 @@ async def launch(
     the operator's own worker (no image, command or arguments of the flow's)."""
     settings = ctx.settings.operator
     runner = runner_for(view.spec.runner, settings.runner, built_in)
-    assert ctx.inprocess is not None, "the operator's startup makes the in-process runner"
     if runner is Runner.IN_PROCESS:
         ctx.leadership.fence()
         ctx.inprocess.start(manifest, view.uid, now)
@@ -108,7 +107,7 @@ async def _report_fallback(
         f"{job_name} runs in the operator's process: creating its Job was refused "
         f"({refusal.message})"
     )
-    if ctx.inprocess is not None and ctx.inprocess.queued:
+    if ctx.inprocess.queued:
         message += f"; {ctx.inprocess.queued} in-process phases wait before it"
     flow_logger(view.namespace, view.name, status.phase, status.attempt).warning("%s", message)
     await ctx.kube.post_event(

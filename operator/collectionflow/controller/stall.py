@@ -22,7 +22,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from collectionflow.api.models import FlowState
 from collectionflow.api.reasons import ConditionReason, EventReason
-from collectionflow.controller.context import NotLeader, OperatorContext, flow_logger
+from collectionflow.controller.context import OperatorContext, flow_logger
 from collectionflow.controller.diagnosis import diagnosis_of, may_be_held, timeouts
 from collectionflow.controller.outage import note_outage
 from collectionflow.controller.reconcile import (
@@ -54,6 +54,7 @@ from collectionflow.domain.stall import (
 )
 from collectionflow.domain.view import UnreadableFlow, flow_view
 from collectionflow.k8s.gateway import ApiUnreachable, Conflict, ObjectRef, api_error_message
+from collectionflow.runtime.leaderelection import NotLeader
 
 
 async def sweep(ctx: OperatorContext) -> int:
@@ -131,7 +132,7 @@ async def check_flow(ctx: OperatorContext, uid: str, namespace: str, name: str) 
         return None
     job = pods = lease = None
     current = view.status.current_job
-    known = ctx.inprocess.bodies(namespace, current) if ctx.inprocess and current else None
+    known = ctx.inprocess.bodies(namespace, current) if current else None
     if view.status.state is FlowState.RUNNING and current and known is not None:
         job, pods = known  # an in-process attempt: its bodies are this process's own
         lease = ctx.cache.lease(namespace, current)  # its heartbeat goes through this process

@@ -24,7 +24,6 @@ from collectionflow.api.reasons import ConditionReason
 from collectionflow.domain.decision import FlowView, JobState
 from collectionflow.domain.entering import running_message
 from collectionflow.domain.failing import moved
-from collectionflow.domain.leader import LeaseRecord
 from collectionflow.domain.stall import Evidence, PodWait, heartbeat_lapsed, pod_wait
 
 DATABASE_HELD = "the database is unavailable; the flow is held"
@@ -258,24 +257,6 @@ def held_by_database(status: CollectionFlowStatus) -> bool:
         reconciling is not None
         and reconciling.reason == ConditionReason.WAITING
         and (status.message or "").startswith(DATABASE_HELD)
-    )
-
-
-def leadership(record: LeaseRecord | None, name: str, now: dt.datetime) -> str | None:
-    """What the leader Lease says when no operator acts on flows (None: one does, or no
-    election is used: no Lease)."""
-    if record is None:
-        return None
-    if not record.holder:
-        return f"no operator is leading: Lease {name} is released and nobody took it"
-    if record.renewed_at is None:
-        return None
-    expired = now - (record.renewed_at + dt.timedelta(seconds=record.duration))
-    if expired.total_seconds() <= 0:
-        return None
-    return (
-        f"no operator is leading: Lease {name} expired {expired.total_seconds():.0f}s ago "
-        f"(last held by {record.holder}); nothing moves until an operator leads"
     )
 
 

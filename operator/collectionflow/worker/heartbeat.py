@@ -26,8 +26,8 @@ from kubernetes.client.exceptions import ApiException
 from collectionflow.api.contract import (
     ENV_HEARTBEAT_FILE,
     WorkerConfigError,
-    micro_time,
 )
+from collectionflow.api.kube import micro_time
 from collectionflow.specs.leases import heartbeat_lease
 from collectionflow.worker.context import PhaseContext
 

@@ -8,7 +8,8 @@ has not renewed for `renew_deadline` it stops acting, which is before anyone els
 Lease (`renew_deadline` < `lease_duration`). A holder that shuts down releases the Lease, so a
 successor takes it at its next try instead of waiting out the duration.
 
-Pure: it reads and writes Lease bodies as the API returns them; the handlers do the I/O.
+Pure: it reads and writes Lease bodies as the API returns them; `runtime.leaderelection`
+does the I/O.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from collectionflow.api.contract import micro_time
+from collectionflow.api.kube import micro_time
 
 
 class ElectionError(ValueError):
@@ -29,9 +30,9 @@ class ElectionError(ValueError):
 class Timings:
     """Kubernetes' own controllers use 15 s, 10 s and 2 s."""
 
-    lease_duration: float = 15.0
-    renew_deadline: float = 10.0
-    retry_period: float = 2.0
+    lease_duration: float
+    renew_deadline: float
+    retry_period: float
 
     def __post_init__(self) -> None:
         if not 0 < self.retry_period < self.renew_deadline < self.lease_duration:
@@ -127,3 +128,37 @@ def release(record: LeaseRecord, now: dt.datetime) -> dict[str, Any]:
         "renewTime": micro_time(now),
         "leaseTransitions": record.transitions,
     }
+
+
+def lease_manifest(
+    namespace: str, name: str, spec: dict[str, Any], record: LeaseRecord | None
+) -> dict[str, Any]:
+    """The Lease to write: created when there is none, else replaced at the version read, so
+    that of two replicas writing at once only one succeeds."""
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace}
+    if record is not None and record.resource_version:
+        metadata["resourceVersion"] = record.resource_version
+    return {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": metadata,
+        "spec": spec,
+    }
+
+
+def no_leader(record: LeaseRecord | None, name: str, now: dt.datetime) -> str | None:
+    """What the leader Lease says when no replica leads (None: one does, or no election is
+    used: no Lease)."""
+    if record is None:
+        return None
+    if not record.holder:
+        return f"no operator is leading: Lease {name} is released and nobody took it"
+    if record.renewed_at is None:
+        return None
+    expired = now - (record.renewed_at + dt.timedelta(seconds=record.duration))
+    if expired.total_seconds() <= 0:
+        return None
+    return (
+        f"no operator is leading: Lease {name} expired {expired.total_seconds():.0f}s ago "
+        f"(last held by {record.holder}); nothing moves until an operator leads"
+    )
