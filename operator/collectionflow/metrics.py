@@ -9,9 +9,7 @@ timeout.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
 
-from aiohttp import web
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -123,27 +121,6 @@ class Metrics:
         if state is not None:
             self.flows.labels(state=state.value).inc()
 
-    async def serve(self, ports: Iterable[int], health: Callable[[], bool]) -> web.AppRunner:
-        """Serve `/metrics` and `/healthz` (200 while `health()` holds) on each port.
-
-        The sockets are bound with SO_REUSEPORT, so that replicas sharing one network namespace
-        (host networking, or the test harness's node) can bind the same ports.
-        """
-
-        async def metrics(_: web.Request) -> web.Response:
-            body = generate_latest(self.registry)
-            return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-        async def healthz(_: web.Request) -> web.Response:
-            return web.Response(
-                text="ok\n" if health() else "unhealthy\n", status=200 if health() else 503
-            )
-
-        app = web.Application()
-        app.router.add_get("/metrics", metrics)
-        app.router.add_get("/healthz", healthz)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        for port in ports:
-            await web.TCPSite(runner, "0.0.0.0", port, reuse_port=True).start()
-        return runner
+    def exposition(self) -> tuple[bytes, str]:
+        """The metrics in Prometheus' text format, and its content type."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -33,6 +33,7 @@ from collectionflow.db.migrate import upgrade
 from collectionflow.db.repository import FlowRepository
 from collectionflow.k8s.gateway import KubeGateway, load_api_client
 from collectionflow.metrics import Metrics
+from collectionflow.runtime import healthz
 from collectionflow.runtime.leaderelection import Elector, Leadership, NotLeader
 from collectionflow.runtime.lease import ElectionError
 from collectionflow.runtime.workqueue import ObjectTasks
@@ -88,7 +89,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     metrics.leader.set_function(lambda: float(ctx.leadership.leading))
     critical = [task for task in (*ctx.tasks, memo.election) if task is not None]
     ports = {port for port in (app.operator.metrics_port, getattr(memo, "health_port", 0)) if port}
-    memo.probes = await metrics.serve(ports, lambda: not any(t.done() for t in critical))
+    memo.probes = await healthz.serve(
+        ports, lambda: not any(t.done() for t in critical), metrics.exposition
+    )
     log.info("operator ready: database %s", engine.url.render_as_string(hide_password=True))
 
 
