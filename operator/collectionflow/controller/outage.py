@@ -10,9 +10,9 @@ import logging
 
 from collectionflow.api.models import FlowState
 from collectionflow.api.reasons import EventReason
+from collectionflow.controller.acting import carry_out
 from collectionflow.controller.context import OperatorContext, flow_logger
 from collectionflow.controller.diagnosis import diagnosis_of
-from collectionflow.controller.reconcile import carry_out
 from collectionflow.db.errors import DatabaseUnavailable
 from collectionflow.domain.decision import Decision
 from collectionflow.domain.diagnosis import waiting_status

@@ -22,17 +22,12 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from collectionflow.api.models import FlowState
 from collectionflow.api.reasons import ConditionReason, EventReason
+from collectionflow.controller.acting import carry_out, database_sync, ensure_ids
 from collectionflow.controller.context import OperatorContext, flow_logger
 from collectionflow.controller.diagnosis import diagnosis_of, may_be_held, timeouts
 from collectionflow.controller.outage import note_outage
-from collectionflow.controller.reconcile import (
-    carry_out,
-    database_sync,
-    ensure_ids,
-    read_flow,
-    reconcile,
-    recovery_for,
-)
+from collectionflow.controller.reading import read_attempt, read_flow
+from collectionflow.controller.reconcile import reconcile, recovery_for
 from collectionflow.controller.status_record import restore_status
 from collectionflow.controller.visibility import report_recovered, report_stall
 from collectionflow.db.errors import DatabaseUnavailable, UnknownMasterFlow
@@ -130,19 +125,13 @@ async def check_flow(ctx: OperatorContext, uid: str, namespace: str, name: str) 
     now = ctx.clock()
     if await _remind_input(ctx, body, view, now):
         return None
-    job = pods = lease = None
+    job = lease = None
+    pods: list[dict[str, Any]] = []
     current = view.status.current_job
-    known = ctx.inprocess.bodies(namespace, current) if current else None
-    if view.status.state is FlowState.RUNNING and current and known is not None:
-        job, pods = known  # an in-process attempt: its bodies are this process's own
-        lease = ctx.cache.lease(namespace, current)  # its heartbeat goes through this process
-    elif view.status.state is FlowState.RUNNING and current:
-        job = await ctx.kube.get_job(namespace, current)
-        if ctx.cache.put_job(job, namespace, current):  # ended just now: the flow acts on it
-            ctx.wakeups.wake(uid)
-        pods = await ctx.kube.list_job_pods(namespace, current) if job else []
-        ctx.cache.put_pods(namespace, current, pods)
-        lease = await ctx.kube.get_lease(namespace, current) if job else None
+    if view.status.state is FlowState.RUNNING and current:
+        job, pods, lease = await read_attempt(
+            ctx, uid, namespace, current, fresh=True, evidence=True
+        )
     evidence = await gather_evidence(ctx, view, now, job, pods or [], lease)
     if evidence is None:
         return None
