@@ -24,7 +24,9 @@ import yaml
 from kubernetes import client
 
 from bench.common import REPO, cluster, report_measures
-from harness.flows import Flows, OperatorProcess, install_crd
+from harness.crd import install_crd
+from harness.flows import Flows
+from harness.operator_process import OperatorProcess
 
 WARMUP_FLOWS = 3
 WAVES = 2

@@ -31,7 +31,8 @@ from bench.common import cluster, report_measures
 from bench.throughput import PHASES, create_flows, new_namespace
 from collectionflow.api.models import GROUP, PLURAL, VERSION
 from harness.cluster import VENV_IMAGE
-from harness.flows import OperatorProcess, install_crd
+from harness.crd import install_crd
+from harness.operator_process import OperatorProcess
 from harness.postgres import PostgresServer
 from harness.waiting import wait_for
 

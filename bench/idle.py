@@ -31,7 +31,8 @@ from rich.table import Table
 
 from bench.common import RESULTS, cluster
 from collectionflow.api.models import GROUP, PLURAL, VERSION
-from harness.flows import OperatorProcess, install_crd
+from harness.crd import install_crd
+from harness.operator_process import OperatorProcess
 from harness.waiting import wait_for
 
 FLOWS = int(os.environ.get("BENCH_IDLE_FLOWS", "10000"))

@@ -29,7 +29,8 @@ from bench.throughput import PHASES, create_flows, new_namespace
 from collectionflow.api.models import GROUP, PLURAL, VERSION
 from collectionflow.db.models import PhaseRun
 from harness.cluster import VENV_IMAGE
-from harness.flows import OperatorProcess, install_crd
+from harness.crd import install_crd
+from harness.operator_process import OperatorProcess
 from harness.postgres import PostgresServer
 from harness.waiting import wait_for
 

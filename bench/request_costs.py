@@ -44,7 +44,7 @@ from collectionflow.api.models import (
     PhaseRunState,
 )
 from collectionflow.domain.registry import COLLECTION
-from harness.flows import install_crd
+from harness.crd import install_crd
 
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "500"))
 THREADS = 4

@@ -31,7 +31,8 @@ from bench.outage import flows_state
 from bench.throughput import PHASES, create_flows, new_namespace
 from collectionflow.db.models import FailureJournal
 from harness.cluster import VENV_IMAGE
-from harness.flows import OperatorProcess, install_crd
+from harness.crd import install_crd
+from harness.operator_process import OperatorProcess
 from harness.waiting import wait_for
 
 FLOWS = int(os.environ.get("BENCH_RESTARTS_FLOWS", "100"))

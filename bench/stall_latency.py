@@ -30,7 +30,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.common import REPO, RESULTS, cluster
 from collectionflow.db.models import FailureJournal
-from harness.flows import Flows, OperatorProcess, install_crd
+from harness.crd import install_crd
+from harness.flows import Flows
+from harness.operator_process import OperatorProcess
 
 INTERVALS = (2.0, 5.0)
 STALL_TIMEOUTS = (10, 20)

@@ -49,7 +49,8 @@ from collectionflow.settings import OperatorSettings
 from collectionflow.specs.jobs import PhaseJobRequest, build_phase_job
 from collectionflow.specs.rbac import build_worker_rbac
 from harness.cluster import VENV_IMAGE
-from harness.flows import OperatorProcess, install_crd
+from harness.crd import install_crd
+from harness.operator_process import OperatorProcess
 from harness.waiting import wait_for
 
 SIZES = tuple(int(n) for n in os.environ.get("BENCH_THROUGHPUT_SIZES", "50,200,500").split(","))

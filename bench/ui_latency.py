@@ -31,7 +31,8 @@ from selenium.webdriver.chrome.service import Service
 from bench.common import REPO, cluster, report_measures
 from collectionflow.api.models import GROUP, PLURAL, VERSION
 from harness.controlplane import free_port
-from harness.flows import Flows, install_crd
+from harness.crd import install_crd
+from harness.flows import Flows
 from harness.waiting import wait_for
 
 STORED = 1000

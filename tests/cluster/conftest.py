@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from harness.nodeagent import NodeAgent
+from harness.nodeagent.agent import NodeAgent
 from harness.pods import Pods, namespace_pods
 
 

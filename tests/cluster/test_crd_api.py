@@ -12,7 +12,7 @@ from kubernetes.client.exceptions import ApiException
 
 from collectionflow.api.models import GROUP, PLURAL, VERSION
 from harness.cluster import Cluster
-from harness.flows import install_crd
+from harness.crd import install_crd
 from harness.waiting import wait_for
 
 pytestmark = pytest.mark.cluster

@@ -12,7 +12,7 @@ import textwrap
 import pytest
 
 from harness.cluster import OPERATOR_IMAGE
-from harness.nodeagent import NodeAgent
+from harness.nodeagent.agent import NodeAgent
 from harness.pods import Pods, pod_manifest
 from harness.waiting import wait_for
 

@@ -20,7 +20,7 @@ from harness.agent_checks import (
     job_manifest,
     python_container,
 )
-from harness.nodeagent import NodeAgent
+from harness.nodeagent.agent import NodeAgent
 from harness.pods import Pods, pod_manifest
 from harness.waiting import wait_for
 

@@ -25,7 +25,7 @@ from harness.agent_checks import (
     pids_in,
     python_container,
 )
-from harness.nodeagent import NodeAgent
+from harness.nodeagent.agent import NodeAgent
 from harness.pods import Pods, pod_manifest
 from harness.waiting import wait_for
 

@@ -30,7 +30,7 @@ from collectionflow.k8s.gateway import KubeGateway, ObjectRef
 from collectionflow.worker.heartbeat import LeaseHeartbeat
 from harness.chart import Manifest, find, render
 from harness.cluster import Cluster
-from harness.flows import install_crd
+from harness.crd import install_crd
 from harness.waiting import wait_for
 
 pytestmark = pytest.mark.cluster

@@ -14,7 +14,9 @@ import pytest
 from kubernetes import client
 
 from harness.cluster import Cluster
-from harness.flows import Flows, OperatorProcess, install_crd
+from harness.crd import install_crd
+from harness.flows import Flows
+from harness.operator_process import OperatorProcess
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.flows import REPO, Flows, OperatorProcess
+from harness.flows import REPO, Flows
+from harness.operator_process import OperatorProcess
 
 pytestmark = pytest.mark.e2e
 

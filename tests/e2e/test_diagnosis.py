@@ -15,7 +15,8 @@ from kubernetes import client
 
 from e2e.diagnosis_checks import SWEEP_SECONDS, parse, reconciling
 from e2e.test_flow_lifecycle import sample_spec
-from harness.flows import Flows, OperatorProcess
+from harness.flows import Flows
+from harness.operator_process import OperatorProcess
 from harness.records import journal_rows
 from harness.waiting import wait_for
 

@@ -21,7 +21,8 @@ from e2e.diagnosis_checks import (
     said_within,
 )
 from e2e.test_flow_lifecycle import sample_spec
-from harness.flows import Flows, OperatorProcess
+from harness.flows import Flows
+from harness.operator_process import OperatorProcess
 from harness.postgres import PostgresServer
 from harness.records import journal_rows
 from harness.waiting import wait_for

@@ -16,7 +16,8 @@ from kubernetes import client
 from collectionflow.domain.registry import flow_definition
 from harness.chart import find, render
 from harness.cluster import Cluster
-from harness.flows import Flows, OperatorProcess
+from harness.flows import Flows
+from harness.operator_process import OperatorProcess
 from harness.records import journal_rows
 from harness.waiting import wait_for
 

@@ -20,7 +20,8 @@ from collectionflow.api.models import GROUP
 from collectionflow.db.models import CollectionFlow, FailureJournal, MasterFlow, PhaseRun
 from collectionflow.domain.registry import COLLECTION
 from harness.cluster import Cluster
-from harness.flows import REPO, Flows, OperatorProcess
+from harness.flows import REPO, Flows
+from harness.operator_process import OperatorProcess
 from harness.records import journal_rows
 from harness.waiting import wait_for
 

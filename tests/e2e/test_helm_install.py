@@ -23,8 +23,9 @@ from kubernetes.client.exceptions import ApiException
 from harness.chart import CHART
 from harness.cluster import OPERATOR_IMAGE, Cluster
 from harness.controlplane import free_port
-from harness.flows import Flows, install_crd
-from harness.image_model import split_reference
+from harness.crd import install_crd
+from harness.flows import Flows
+from harness.images.model import split_reference
 from harness.pods import wait_for_default_token
 from harness.postgres import PostgresServer
 from harness.waiting import wait_for

@@ -15,7 +15,8 @@ import pytest
 
 from collectionflow.domain.registry import flow_definition
 from harness.cluster import VENV_IMAGE, Cluster
-from harness.flows import Flows, OperatorProcess
+from harness.flows import Flows
+from harness.operator_process import OperatorProcess
 from harness.postgres import PostgresServer
 from harness.proxy import PartitionProxy
 from harness.waiting import wait_for

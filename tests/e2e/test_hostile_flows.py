@@ -21,7 +21,8 @@ from kubernetes.client.exceptions import ApiException
 from collectionflow.api.models import GROUP, PLURAL, VERSION
 from e2e.test_flow_lifecycle import complete_spec, kubectl, sample_spec
 from harness.cluster import Cluster
-from harness.flows import Flows, OperatorProcess
+from harness.flows import Flows
+from harness.operator_process import OperatorProcess
 from harness.records import journal_rows
 from harness.waiting import wait_for
 

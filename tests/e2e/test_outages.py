@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from collectionflow.db.models import CollectionFlow, PhaseRun
 from harness.cluster import Cluster
-from harness.flows import REPO, Flows, OperatorProcess
+from harness.flows import REPO, Flows
+from harness.operator_process import OperatorProcess
 from harness.postgres import PostgresServer
 
 pytestmark = pytest.mark.e2e

@@ -14,7 +14,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from collectionflow.db.models import CollectionFlow
-from harness.flows import REPO, Flows, OperatorProcess
+from harness.flows import REPO, Flows
+from harness.operator_process import OperatorProcess
 from harness.records import journal_rows
 from harness.waiting import wait_for
 

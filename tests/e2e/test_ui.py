@@ -22,7 +22,8 @@ from selenium.webdriver.common.by import By
 from collectionflow.api.models import GROUP, PLURAL, VERSION
 from harness.cluster import Cluster
 from harness.controlplane import free_port
-from harness.flows import REPO, Flows, OperatorProcess
+from harness.flows import REPO, Flows
+from harness.operator_process import OperatorProcess
 from harness.waiting import wait_for
 
 pytestmark = pytest.mark.e2e

@@ -15,7 +15,8 @@ from kubernetes import client
 from collectionflow.api.models import GROUP, PLURAL, VERSION
 from collectionflow.domain.registry import flow_definition
 from harness.cluster import VENV_IMAGE, Cluster
-from harness.flows import Flows, OperatorProcess
+from harness.flows import Flows
+from harness.operator_process import OperatorProcess
 
 pytestmark = pytest.mark.e2e
 

@@ -17,10 +17,10 @@ from kubernetes import client, config
 
 from collectionflow.settings import OperatorSettings
 from harness.controlplane import LocalControlPlane, provision_binaries
-from harness.image_model import LocalImage
-from harness.images import prepare_image
+from harness.images.model import LocalImage
+from harness.images.store import prepare_image
 from harness.lifecycle import Service
-from harness.nodeagent import NodeAgent
+from harness.nodeagent.agent import NodeAgent
 
 IMAGE_REPOSITORY = "collectionflow-operator"
 OPERATOR_IMAGE = OperatorSettings().image

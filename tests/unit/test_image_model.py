@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.image_enter import inside
-from harness.image_model import (
+from harness.images.enter import inside
+from harness.images.model import (
     ImageConfig,
     LocalImage,
     find_local_image,
@@ -20,7 +20,7 @@ from harness.image_model import (
     volume_mounts,
     working_dir,
 )
-from harness.nodeagent_model import ContainerConfigError
+from harness.nodeagent.model import ContainerConfigError
 
 pytestmark = pytest.mark.unit
 

@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from harness.nodeagent_model import JsonDict
-from harness.nodeagent_status import (
+from harness.nodeagent.model import JsonDict
+from harness.nodeagent.status import (
     NODE_LEASE_NAMESPACE,
     binding,
     grace_period,

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from harness.nodeagent_model import (
+from harness.nodeagent.model import (
     ContainerConfigError,
     exec_too_long,
     expand,

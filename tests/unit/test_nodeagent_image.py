@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.nodeagent import parse_image_option
-from harness.nodeagent_model import (
+from harness.nodeagent.__main__ import parse_image_option
+from harness.nodeagent.model import (
     ContainerConfigError,
     ImageMatch,
     container_argv,

@@ -10,7 +10,7 @@ import yaml
 from kubernetes import config
 from kubernetes.client import Configuration
 
-from harness.nodeagent_model import build_kubeconfig
+from harness.nodeagent.model import build_kubeconfig
 
 pytestmark = pytest.mark.unit
 

@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from harness.nodeagent_model import termination_message
-from harness.nodeagent_status import (
+from harness.nodeagent.model import termination_message
+from harness.nodeagent.status import (
     ContainerStatus,
     PodFailure,
     Running,

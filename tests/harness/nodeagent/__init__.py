@@ -20,25 +20,21 @@ SIGKILLed - so a lost agent means lost pods, as with a lost node. A new agent on
 name marks the pods whose processes died with the old one as terminated (exit code 137, reason
 ``NodeAgentRestarted``) and then applies the pod's restart policy.
 
-Not supported: init containers, probes, volumes (beyond the ServiceAccount token), resource
-limits, ``resourceFieldRef``, affinity and taints (``nodeSelector`` is honoured), events.
+Volumes: ``emptyDir`` and Secret volumes, and the ServiceAccount token. Not supported: init
+containers, probes, other volumes, resource limits, ``resourceFieldRef``, affinity and taints
+(``nodeSelector`` is honoured), events.
 
-The rooms, one job each:
+The rooms, one job each (import them by name; this package exports nothing):
 
 - :mod:`.kube`: the API client, and every write (silenced when the agent is killed);
 - :mod:`.processes`: the process table (spawn, signal, reap, kill all);
 - :mod:`.identity`: a pod's ServiceAccount token and kubeconfig;
 - :mod:`.container` and :mod:`.pod`: one container's state and launch, one pod's lifecycle;
 - :mod:`.node`: registering the Node and its heartbeat;
-- :mod:`.agent`: the agent loop (pod watch, scheduling, a worker per pod).
+- :mod:`.agent`: the agent loop (pod watch, scheduling, a worker per pod);
+- :mod:`.model` and :mod:`.status`: the pure rules of the pod spec, and of what the agent
+  reports and sends.
 
-The pure rules live in :mod:`harness.nodeagent_model` (the pod spec) and
-:mod:`harness.nodeagent_status` (what the agent reports and sends).
 Run as a process: ``python -m harness.nodeagent --kubeconfig K --node-name N --workdir D
 --image collectionflow-operator``.
 """
-
-from harness.nodeagent.__main__ import parse_image_option
-from harness.nodeagent.agent import NodeAgent
-
-__all__ = ["NodeAgent", "parse_image_option"]

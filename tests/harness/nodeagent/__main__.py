@@ -11,7 +11,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness.images import prepare_image
+from harness.images.store import prepare_image
 from harness.nodeagent.agent import NodeAgent
 
 

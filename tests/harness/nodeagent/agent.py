@@ -15,16 +15,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
-from harness.image_model import LocalImage, find_local_image
+from harness.images.model import LocalImage, find_local_image
 from harness.lifecycle import Service
 from harness.nodeagent.container import Container, PodConfig
 from harness.nodeagent.kube import AgentKilled, KubeClient, NodeApi
 from harness.nodeagent.logs import LogServer
+from harness.nodeagent.model import JsonDict, match_image, service_env
 from harness.nodeagent.node import NodeRegistration, go_arch
 from harness.nodeagent.pod import PodWorker
 from harness.nodeagent.processes import ProcessTable, base_env
-from harness.nodeagent_model import JsonDict, match_image, service_env
-from harness.nodeagent_status import (
+from harness.nodeagent.status import (
     DEFAULT_SCHEDULER,
     TERMINAL_PHASES,
     binding,
@@ -47,7 +47,7 @@ class NodeAgent(Service):
 
     ``local_images`` are images built on this machine (``make image``): a container whose
     image names one of them (same tag) runs from the image's own filesystem, entrypoint, user
-    and environment, with in-cluster ServiceAccount credentials (:mod:`harness.image_enter`).
+    and environment, with in-cluster ServiceAccount credentials (:mod:`harness.images.enter`).
 
     ``start()`` registers the node and returns once the pods already bound to it are picked
     up; ``stop()`` terminates the pods gracefully (they end Failed, reason ``Shutdown``) and

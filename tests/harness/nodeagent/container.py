@@ -2,7 +2,7 @@
 
 A container runs either from the test venv (a host process with the pod's identity as its
 ``KUBECONFIG``) or from a locally built image's filesystem, entered by
-:mod:`harness.image_enter` as a runtime would.
+:mod:`harness.images.enter` as a runtime would.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from harness.image_model import (
+from harness.images.model import (
     LocalImage,
     image_argv,
     image_env,
@@ -26,16 +26,16 @@ from harness.image_model import (
     volume_mounts,
     working_dir,
 )
-from harness.images import find_executable
-from harness.nodeagent.processes import tail, which
-from harness.nodeagent_model import (
+from harness.images.store import find_executable
+from harness.nodeagent.model import (
     ImageMatch,
     JsonDict,
     container_argv,
     exec_too_long,
     termination_message,
 )
-from harness.nodeagent_status import (
+from harness.nodeagent.processes import tail, which
+from harness.nodeagent.status import (
     ContainerStatus,
     Running,
     Terminated,
@@ -43,7 +43,7 @@ from harness.nodeagent_status import (
     parse_timestamp,
 )
 
-IMAGE_ENTER: Final = Path(__file__).parent.parent / "image_enter.py"
+IMAGE_ENTER: Final = Path(__file__).parent.parent / "images" / "enter.py"
 RESTARTED_REASON: Final = "NodeAgentRestarted"
 RESTARTED_MESSAGE: Final = (
     "The local node agent was restarted; the container's process did not survive it."
@@ -223,7 +223,7 @@ def image_launch(
     volume_dirs: Mapping[str, Path],
     config: PodConfig,
 ) -> tuple[list[str], dict[str, str], Path]:
-    """The image's filesystem, entered by :mod:`harness.image_enter` as a runtime would."""
+    """The image's filesystem, entered by :mod:`harness.images.enter` as a runtime would."""
     image = container.local
     assert image is not None
     service_env = config.service_env

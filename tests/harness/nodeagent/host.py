@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from harness.nodeagent.container import Container, PodConfig
 from harness.nodeagent.kube import NodeApi
+from harness.nodeagent.model import JsonDict
 from harness.nodeagent.processes import ProcessTable
-from harness.nodeagent_model import JsonDict
 
 if TYPE_CHECKING:
     from harness.nodeagent.pod import PodWorker

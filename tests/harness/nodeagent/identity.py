@@ -15,8 +15,8 @@ from pathlib import Path
 import yaml
 
 from harness.nodeagent.kube import KubeApiError, NodeApi
-from harness.nodeagent_model import JsonDict, build_kubeconfig, service_account_name
-from harness.nodeagent_status import token_request
+from harness.nodeagent.model import JsonDict, build_kubeconfig, service_account_name
+from harness.nodeagent.status import token_request
 
 
 class NotReady(Exception):

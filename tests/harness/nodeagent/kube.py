@@ -19,7 +19,7 @@ from typing import Any, Final
 from kubernetes import config as kube_config
 from kubernetes.client import ApiClient, Configuration
 
-from harness.nodeagent_model import JsonDict
+from harness.nodeagent.model import JsonDict
 
 logger = logging.getLogger("harness.nodeagent")
 

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Mapping
 
 from harness.nodeagent.kube import AgentKilled, NodeApi
-from harness.nodeagent_status import node_lease, node_lease_spec, node_status
+from harness.nodeagent.status import node_lease, node_lease_spec, node_status
 
 logger = logging.getLogger("harness.nodeagent")
 

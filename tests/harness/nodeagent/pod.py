@@ -24,7 +24,7 @@ from typing import Final
 
 from urllib3.exceptions import HTTPError
 
-from harness.images import VolumeNotReady, prepare_volumes
+from harness.images.store import VolumeNotReady, prepare_volumes
 from harness.nodeagent.container import (
     Container,
     StartError,
@@ -34,10 +34,10 @@ from harness.nodeagent.container import (
 from harness.nodeagent.host import PodHost, PodLogger
 from harness.nodeagent.identity import NotReady, PodIdentity
 from harness.nodeagent.kube import AgentKilled, KubeApiError
+from harness.nodeagent.model import ContainerConfigError, JsonDict, resolve_env
 from harness.nodeagent.node import NODE_IP
 from harness.nodeagent.processes import signal_group
-from harness.nodeagent_model import ContainerConfigError, JsonDict, resolve_env
-from harness.nodeagent_status import (
+from harness.nodeagent.status import (
     TERMINAL_PHASES,
     PodFailure,
     Running,

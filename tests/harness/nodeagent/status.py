@@ -1,6 +1,6 @@
 """What the local node agent reports and sends: pod status, node status and request bodies.
 
-Pure, like :mod:`harness.nodeagent_model`: the pod status a kubelet would report for its
+Pure, like :mod:`harness.nodeagent.model`: the pod status a kubelet would report for its
 containers, and the bodies of the agent's writes (Binding, node status, node Lease,
 TokenRequest, the Unschedulable condition). The agent (:mod:`harness.nodeagent`) sends them.
 """
@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from harness.nodeagent_model import JsonDict
+from harness.nodeagent.model import JsonDict
 
 TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
 DEFAULT_SCHEDULER = "default-scheduler"

@@ -2,7 +2,7 @@
 
 ``make image`` builds with buildah (see scripts/build-image.sh); here each image is prepared
 once: a buildah working container of it, mounted, gives its filesystem, which the node agent
-puts read-only below every container of that image (see :mod:`harness.image_enter`). The
+puts read-only below every container of that image (see :mod:`harness.images.enter`). The
 image's configuration (ENTRYPOINT, CMD, Env, WorkingDir, User) comes from ``buildah inspect``.
 """
 
@@ -15,9 +15,9 @@ import subprocess
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from harness.image_enter import inside
-from harness.image_model import MOUNT_POINTS, ImageConfig, LocalImage
-from harness.nodeagent_model import JsonDict
+from harness.images.enter import inside
+from harness.images.model import MOUNT_POINTS, ImageConfig, LocalImage
+from harness.nodeagent.model import JsonDict
 
 STORAGE_DRIVER = os.environ.get("STORAGE_DRIVER", "overlay")
 

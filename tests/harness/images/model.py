@@ -2,8 +2,8 @@
 
 Which image a pod's reference names, the command line (Docker's ENTRYPOINT/CMD against the
 container's ``command``/``args``), the environment, the user, the working directory and the
-mounts a container runtime would set up. :mod:`harness.image_enter` carries the mounts out;
-:mod:`harness.images` finds the image's filesystem and configuration with buildah.
+mounts a container runtime would set up. :mod:`harness.images.enter` carries the mounts out;
+:mod:`harness.images.store` finds the image's filesystem and configuration with buildah.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.nodeagent_model import ContainerConfigError, JsonDict, expand, image_lookup_keys
+from harness.nodeagent.model import ContainerConfigError, JsonDict, expand, image_lookup_keys
 
 SERVICE_ACCOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 DEFAULT_TERMINATION_MESSAGE_PATH = "/dev/termination-log"

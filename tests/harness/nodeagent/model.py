@@ -3,7 +3,7 @@
 Everything here is a function of its arguments: which images the agent may run, how a
 container's command line and environment follow from the pod spec, which kubeconfig a pod's
 process gets and what its termination message is. What the agent reports and sends is in
-:mod:`harness.nodeagent_status`. No Kubernetes client, no
+:mod:`harness.nodeagent.status`. No Kubernetes client, no
 processes, no files, so the rules can be unit-tested on their own; the agent does the I/O.
 
 Objects are plain JSON dicts in the API's camelCase spelling, the way the apiserver sends them.
