@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
+from collectionflow.api.base import ApiModel
 from collectionflow.api.crd import custom_resource_definition, render_crd_yaml
 from collectionflow.api.models import (
-    ApiModel,
     CollectionFlowSpec,
     CollectionFlowStatus,
     PhaseOverride,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from collectionflow.api.contract import ENV_HEARTBEAT_LEASE, ENV_PHASE
-from collectionflow.api.models import EnvVar
+from collectionflow.api.env import EnvVar
 from collectionflow.controller.inprocess import WORKER_ARGV, contract_environment, in_process_lease
 from collectionflow.domain.observe import lease_renewed_at
 from collectionflow.specs.inprocess import running_bodies

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
+from collectionflow.api.env import EnvVar
 from collectionflow.api.limits import MAX_PARAMETERS_BYTES
-from collectionflow.api.models import CollectionFlowSpec, EnvVar
+from collectionflow.api.models import CollectionFlowSpec
 from collectionflow.domain.plan import InvalidSpec, PhaseConfig, plan_for
 from collectionflow.domain.registry import COLLECTION, UnknownPhase
 

@@ -9,13 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from collectionflow.api.env import RESERVED_ENV_NAMES, RESERVED_ENV_PREFIX, EnvVar
 from collectionflow.api.limits import PARAMETERS, InputRejected
-from collectionflow.api.models import (
-    RESERVED_ENV_NAMES,
-    RESERVED_ENV_PREFIX,
-    CollectionFlowSpec,
-    EnvVar,
-)
+from collectionflow.api.models import CollectionFlowSpec
 from collectionflow.domain.registry import FlowDefinition, UnknownPhase, flow_definition
 
 
