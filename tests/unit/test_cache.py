@@ -9,7 +9,8 @@ import pytest
 
 from collectionflow.api.names import ANNOTATION_RETRY, LABEL_FLOW_UID
 from collectionflow.controller.context import Outage
-from collectionflow.domain.cache import WatchCache, is_older, slim_job
+from collectionflow.domain.cache import WatchCache
+from collectionflow.domain.slim import is_older, slim_job
 from collectionflow.specs.patches import merge_patch
 
 pytestmark = pytest.mark.unit

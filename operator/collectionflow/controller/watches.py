@@ -26,7 +26,8 @@ from collectionflow.api.models import GROUP, PLURAL, VERSION
 from collectionflow.api.names import LABEL_FLOW_UID, LABEL_MANAGED_BY, MANAGED_BY
 from collectionflow.controller.context import OperatorContext
 from collectionflow.controller.flows import FlowWatch
-from collectionflow.domain.cache import WatchCache, object_key
+from collectionflow.domain.cache import WatchCache
+from collectionflow.domain.slim import object_key
 from collectionflow.runtime.informer import LISTED, SYNCED, Lister, WatchEvent, follow
 from collectionflow.runtime.workqueue import ObjectTasks
 

@@ -1,8 +1,9 @@
 """What the operator knows from its watches: flows, phase Jobs, their finished pods (and the
 pods it read itself) and heartbeat Leases.
 
-Pure: the handlers feed it the bodies kopf's watches deliver and read decisions' evidence back.
-Only the fields the decisions use are kept, so 10,000 stored flows cost little memory.
+Pure: the controller feeds it the bodies its watches deliver and reads decisions' evidence
+back. Only the fields the decisions use are kept (`domain.slim`), so 10,000 stored flows cost
+little memory.
 
 Each `observe_*` says whether the change matters to the flow, so that the flow is woken only
 when something it decides on changed:
@@ -25,158 +26,26 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from collectionflow.api.names import (
-    ANNOTATION_INPUT,
-    ANNOTATION_INPUT_COMPLETE,
-    ANNOTATION_RETRY,
     LABEL_FLOW_UID,
+)
+from collectionflow.domain.slim import (
+    JOB_NAME_LABEL,
+    finished,
+    flow_fingerprint,
+    holds,
+    is_older,
+    job_fingerprint,
+    object_key,
+    older_job,
+    slim_flow,
+    slim_job,
+    slim_lease,
+    slim_pod,
 )
 from collectionflow.domain.view import has_work
 
 Body = Mapping[str, Any]
 DELETED = "DELETED"
-FLOW_ANNOTATIONS = (ANNOTATION_INPUT, ANNOTATION_INPUT_COMPLETE, ANNOTATION_RETRY)
-JOB_NAME_LABEL = "job-name"
-
-
-def _version(value: str | None) -> int | None:
-    """A resourceVersion as a number when it is one (etcd's revisions are), else None."""
-    return int(value) if value and value.isdigit() else None
-
-
-def is_older(version: str | None, than: str | None) -> bool:
-    """Whether `version` is known to precede `than`; unknown orders count as not older."""
-    a, b = _version(version), _version(than)
-    return a is not None and b is not None and a < b
-
-
-def object_key(body: Body) -> tuple[str, str]:
-    """(namespace, name) of an object."""
-    meta = body.get("metadata") or {}
-    return (meta.get("namespace", ""), meta.get("name", ""))
-
-
-def slim_flow(body: Body) -> dict[str, Any]:
-    meta = body.get("metadata") or {}
-    annotations = meta.get("annotations") or {}
-    return {
-        "metadata": {
-            "name": meta.get("name"),
-            "namespace": meta.get("namespace"),
-            "uid": meta.get("uid"),
-            "generation": meta.get("generation"),
-            "resourceVersion": meta.get("resourceVersion"),
-            "deletionTimestamp": meta.get("deletionTimestamp"),
-            "annotations": {k: annotations[k] for k in FLOW_ANNOTATIONS if k in annotations},
-        },
-        "spec": dict(body.get("spec") or {}),
-        "status": dict(body.get("status") or {}),
-    }
-
-
-def _flow_fingerprint(flow: Body) -> tuple[Any, ...]:
-    meta = flow["metadata"]
-    return (
-        meta.get("generation"),
-        tuple(sorted(meta.get("annotations", {}).items())),
-        meta.get("deletionTimestamp"),
-        repr(flow.get("status")),
-    )
-
-
-def slim_job(body: Body) -> dict[str, Any]:
-    meta = body.get("metadata") or {}
-    status = body.get("status") or {}
-    keep = ("type", "status", "reason", "message", "lastTransitionTime")
-    return {
-        "metadata": {
-            "name": meta.get("name"),
-            "namespace": meta.get("namespace"),
-            "uid": meta.get("uid"),
-            "resourceVersion": meta.get("resourceVersion"),
-            "creationTimestamp": meta.get("creationTimestamp"),
-            "labels": {LABEL_FLOW_UID: (meta.get("labels") or {}).get(LABEL_FLOW_UID)},
-        },
-        "status": {
-            "completionTime": status.get("completionTime"),
-            "conditions": [{k: c.get(k) for k in keep} for c in status.get("conditions") or []],
-        },
-    }
-
-
-def _finished(job: Body) -> bool:
-    return any(
-        c["type"] in ("Complete", "Failed") and c["status"] == "True"
-        for c in job["status"]["conditions"]
-    )
-
-
-def _older_job(job: Body, than: Body) -> bool:
-    """The same Job (by uid) at an earlier resourceVersion."""
-    meta, other = job["metadata"], than["metadata"]
-    return meta["uid"] == other["uid"] and is_older(
-        meta.get("resourceVersion"), other.get("resourceVersion")
-    )
-
-
-def _job_fingerprint(job: Body | None) -> tuple[Any, ...]:
-    if job is None:
-        return ()
-    return tuple((c["type"], c["status"]) for c in job["status"]["conditions"])
-
-
-def slim_pod(body: Body) -> dict[str, Any]:
-    meta = body.get("metadata") or {}
-    status = body.get("status") or {}
-
-    def container(c: Body) -> dict[str, Any]:
-        state = c.get("state") or {}
-        kept: dict[str, Any] = {}
-        if state.get("waiting"):
-            kept["waiting"] = {k: state["waiting"].get(k) for k in ("reason", "message")}
-        if state.get("running"):
-            kept["running"] = {"startedAt": state["running"].get("startedAt")}
-        if state.get("terminated"):
-            terminated = state["terminated"]
-            kept["terminated"] = {
-                k: terminated.get(k) for k in ("exitCode", "reason", "message", "finishedAt")
-            }
-        return {"state": kept}
-
-    return {
-        "metadata": {
-            "name": meta.get("name"),
-            "namespace": meta.get("namespace"),
-            "creationTimestamp": meta.get("creationTimestamp"),
-            "labels": {
-                key: (meta.get("labels") or {}).get(key) for key in (JOB_NAME_LABEL, LABEL_FLOW_UID)
-            },
-        },
-        "status": {
-            "phase": status.get("phase"),
-            "conditions": [
-                {"type": c.get("type"), "reason": c.get("reason"), "message": c.get("message")}
-                for c in status.get("conditions") or []
-                if c.get("type") == "PodScheduled"
-            ],
-            "containerStatuses": [container(c) for c in status.get("containerStatuses") or []],
-        },
-    }
-
-
-def _holds(pod: Body) -> tuple[Any, ...]:
-    """What keeps a pod from starting, as far as a flow's status says it."""
-    status = pod["status"]
-    waiting = tuple(
-        (c["state"]["waiting"].get("reason"), c["state"]["waiting"].get("message"))
-        for c in status["containerStatuses"]
-        if c["state"].get("waiting")
-    )
-    scheduling = tuple(
-        (c.get("reason"), c.get("message"))
-        for c in status["conditions"]
-        if c.get("reason") == "Unschedulable"
-    )
-    return waiting + scheduling
 
 
 @dataclass
@@ -250,7 +119,7 @@ class WatchCache:
         flow = slim_flow(body)
         previous = self.flows.get(uid)
         self._store(uid, flow)
-        return previous is None or _flow_fingerprint(previous) != _flow_fingerprint(flow)
+        return previous is None or flow_fingerprint(previous) != flow_fingerprint(flow)
 
     def wrote_flow(self, body: Body, status: bool = True) -> None:
         """The operator wrote the flow; `body` is what the API returned. `status`: the write
@@ -288,11 +157,11 @@ class WatchCache:
             self._forget_job(key)
             return previous is not None
         job = slim_job(body)
-        if previous is not None and _older_job(job, previous):
+        if previous is not None and older_job(job, previous):
             return False
         self.jobs[key] = job
-        changed = previous is None or _job_fingerprint(previous) != _job_fingerprint(job)
-        if changed and _finished(job):
+        changed = previous is None or job_fingerprint(previous) != job_fingerprint(job)
+        if changed and finished(job):
             self._finished_seen.setdefault(key, now)
         return changed
 
@@ -327,10 +196,10 @@ class WatchCache:
             self.jobs.pop((namespace, name), None)
             return False
         job, previous = slim_job(body), self.jobs.get((namespace, name))
-        if previous is not None and _older_job(job, previous):
+        if previous is not None and older_job(job, previous):
             return False
         self.jobs[(namespace, name)] = job
-        return _finished(job) and (previous is None or not _finished(previous))
+        return finished(job) and (previous is None or not finished(previous))
 
     def job(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.jobs.get((namespace, name))
@@ -367,7 +236,7 @@ class WatchCache:
             pods.pop(name, None)  # deleted before it started
             return None
         pods[name] = pod
-        if _holds(pod) == (_holds(previous) if previous is not None else ()):
+        if holds(pod) == (holds(previous) if previous is not None else ()):
             return None
         return str((meta.get("labels") or {}).get(LABEL_FLOW_UID) or "") or None
 
@@ -389,18 +258,3 @@ class WatchCache:
 
     def lease(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.leases.get((namespace, name))
-
-
-def slim_lease(body: Body) -> dict[str, Any]:
-    """What the heartbeat rules read of a Lease: who owns it, who holds it, when it was
-    renewed (`domain.observe.lease_renewed_at` trusts it only when they fit its Job)."""
-    meta = body.get("metadata") or {}
-    spec = body.get("spec") or {}
-    return {
-        "metadata": {
-            "ownerReferences": [
-                {"uid": owner.get("uid")} for owner in meta.get("ownerReferences") or []
-            ][:4]
-        },
-        "spec": {"holderIdentity": spec.get("holderIdentity"), "renewTime": spec.get("renewTime")},
-    }
