@@ -1,2 +1,2 @@
-"""The operator's handlers. Importing `collectionflow.controller.operator` registers its kopf
-startup and cleanup."""
+"""The flow controller, on the controller runtime (`collectionflow.runtime`). Importing
+`collectionflow.controller.operator` registers kopf's startup and cleanup."""

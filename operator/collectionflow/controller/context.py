@@ -1,4 +1,5 @@
-"""What every handler needs, built once at operator startup and handed around through kopf's memo.
+"""What the flow controller's parts share, built once at operator startup and handed around
+through kopf's memo.
 
 No module-level globals: a test can build its own context against its own cluster and
 database.

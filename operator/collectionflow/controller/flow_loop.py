@@ -1,10 +1,9 @@
 """One reconciler task per flow with work, started and stopped from the flow watch.
 
-A task runs while its flow has work: the flow watch starts it and asks it to stop when the flow
-comes to rest or goes away. These are plain asyncio tasks, not kopf daemons: a kopf daemon puts
-kopf's finalizer on its flow when it starts and takes it off when it stops, two patches per flow
-of which the first races the flow's first status write (a 409 and a re-read). A flow deleted
-while no operator watched it is caught up by the leader instead (`controller.orphans`).
+A task (`runtime.workqueue`) runs while its flow has work: the flow watch starts it and asks it
+to stop when the flow comes to rest or goes away; no finalizer (docs/design.md, "Why the
+runtime is our own"). A flow deleted while no operator watched it is caught up by the leader
+instead (`controller.orphans`).
 
 Errors never end the loop. A database outage is shared: the first reconcile that meets it
 marks it down, held flows wait for one probe to see the database answer again and then all

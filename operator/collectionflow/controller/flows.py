@@ -1,9 +1,8 @@
 """The watch of flows: it feeds the cache and the state metric, and starts and stops the
 reconciler tasks.
 
-A plain list-then-watch loop (`k8s.watch.list_and_watch`) like the other watches, not a kopf
-handler: kopf's per-event machinery (causes, handler kwargs, progress and finalizer checks) cost
-more CPU than the rest of a flow event's handling. A deleted flow's rows are marked cancelled,
+A `runtime.informer` loop like the other watches (docs/design.md, "Why the runtime is our
+own"). A deleted flow's rows are marked cancelled,
 retried until the database answers; a re-list treats the flows it lacks as deleted, so a flow
 deleted while the watch was away is not missed. Earlier versions ran each flow in a kopf
 daemon, which holds a finalizer; the leader takes that finalizer off any flow still carrying

@@ -1,9 +1,8 @@
 """The watches of flows (`controller.flows`), phase Jobs, their finished pods and heartbeat
 Leases, feeding the watch cache.
 
-They are plain list-then-watch loops (`k8s.watch.list_and_watch`), not kopf handlers: kopf's
-per-event machinery (queues, causes, handler kwargs, progress and finalizer checks) cost more
-CPU than everything else an event needs.
+They are `runtime.informer` loops, not kopf handlers (docs/design.md, "Why the runtime is our
+own").
 
 Filtered on the server: our managed-by label, and for pods, the ones that ended (their
 termination message is the phase's result; a worker's start shows as its heartbeat Lease) and,

@@ -2,10 +2,11 @@
 
 - `MissedCompletion`: advance the flow past the finished phase; never rerun it.
 - `DatabaseDrift`: write the flow's state to the database again.
-- `NoProgress`, `JobMissing`, `PodNotStarting`: with `recoveryPolicy: RetryPhase` (the
-  default), delete what is left of the stale attempt and start the phase again as the next
-  attempt, at most `maxRecoveries` times and no sooner than the backoff after the previous
-  recovery; then fail with `RecoveryExhausted`. With `recoveryPolicy: Fail`, fail at once.
+- `NoProgress`, `JobMissing`, `PodNotStarting`, `RunnerLost` (`domain.stall.RERUNS_PHASE`):
+  with `recoveryPolicy: RetryPhase` (the default), delete what is left of the stale attempt
+  and start the phase again as the next attempt, at most `maxRecoveries` times and no sooner
+  than the backoff after the previous recovery; then fail with `RecoveryExhausted`. With
+  `recoveryPolicy: Fail`, fail at once.
 """
 
 from __future__ import annotations
