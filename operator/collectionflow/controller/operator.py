@@ -6,8 +6,8 @@ controller's list-then-watch loops of flows, phase Jobs, their pods and heartbea
 (`controller.watches` on `runtime.informer`) feed the watch cache. A change a flow decides on
 wakes its reconciler task (`controller.flow_loop`), which reconciles from the cache; the
 operator's own status writes wake nobody. A flow with work has a task; a flow at rest has
-none and costs nothing. Each task re-reads its flow, Job and pods from the API at a slow resync interval, as
-a safety net, so the reads follow the active flows, not the stored ones.
+none and costs nothing. Each task re-reads its flow, Job and pods from the API at a slow
+resync interval, as a safety net, so the reads follow the active flows, not the stored ones.
 
 One sweep task checks the active flows for stalls on cached evidence every interval, never
 on kopf's `idle=`, which the operator's own status writes would keep resetting.
