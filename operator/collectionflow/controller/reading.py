@@ -9,11 +9,13 @@ from typing import Any
 
 from collectionflow.api.models import FlowState
 from collectionflow.controller.context import OperatorContext
+from collectionflow.controller.status_record import restore_status
 from collectionflow.domain.decision import (
     FlowView,
     JobObservation,
 )
 from collectionflow.domain.observe import job_finished_at, observe_job, terminated_state
+from collectionflow.domain.view import flow_view
 
 
 async def read_flow(
@@ -29,6 +31,20 @@ async def read_flow(
         return None
     ctx.cache.refresh_flow(read)
     return ctx.cache.flow(uid)
+
+
+async def flow_to_act_on(
+    ctx: OperatorContext, uid: str, namespace: str, name: str, fresh: bool
+) -> tuple[dict[str, Any], FlowView] | None:
+    """The flow and its view, its status put back first when someone else wrote another
+    (`controller.status_record`); None when it is gone or being deleted."""
+    body = await read_flow(ctx, uid, namespace, name, fresh)
+    if body is None or body["metadata"].get("deletionTimestamp"):
+        return None
+    record = ctx.cache.status_record(uid)
+    if record is not None:
+        body = await restore_status(ctx, body, record)
+    return body, flow_view(body, ctx.settings.operator.allow_simulation)
 
 
 async def read_attempt(

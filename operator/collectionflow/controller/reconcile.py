@@ -28,8 +28,7 @@ from collectionflow.api.reasons import ConditionReason
 from collectionflow.controller.acting import carry_out, ensure_ids
 from collectionflow.controller.context import JobRefused, OperatorContext
 from collectionflow.controller.diagnosis import diagnosis_of, may_be_held
-from collectionflow.controller.reading import observe_current_job, read_flow
-from collectionflow.controller.status_record import restore_status
+from collectionflow.controller.reading import flow_to_act_on, observe_current_job
 from collectionflow.controller.visibility import report_caught_up, report_recovered, report_stall
 from collectionflow.db.errors import UnknownMasterFlow
 from collectionflow.domain.decision import (
@@ -42,20 +41,16 @@ from collectionflow.domain.failing import fail_flow
 from collectionflow.domain.machine import decide
 from collectionflow.domain.recovery import RecoveryPlan, plan_recovery
 from collectionflow.domain.stall import Finding, missed_completion
-from collectionflow.domain.view import flow_view
 
 
 async def reconcile(
     ctx: OperatorContext, uid: str, namespace: str, name: str, fresh: bool = False
 ) -> Decision | None:
     """Reconcile the flow once; returns the decision carried out (None: flow gone)."""
-    body = await read_flow(ctx, uid, namespace, name, fresh)
-    if body is None or body["metadata"].get("deletionTimestamp"):
+    found = await flow_to_act_on(ctx, uid, namespace, name, fresh)
+    if found is None:
         return None
-    record = ctx.cache.status_record(uid)
-    if record is not None:
-        body = await restore_status(ctx, body, record)
-    view = flow_view(body, ctx.settings.operator.allow_simulation)
+    body, view = found
     try:
         return await _reconcile(ctx, body, view, fresh)
     except UnknownMasterFlow as error:

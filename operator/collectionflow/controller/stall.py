@@ -26,9 +26,8 @@ from collectionflow.controller.acting import carry_out, database_sync, ensure_id
 from collectionflow.controller.context import OperatorContext, flow_logger
 from collectionflow.controller.diagnosis import diagnosis_of, may_be_held, timeouts
 from collectionflow.controller.outage import note_outage
-from collectionflow.controller.reading import read_attempt, read_flow
+from collectionflow.controller.reading import flow_to_act_on, read_attempt
 from collectionflow.controller.reconcile import reconcile, recovery_for
-from collectionflow.controller.status_record import restore_status
 from collectionflow.controller.visibility import report_recovered, report_stall
 from collectionflow.db.errors import DatabaseUnavailable, UnknownMasterFlow
 from collectionflow.domain.decision import Decision, FlowView
@@ -114,13 +113,10 @@ async def _looks_stalled(ctx: OperatorContext, view: FlowView, now: dt.datetime)
 async def check_flow(ctx: OperatorContext, uid: str, namespace: str, name: str) -> Finding | None:
     """Check one flow for a stall on evidence read from the API, and recover it; returns the
     finding (None: not stalled)."""
-    body = await read_flow(ctx, uid, namespace, name, fresh=True)
-    if body is None or body["metadata"].get("deletionTimestamp"):
+    found = await flow_to_act_on(ctx, uid, namespace, name, fresh=True)
+    if found is None:
         return None
-    record = ctx.cache.status_record(uid)
-    if record is not None:
-        body = await restore_status(ctx, body, record)
-    view = flow_view(body, ctx.settings.operator.allow_simulation)
+    body, view = found
     ctx.metrics.flow_state(view.uid, view.status.state)
     now = ctx.clock()
     if await _remind_input(ctx, body, view, now):
