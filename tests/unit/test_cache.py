@@ -172,18 +172,18 @@ def test_database_health_excuses_jobs_held_by_a_known_outage() -> None:
     t0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
     grace = dt.timedelta(seconds=15)
     health = Outage()
-    assert not health.excuses(t0, t0 + dt.timedelta(seconds=60), grace)
+    assert not health.seen().excuses(t0, t0 + dt.timedelta(seconds=60), grace)
     assert health.mark_down(t0)
     assert not health.mark_down(t0 + dt.timedelta(seconds=1))
     assert not health.recovered.is_set()
-    assert health.excuses(t0 + dt.timedelta(seconds=5), t0 + dt.timedelta(seconds=50), grace)
+    assert health.seen().excuses(t0 + dt.timedelta(seconds=5), t0 + dt.timedelta(seconds=50), grace)
     back = t0 + dt.timedelta(seconds=60)
     health.mark_up(back)
     assert health.recovered.is_set()
     finished = t0 + dt.timedelta(seconds=30)
-    assert health.excuses(finished, back + dt.timedelta(seconds=5), grace)
-    assert not health.excuses(finished, back + dt.timedelta(seconds=20), grace)
-    assert not health.excuses(back + dt.timedelta(seconds=1), back + dt.timedelta(seconds=5), grace)
+    assert health.seen().excuses(finished, back + dt.timedelta(seconds=5), grace)
+    assert not health.seen().excuses(finished, back + dt.timedelta(seconds=20), grace)
+    assert not health.seen().excuses(back + dt.timedelta(seconds=1), back + dt.timedelta(seconds=5), grace)
 
 
 def test_only_flows_with_work_are_swept() -> None:

@@ -20,6 +20,8 @@ from collectionflow.controller.eta import Durations
 from collectionflow.controller.inprocess import InProcessRunner
 from collectionflow.db.repository import FlowRepository
 from collectionflow.domain.cache import WatchCache
+from collectionflow.domain.sweep import Excuses
+from collectionflow.domain.sweep import Outage as OutageSeen
 from collectionflow.k8s.gateway import KubeGateway
 from collectionflow.metrics import Metrics
 from collectionflow.runtime.leaderelection import Leadership
@@ -65,19 +67,9 @@ class Outage:
             self.back_at = now
         self.recovered.set()
 
-    def excuses(
-        self, finished_at: dt.datetime | None, now: dt.datetime, grace: dt.timedelta
-    ) -> bool:
-        """Whether a Job that finished at `finished_at` is held by a known outage: the database
-        is down, or came back after the Job finished and less than `grace` ago."""
-        if self.down_since is not None:
-            return True
-        return (
-            self.back_at is not None
-            and finished_at is not None
-            and finished_at <= self.back_at
-            and now - self.back_at < grace
-        )
+    def seen(self) -> OutageSeen:
+        """The outage as the sweep's rules judge it."""
+        return OutageSeen(self.down_since, self.back_at)
 
 
 class JobRefused(Exception):
@@ -120,27 +112,11 @@ class OperatorContext:
             self.settings.operator.in_process_limit, self.cache, self.wakeups.wake
         )
 
-    def excuses(
-        self,
-        finished_at: dt.datetime | None,
-        now: dt.datetime,
-        grace: dt.timedelta,
-        seen_at: dt.datetime | None = None,
-    ) -> bool:
-        """Whether a Job finishing at `finished_at` unnoticed is explained by something already
-        known and not by the flow: this operator was not running or not leading yet (it catches
-        up on start and on taking over),
-        its watch learned of it only lately (`seen_at`: a watch came back and re-listed), or
-        the database or the apiserver was out (`Outage.excuses`)."""
+    def excuses(self) -> Excuses:
+        """What explains a Job's end going unnoticed other than its flow: since when this
+        operator acts (its start, or its taking over the lead), and the known outages."""
         acting_since = max(self.started_at, self.leadership.since or self.started_at)
-        started = finished_at is not None and finished_at <= acting_since + grace
-        learned_lately = seen_at is not None and now - seen_at < grace
-        return (
-            started
-            or learned_lately
-            or self.database.excuses(finished_at, now, grace)
-            or self.apiserver.excuses(finished_at, now, grace)
-        )
+        return Excuses(acting_since, (self.database.seen(), self.apiserver.seen()))
 
     def lock(self, uid: str) -> asyncio.Lock:
         """Serialises the reconciles and stall checks of one flow."""

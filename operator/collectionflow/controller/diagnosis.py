@@ -1,19 +1,18 @@
 """The diagnosis of a flow from what this operator knows: its cache, its settings, the
-database's health. No request: it is asked on every reconcile of a running flow."""
+database's health. No request: it is asked on reconciles of a running flow that may be held,
+and by the stall sweep (`domain.sweep`)."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from collectionflow.api.models import ConditionType
-from collectionflow.api.reasons import ConditionReason
 from collectionflow.controller.context import OperatorContext
 from collectionflow.domain.decision import FlowView
-from collectionflow.domain.diagnosis import Diagnosis, Recoveries, diagnose
+from collectionflow.domain.diagnosis import Diagnosis, diagnose
 from collectionflow.domain.evidence import Timeouts, evidence_for
-from collectionflow.domain.observe import lease_renewed_at
 from collectionflow.domain.plan import InvalidSpec
-from collectionflow.domain.stall import beat_overdue
+from collectionflow.domain.sweep import Known, SweepRules, recoveries_for
+from collectionflow.domain.sweep import may_be_held as held_maybe
 
 
 def timeouts(ctx: OperatorContext) -> Timeouts:
@@ -26,32 +25,33 @@ def timeouts(ctx: OperatorContext) -> Timeouts:
     )
 
 
-def recoveries_of(ctx: OperatorContext, view: FlowView) -> Recoveries:
-    limit = view.spec.max_recoveries
-    return Recoveries(
-        view.spec.recovery_policy,
-        view.status.recoveries,
-        limit if limit is not None else ctx.settings.operator.max_recoveries,
+def sweep_rules(ctx: OperatorContext) -> SweepRules:
+    operator = ctx.settings.operator
+    return SweepRules(
+        timeouts(ctx),
+        dt.timedelta(seconds=operator.input_reminder_seconds),
+        operator.max_recoveries,
+    )
+
+
+def known_of(ctx: OperatorContext, view: FlowView) -> Known:
+    """What the cache and the operator's health know of the flow's current attempt."""
+    namespace, current = view.namespace, view.status.current_job or ""
+    return Known(
+        ctx.excuses(),
+        job=ctx.cache.job(namespace, current),
+        pods=ctx.cache.job_pods(namespace, current) or [],
+        lease=ctx.cache.lease(namespace, current),
+        finished_seen_at=ctx.cache.finished_seen_at(namespace, current),
+        database_down_since=ctx.database.down_since,
     )
 
 
 def may_be_held(ctx: OperatorContext, view: FlowView, now: dt.datetime) -> bool:
-    """Cheaply, whether the diagnosis could say something the status does not: its Job has a
-    pod that has not started, its worker stopped beating, the database is down, or the status
-    says the flow is held. A reconcile of a flow that moves along asks no more."""
-    status = view.status
-    reconciling = status.condition(ConditionType.RECONCILING)
-    if ctx.database.is_down or (reconciling and reconciling.reason == ConditionReason.WAITING):
-        return True
-    current = status.current_job or ""
-    pods = ctx.cache.job_pods(view.namespace, current) or []
-    if any(pod["status"].get("phase") == "Pending" for pod in pods):
-        return True
-    job = ctx.cache.job(view.namespace, current)
+    """Cheaply, from the cache, whether the diagnosis could say something the status does not
+    (`domain.sweep.may_be_held`)."""
     interval = dt.timedelta(seconds=ctx.settings.operator.heartbeat_seconds)
-    return beat_overdue(
-        lease_renewed_at(ctx.cache.lease(view.namespace, current), job), interval, now
-    )
+    return held_maybe(view, known_of(ctx, view), interval, now)
 
 
 def diagnosis_of(ctx: OperatorContext, view: FlowView, now: dt.datetime) -> Diagnosis | None:
@@ -61,22 +61,15 @@ def diagnosis_of(ctx: OperatorContext, view: FlowView, now: dt.datetime) -> Diag
     except InvalidSpec:
         return None
     status = view.status
-    current = status.current_job or ""
+    known = known_of(ctx, view)
     evidence = evidence_for(
-        view,
-        plan,
-        now,
-        timeouts(ctx),
-        ctx.cache.job(view.namespace, current),
-        ctx.cache.job_pods(view.namespace, current) or [],
-        ctx.cache.lease(view.namespace, current),
-        completion_excused=True,
+        view, plan, now, timeouts(ctx), known.job, known.pods, known.lease, True
     )
     reminder = ctx.settings.operator.input_reminder_seconds
     asked = status.last_input_reminder_time or status.input_requested_at
     return diagnose(
         evidence,
-        recoveries_of(ctx, view),
+        recoveries_for(view, ctx.settings.operator.max_recoveries),
         input_requested_at=status.input_requested_at,
         reminder_at=asked + dt.timedelta(seconds=reminder) if asked else None,
         database_down_since=ctx.database.down_since,

@@ -81,7 +81,7 @@ async def _reconcile(
     )
     caught_up = None
     seen_at = ctx.cache.finished_seen_at(view.namespace, status.current_job or "")
-    if missed is not None and ctx.excuses(finished_at, now, grace, seen_at):
+    if missed is not None and ctx.excuses().cover(finished_at, now, grace, seen_at):
         caught_up, missed = missed, None
     recovery = None
     if missed is not None:

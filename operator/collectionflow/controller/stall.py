@@ -14,8 +14,8 @@ recovery is a Normal Event `FlowRecovered` and a journal row; both are counted i
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
+from dataclasses import replace
 from typing import Any
 
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -24,28 +24,22 @@ from collectionflow.api.models import FlowState
 from collectionflow.api.reasons import ConditionReason, EventReason
 from collectionflow.controller.acting import carry_out, database_sync, ensure_ids
 from collectionflow.controller.context import OperatorContext, flow_logger
-from collectionflow.controller.diagnosis import diagnosis_of, may_be_held, timeouts
+from collectionflow.controller.diagnosis import known_of, sweep_rules
 from collectionflow.controller.outage import note_outage
 from collectionflow.controller.reading import flow_to_act_on, read_attempt
 from collectionflow.controller.reconcile import reconcile, recovery_for
 from collectionflow.controller.visibility import report_recovered, report_stall
 from collectionflow.db.errors import DatabaseUnavailable, UnknownMasterFlow
 from collectionflow.domain.decision import Decision, FlowView
-from collectionflow.domain.diagnosis import waiting_status
-from collectionflow.domain.evidence import evidence_for
 from collectionflow.domain.failing import fail_flow
-from collectionflow.domain.observe import (
-    job_finished_at,
-)
-from collectionflow.domain.plan import InvalidSpec
+from collectionflow.domain.records import ChildSnapshot
 from collectionflow.domain.recovery import RecoveryAction, RecoveryPlan
-from collectionflow.domain.snapshot import child_snapshot
 from collectionflow.domain.stall import (
-    Evidence,
     Finding,
     find_stall,
     input_reminder_due,
 )
+from collectionflow.domain.sweep import Known, Look, evidence_of, look, needs_child
 from collectionflow.domain.view import UnreadableFlow, flow_view
 from collectionflow.k8s.gateway import ApiUnreachable, Conflict, ObjectRef, api_error_message
 from collectionflow.runtime.leaderelection import NotLeader
@@ -56,24 +50,26 @@ async def sweep(ctx: OperatorContext) -> int:
     evidence. Skipped while the database is known to be down: the flows are held by it."""
     if ctx.database.is_down:
         return 0
+    rules = sweep_rules(ctx)
     checked = 0
     for body in ctx.cache.active_flows():
         if body["metadata"].get("deletionTimestamp"):
             continue
         try:
             view = flow_view(body, ctx.settings.operator.allow_simulation)
-            if not await _looks_stalled(ctx, view, ctx.clock()):
-                if _says_too_little(ctx, view, ctx.clock()):
-                    ctx.wakeups.wake(view.uid)
+            seen = look(view, await _known(ctx, view), rules, ctx.clock())
+            if seen is Look.SAY:
+                ctx.wakeups.wake(view.uid)
+            if seen is not Look.CHECK:
                 continue
             async with ctx.lock(view.uid):
                 # A transition in flight while the evidence was gathered (its database write
                 # made, its status patch not yet) looks like drift: judged again once it is done.
                 current = ctx.cache.flow(view.uid)
-                if current is not None and not await _looks_stalled(
-                    ctx, flow_view(current, ctx.settings.operator.allow_simulation), ctx.clock()
-                ):
-                    continue
+                if current is not None:
+                    again = flow_view(current, ctx.settings.operator.allow_simulation)
+                    if look(again, await _known(ctx, again), rules, ctx.clock()) is not Look.CHECK:
+                        continue
                 checked += 1
                 await check_flow(ctx, view.uid, view.namespace, view.name)
         except (
@@ -99,15 +95,18 @@ async def sweep(ctx: OperatorContext) -> int:
     return checked
 
 
-async def _looks_stalled(ctx: OperatorContext, view: FlowView, now: dt.datetime) -> bool:
-    status = view.status
-    if _reminder_due(ctx, view, now):
-        return True
-    job = ctx.cache.job(view.namespace, status.current_job) if status.current_job else None
-    pods = ctx.cache.job_pods(view.namespace, status.current_job or "") or []
-    lease = ctx.cache.lease(view.namespace, status.current_job or "")
-    evidence = await gather_evidence(ctx, view, now, job, pods, lease)
-    return evidence is not None and find_stall(evidence) is not None
+async def _known(ctx: OperatorContext, view: FlowView) -> Known:
+    """What the cache knows of the flow, with the database's record when it is evidence."""
+    known = known_of(ctx, view)
+    return replace(known, child=await _child(ctx, view)) if needs_child(view) else known
+
+
+async def _child(ctx: OperatorContext, view: FlowView) -> ChildSnapshot | None:
+    try:
+        return await ctx.repository.child_snapshot(view.uid)
+    except DatabaseUnavailable as error:
+        note_outage(ctx, error)  # flows held by it say so, though none moved
+        return None
 
 
 async def check_flow(ctx: OperatorContext, uid: str, namespace: str, name: str) -> Finding | None:
@@ -128,7 +127,15 @@ async def check_flow(ctx: OperatorContext, uid: str, namespace: str, name: str) 
         job, pods, lease = await read_attempt(
             ctx, uid, namespace, current, fresh=True, evidence=True
         )
-    evidence = await gather_evidence(ctx, view, now, job, pods or [], lease)
+    known = Known(
+        ctx.excuses(),
+        job=job,
+        pods=pods,
+        lease=lease,
+        finished_seen_at=ctx.cache.finished_seen_at(namespace, current or ""),
+        child=await _child(ctx, view) if needs_child(view) else None,
+    )
+    evidence = evidence_of(view, known, sweep_rules(ctx), now)
     if evidence is None:
         return None
     finding = find_stall(evidence)
@@ -145,46 +152,6 @@ async def check_flow(ctx: OperatorContext, uid: str, namespace: str, name: str) 
     await report_stall(ctx, view, finding, plan, now)
     await _recover(ctx, body, view, finding, plan)
     return finding
-
-
-async def gather_evidence(
-    ctx: OperatorContext,
-    view: FlowView,
-    now: dt.datetime,
-    job: dict[str, Any] | None,
-    pods: list[dict[str, Any]],
-    lease: dict[str, Any] | None,
-    with_database: bool = True,
-) -> Evidence | None:
-    """The flow's evidence; with the database's child record unless `with_database` is off."""
-    status = view.status
-    try:
-        plan = view.plan
-    except InvalidSpec:
-        return None
-    operator = ctx.settings.operator
-    excused = False
-    if status.state is FlowState.RUNNING and status.current_job:
-        # A Job held by an operator restart, a watch that just came back or a known outage is
-        # not a missed completion.
-        grace = dt.timedelta(seconds=operator.missed_completion_grace_seconds)
-        seen_at = ctx.cache.finished_seen_at(view.namespace, status.current_job)
-        excused = ctx.excuses(job_finished_at(job), now, grace, seen_at)
-    evidence = evidence_for(view, plan, now, timeouts(ctx), job, pods, lease, excused)
-    if not with_database:
-        return evidence
-    if status.master_flow_id and status.state is not FlowState.PENDING:
-        try:
-            database_child = await ctx.repository.child_snapshot(view.uid)
-        except DatabaseUnavailable as error:
-            note_outage(ctx, error)  # flows held by it say so, though none moved
-            database_child = None
-        evidence = dataclasses.replace(
-            evidence,
-            database_child=database_child,
-            expected_child=child_snapshot(plan.definition, status),
-        )
-    return evidence
 
 
 async def _recover(
@@ -210,31 +177,18 @@ async def _recover(
     await report_recovered(ctx, view, finding, plan)
 
 
-def _says_too_little(ctx: OperatorContext, view: FlowView, now: dt.datetime) -> bool:
-    """The flow is held by what no event announces (a worker that stopped beating), or no
-    longer held, and its status does not say so yet: its reconciler, woken, writes it."""
-    if view.status.state is not FlowState.RUNNING or not may_be_held(ctx, view, now):
-        return False
-    diagnosis = diagnosis_of(ctx, view, now)
-    return diagnosis is not None and waiting_status(view, diagnosis, now) is not None
-
-
-def _reminder_due(ctx: OperatorContext, view: FlowView, now: dt.datetime) -> bool:
+async def _remind_input(
+    ctx: OperatorContext, body: dict[str, Any], view: FlowView, now: dt.datetime
+) -> bool:
+    """Remind (or, by setting, fail) a flow that waits too long for input; True if it did."""
     status = view.status
-    return input_reminder_due(
+    if not input_reminder_due(
         status.state,
         status.input_requested_at,
         status.last_input_reminder_time,
         now,
         dt.timedelta(seconds=ctx.settings.operator.input_reminder_seconds),
-    )
-
-
-async def _remind_input(
-    ctx: OperatorContext, body: dict[str, Any], view: FlowView, now: dt.datetime
-) -> bool:
-    """Remind (or, by setting, fail) a flow that waits too long for input; True if it did."""
-    if not _reminder_due(ctx, view, now):
+    ):
         return False
     operator = ctx.settings.operator
     status = view.status
