@@ -183,7 +183,9 @@ def test_database_health_excuses_jobs_held_by_a_known_outage() -> None:
     finished = t0 + dt.timedelta(seconds=30)
     assert health.seen().excuses(finished, back + dt.timedelta(seconds=5), grace)
     assert not health.seen().excuses(finished, back + dt.timedelta(seconds=20), grace)
-    assert not health.seen().excuses(back + dt.timedelta(seconds=1), back + dt.timedelta(seconds=5), grace)
+    assert not health.seen().excuses(
+        back + dt.timedelta(seconds=1), back + dt.timedelta(seconds=5), grace
+    )
 
 
 def test_only_flows_with_work_are_swept() -> None:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shlex
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -114,6 +115,22 @@ class Container:
         elif self.last_state is not None:
             self.has_run = True
         return False
+
+    def pull_problem(
+        self, now: float, known: Sequence[str], backoff: float
+    ) -> tuple[str, str] | None:
+        """An image the agent cannot run: ErrImagePull at first, ImagePullBackOff after
+        `backoff` seconds, each with the kubelet's kind of message; None while it stays so."""
+        detail = (
+            f'image "{self.image}" is not available to the local node agent '
+            f"(it runs only: {', '.join(known) or 'none'})"
+        )
+        if self.pull_failed_at is None:
+            self.pull_failed_at = now
+            return "ErrImagePull", detail
+        if now - self.pull_failed_at >= backoff:
+            return "ImagePullBackOff", f'Back-off pulling image "{self.image}": {detail}'
+        return None
 
     def problem(self, reason: str, message: str) -> bool:
         """Keep the container waiting with this reason; True when the problem is new."""
@@ -259,3 +276,28 @@ def image_launch(
     launch.write_text(json.dumps(spec))
     command = [sys.executable, "-I", "-S", str(IMAGE_ENTER), str(launch)]
     return command, {"PATH": os.defpath}, pod_dir
+
+
+def launch(
+    container: Container,
+    pod: JsonDict,
+    defined: Mapping[str, str],
+    kubeconfig: Path,
+    termination: Path,
+    pod_dir: Path,
+    volume_dirs: Mapping[str, Path] | None,
+    config: PodConfig,
+) -> tuple[list[str], dict[str, str], Path]:
+    """How to start the container: from its image (`image_launch`), or from the test venv."""
+    if container.local is not None:
+        assert volume_dirs is not None
+        return image_launch(container, pod, defined, termination, pod_dir, volume_dirs, config)
+    name = str(pod["metadata"]["name"])
+    return venv_launch(container, defined, kubeconfig, termination, name, pod_dir, config)
+
+
+def shown_command(container: Container, argv: Sequence[str]) -> str:
+    """The container's own command line, for the log (an image's is in its launch file)."""
+    if container.local is not None:
+        return shlex.join(json.loads(Path(argv[-1]).read_text())["argv"])
+    return shlex.join(argv)

@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import logging
 import os
-import shlex
 import signal
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
@@ -28,8 +25,8 @@ from harness.images.store import VolumeNotReady, prepare_volumes
 from harness.nodeagent.container import (
     Container,
     StartError,
-    image_launch,
-    venv_launch,
+    launch,
+    shown_command,
 )
 from harness.nodeagent.host import PodHost, PodLogger
 from harness.nodeagent.identity import NotReady, PodIdentity
@@ -49,6 +46,7 @@ from harness.nodeagent.status import (
     restart_delay,
     should_restart,
 )
+from harness.nodeagent.stopping import stop_containers
 
 logger = logging.getLogger("harness.nodeagent")
 
@@ -223,21 +221,13 @@ class PodWorker:
         self._start(container, pod)
 
     def _image_not_available(self, container: Container) -> None:
-        now = time.monotonic()
-        known = ", ".join(self.agent.config.known_images) or "none"
-        detail = (
-            f'image "{container.image}" is not available to the local node agent '
-            f"(it runs only: {known})"
+        problem = container.pull_problem(
+            time.monotonic(),
+            self.agent.config.known_images,
+            self.agent.config.image_pull_backoff_seconds,
         )
-        if container.pull_failed_at is None:
-            container.pull_failed_at = now
-            self._problem(container, "ErrImagePull", detail)
-        elif now - container.pull_failed_at >= self.agent.config.image_pull_backoff_seconds:
-            self._problem(
-                container,
-                "ImagePullBackOff",
-                f'Back-off pulling image "{container.image}": {detail}',
-            )
+        if problem is not None:
+            self._problem(container, *problem)
 
     def _problem(self, container: Container, reason: str, message: str) -> None:
         """Keep the container waiting with this reason; log each new problem once."""
@@ -264,15 +254,16 @@ class PodWorker:
                 service_env=config.service_env,
                 pod_ip=NODE_IP,
             )
-            if container.local is not None:
-                assert self.volume_dirs is not None
-                argv, env, cwd = image_launch(
-                    container, pod, defined, termination_file, self.dir, self.volume_dirs, config
-                )
-            else:
-                argv, env, cwd = venv_launch(
-                    container, defined, kubeconfig, termination_file, self.name, self.dir, config
-                )
+            argv, env, cwd = launch(
+                container,
+                pod,
+                defined,
+                kubeconfig,
+                termination_file,
+                self.dir,
+                self.volume_dirs,
+                config,
+            )
         except ContainerConfigError as error:
             container.not_before = time.monotonic() + 1.0
             self._problem(container, "CreateContainerConfigError", str(error))
@@ -310,7 +301,7 @@ class PodWorker:
             process.pid,
             container.restart_count,
             f", image {container.local.reference}" if container.local else "",
-            shlex.join(json.loads(Path(argv[-1]).read_text())["argv"] if container.local else argv),
+            shown_command(container, argv),
             log_path,
         )
 
@@ -341,39 +332,14 @@ class PodWorker:
 
     def _terminate(self, grace: float) -> None:
         """SIGTERM the running containers' process groups, SIGKILL them after ``grace``."""
-        running = [c for c in self.containers if c.proc is not None]
-        if not running:
-            return
-        self.log.info(
-            "stopping containers %s: SIGTERM, SIGKILL after %gs",
-            ", ".join(c.name for c in running),
+        stop_containers(
+            self.containers,
+            self.agent.processes,
             grace,
+            lambda: self.agent.killed,
+            self.log,
+            self._collect,
         )
-        for container in running:
-            assert container.proc is not None
-            self.agent.processes.signal(container.proc, signal.SIGTERM)
-        self._await_processes(running, grace)
-        for container in running:
-            if container.proc is not None and container.proc.returncode is None:
-                self.log.info("container %s: grace period over, SIGKILL", container.name)
-                self.agent.processes.signal(container.proc, signal.SIGKILL)
-        self._await_processes(running, 10.0)
-        for container in running:
-            if container.proc is None:
-                continue
-            if container.proc.returncode is None:
-                self.log.error("container %s survived SIGKILL", container.name)
-                continue
-            self._collect(container, container.proc.returncode)
-
-    def _await_processes(self, containers: Sequence[Container], timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and any(
-            c.proc is not None and c.proc.returncode is None for c in containers
-        ):
-            if self.agent.killed:
-                raise AgentKilled
-            time.sleep(0.05)
 
     def _delete(self, pod: JsonDict) -> None:
         """Graceful deletion: stop the processes, report, then remove the object."""
