@@ -8,12 +8,18 @@ import json
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from kubernetes import client
 
-from e2e.diagnosis_checks import SWEEP_SECONDS, parse, reconciling
+from e2e.diagnosis_checks import (
+    SWEEP_SECONDS,
+    acted_when_announced,
+    cause_recorded,
+    parse,
+    reconciling,
+    said_within,
+)
 from e2e.test_flow_lifecycle import sample_spec
 from harness.flows import Flows
 from harness.operator_process import OperatorProcess
@@ -109,36 +115,49 @@ def test_a_healthy_flow_waiting_for_input_or_suspended_says_so(
 
 
 def test_a_worker_that_never_beats_is_announced_and_stalled_on_time(
+    api: client.ApiClient,
     flows: Flows,
     namespace: str,
     start_operator: Callable[..., OperatorProcess],
     db_url: str,
     cflow: Callable[..., subprocess.CompletedProcess[str]],
 ) -> None:
-    start_operator(db_url, COLLECTIONFLOW_OPERATOR__STALL_CHECK_INTERVAL_SECONDS=str(SWEEP_SECONDS))
+    start_operator(
+        db_url,
+        COLLECTIONFLOW_OPERATOR__HEARTBEAT_SECONDS="1",
+        COLLECTIONFLOW_OPERATOR__STALL_CHECK_INTERVAL_SECONDS=str(SWEEP_SECONDS),
+    )
     spec = sample_spec("collectionflow-complete-data.yaml")
     spec["recoveryPolicy"] = "Fail"
-    spec["phases"] = [
-        {"name": "initialization", "command": ["sleep", "120"], "stallTimeoutSeconds": 15}
-    ]
+    spec["phases"] = [{"name": "initialization", "stallTimeoutSeconds": 15}]
+    spec["parameters"]["simulate"] = {"initialization": {"silent": True, "hangSeconds": 120}}
     uid = flows.create("silent", spec)["metadata"]["uid"]
-    flows.wait_state("silent", "Running", timeout=30)
+    running = flows.wait_state("silent", "Running", timeout=30)
 
-    def announced() -> dict[str, Any] | None:
-        said: dict[str, Any] = json.loads(
-            cflow("why", "silent", "-n", namespace, "-o", "json").stdout
+    def pod_started() -> dt.datetime | None:
+        pods = (
+            client.CoreV1Api(api)
+            .list_namespaced_pod(namespace, label_selector=f"job-name={running['currentJob']}")
+            .items
         )
-        return said if said["waitsFor"] == "FirstHeartbeat" else None
+        states = [s.state.running for p in pods for s in p.status.container_statuses or []]
+        return next((state.started_at for state in states if state is not None), None)
 
-    said = wait_for(announced, "the worker's first heartbeat awaited", 20)
-    assert "then the flow fails (recoveryPolicy Fail)" in said["nextAction"]
-    due = parse(said["nextAt"])
+    started = wait_for(pod_started, "the worker's pod started", 30)
+    said = said_within(
+        flows,
+        cflow,
+        "silent",
+        "the worker has not beaten since its pod started",
+        started,
+        "Heartbeat",
+        seconds=3 + SWEEP_SECONDS + 5,
+    )
+    assert "then the flow fails (recoveryPolicy Fail)" in said.why["nextAction"]
     failed = flows.wait_state("silent", "Failed", timeout=60)
-    acted = parse(failed["completedAt"])
-    assert -1 <= (acted - due).total_seconds() <= SWEEP_SECONDS + 2, (due, acted)
+    acted_when_announced(said.due, parse(failed["completedAt"]))
     assert {c["type"]: c["reason"] for c in failed["conditions"]}["Succeeded"] == "NoProgress"
-    rows = wait_for(lambda: journal_rows(db_url, uid), "the journal row")
-    assert any("has not heart-beaten" in (row.error_message or "") for row in rows)
+    cause_recorded(flows, db_url, uid, "silent", "has not heart-beaten")
 
 
 def test_no_operator_leading_is_said_by_why(

@@ -22,7 +22,7 @@ from collectionflow.domain.diagnosis import (
 )
 from collectionflow.domain.machine import decide
 from unit.machine_flows import LATER, pending, then
-from unit.stall_evidence import NOW, POD_START_TIMEOUT, evidence, not_started, pending_pod
+from unit.stall_evidence import NOW, POD_START_TIMEOUT, evidence, not_started, pending_pod, pod
 
 pytestmark = pytest.mark.unit
 RETRY = Recoveries(RecoveryPolicy.RETRY_PHASE, 0, 3)
@@ -188,6 +188,26 @@ def test_a_pod_deleted_before_it_started_is_forgotten() -> None:
     cache.observe_pending_pod("ADDED", body)
     cache.observe_pending_pod("DELETED", body)
     assert cache.job_pods("ns", "f-init-1") is None
+
+
+def test_a_built_in_worker_silent_since_its_pod_started_is_said() -> None:
+    started = NOW - dt.timedelta(seconds=20)
+    running = (pod(started_at=started),)
+    silent = evidence(
+        heartbeat=None,
+        pods=running,
+        expects_heartbeat=True,
+        heartbeat_interval=dt.timedelta(seconds=5),
+    )
+    found = diagnose(silent, RETRY)
+    assert (found.waits_for, found.abnormal) == (WaitsFor.HEARTBEAT, True)
+    assert f"has not beaten since its pod started at {started:%H:%M:%S}Z" in found.summary
+    young = replace(silent, pods=(pod(started_at=NOW - dt.timedelta(seconds=10)),))
+    assert diagnose(young, RETRY).waits_for is WaitsFor.FIRST_HEARTBEAT, "not three beats yet"
+    own_command = replace(silent, expects_heartbeat=False)
+    assert diagnose(own_command, RETRY).waits_for is WaitsFor.FIRST_HEARTBEAT, (
+        "a phase's own command need not beat"
+    )
 
 
 def test_a_pod_that_started_without_a_heartbeat_waits_for_the_worker() -> None:

@@ -12,6 +12,7 @@ from collectionflow.domain.results import PhaseOutcome, PhaseResult
 from collectionflow.worker.context import PhaseContext
 from collectionflow.worker.main import report, run_phase, run_worker
 from collectionflow.worker.phases import initialization
+from collectionflow.worker.simulation import Simulation
 
 pytestmark = pytest.mark.unit
 
@@ -135,6 +136,7 @@ def test_next_phase_can_be_forced_even_to_an_unknown_name() -> None:
         ({"initialization": {"failAttempts": -1}}, "failAttempts must be an integer 0 or more"),
         ({"initialization": {"nextPhase": ""}}, "nextPhase must be a phase name"),
         ({"initialization": {"nextPhase": 3}}, "nextPhase must be a phase name"),
+        ({"initialization": {"silent": "yes"}}, "silent must be true or false"),
     ],
 )
 def test_invalid_knobs_fail_the_phase(simulate: Any, message: str) -> None:
@@ -202,3 +204,10 @@ def test_a_configuration_error_exits_2_with_a_failed_result(
     assert written["state"] == "failed"
     assert written["error"] == "COLLECTIONFLOW_FLOW_NAMESPACE is not set"
     assert json.loads(capsys.readouterr().out) == written
+
+
+def test_a_silent_worker_never_beats_and_only_on_the_attempts_asked() -> None:
+    silent = {"initialization": {"silent": True, "hangAttempts": 1}}
+    assert Simulation.for_context(context(silent)).silent
+    assert not Simulation.for_context(context(silent, attempt=2)).silent
+    assert not Simulation.for_context(context()).silent

@@ -24,7 +24,13 @@ from collectionflow.api.reasons import ConditionReason
 from collectionflow.domain.decision import FlowView, JobState
 from collectionflow.domain.entering import running_message
 from collectionflow.domain.failing import moved
-from collectionflow.domain.stall import Evidence, PodWait, heartbeat_lapsed, pod_wait
+from collectionflow.domain.stall import (
+    Evidence,
+    PodWait,
+    first_beat_overdue,
+    heartbeat_lapsed,
+    pod_wait,
+)
 
 DATABASE_HELD = "the database is unavailable; the flow is held"
 
@@ -194,6 +200,19 @@ def _running(e: Evidence, recoveries: Recoveries) -> Diagnosis:
     latest = max((m for m in (e.heartbeat, e.last_progress_time) if m is not None), default=None)
     due = latest + e.stall_timeout if latest is not None else None
     next_action = _after_stall("NoProgress", due, e, recoveries) if due else None
+    silent_since = first_beat_overdue(e)
+    if silent_since is not None:
+        assert e.heartbeat_interval is not None
+        every = e.heartbeat_interval.total_seconds()
+        return Diagnosis(
+            WaitsFor.HEARTBEAT,
+            f"{where}: the worker has not beaten since its pod started at "
+            f"{clock(silent_since)} (expected every {every:g}s)",
+            since=silent_since,
+            next_action=next_action,
+            next_at=due,
+            evidence={"pod_started_at": _iso(silent_since), "heartbeat_every_seconds": every},
+        )
     if e.heartbeat is None:
         return Diagnosis(
             WaitsFor.FIRST_HEARTBEAT,

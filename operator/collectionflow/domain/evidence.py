@@ -67,6 +67,7 @@ def evidence_for(
         heartbeat_interval=dt.timedelta(seconds=timeouts.heartbeat_seconds)
         if timeouts.heartbeat_seconds
         else None,
+        expects_heartbeat=status.phase is not None and plan.phase(status.phase).command is None,
         in_process=bool(status.phase_history)
         and status.phase_history[-1].runner is Runner.IN_PROCESS,
     )

@@ -136,9 +136,14 @@ def lease_renewed_at(
 def pod_evidence(pod: dict[str, Any]) -> PodEvidence:
     status = pod.get("status", {})
     containers = status.get("containerStatuses") or []
-    started = any(
+    states = [
         (c.get("state") or {}).get("running") or (c.get("state") or {}).get("terminated")
         for c in containers
+    ]
+    started = any(states)
+    started_at = min(
+        (t for t in (parse_time(s.get("startedAt")) for s in states if s) if t is not None),
+        default=None,
     )
     waiting = next(
         (
@@ -161,6 +166,7 @@ def pod_evidence(pod: dict[str, Any]) -> PodEvidence:
         phase=status.get("phase", "Unknown"),
         created_at=parse_time(pod.get("metadata", {}).get("creationTimestamp")),
         started=bool(started),
+        started_at=started_at,
         waiting_reason=(waiting or {}).get("reason"),
         waiting_message=(waiting or {}).get("message"),
         unschedulable=scheduling is not None,

@@ -63,6 +63,7 @@ class PodEvidence:
     waiting_message: str | None = None
     unschedulable: bool = False
     scheduling_message: str | None = None
+    started_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ class Evidence:
     missed_completion_grace: dt.timedelta = MISSED_COMPLETION_GRACE
     in_process: bool = False
     heartbeat_interval: dt.timedelta | None = None
+    expects_heartbeat: bool = False  # the phase runs the built-in worker, which beats
 
 
 @dataclass(frozen=True)
@@ -248,6 +250,19 @@ def beat_overdue(
     if last_beat is None or interval is None:
         return False
     return now - last_beat > interval * HEARTBEAT_MISSES
+
+
+def first_beat_overdue(e: Evidence) -> dt.datetime | None:
+    """When the pod of a phase whose worker beats (`expects_heartbeat`) started, if its worker
+    has not beaten for `HEARTBEAT_MISSES` intervals since (None: it beat, or need not)."""
+    if e.heartbeat is not None or not e.expects_heartbeat or e.heartbeat_interval is None:
+        return None
+    if e.job is None or e.job.state in (JobState.SUCCEEDED, JobState.FAILED):
+        return None
+    started = min((p.started_at for p in e.pods if p.started_at is not None), default=None)
+    if started is None or e.now - started <= e.heartbeat_interval * HEARTBEAT_MISSES:
+        return None
+    return started
 
 
 def heartbeat_lapsed(e: Evidence) -> bool:

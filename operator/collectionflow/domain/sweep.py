@@ -160,7 +160,10 @@ def may_be_held(
         return True
     if any(pod["status"].get("phase") == "Pending" for pod in known.pods):
         return True
-    return beat_overdue(lease_renewed_at(known.lease, known.job), heartbeat, now)
+    renewed = lease_renewed_at(known.lease, known.job)
+    if renewed is None:  # a started pod whose worker has not beaten yet, if it should
+        return any(pod["status"].get("phase") == "Running" for pod in known.pods)
+    return beat_overdue(renewed, heartbeat, now)
 
 
 def look(view: FlowView, known: Known, rules: SweepRules, now: dt.datetime) -> Look:

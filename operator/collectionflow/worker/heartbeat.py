@@ -234,8 +234,11 @@ class LeaseHeartbeat(Beats):
         return True
 
 
-def start_heartbeat(ctx: PhaseContext, environ: Mapping[str, str]) -> Heartbeat:
-    """The running heartbeat of the phase: a Lease one when the context names a Lease."""
+def start_heartbeat(
+    ctx: PhaseContext, environ: Mapping[str, str], silent: bool = False
+) -> Heartbeat:
+    """The running heartbeat of the phase: a Lease one when the context names a Lease.
+    `silent` (a simulation knob): it never beats, as a worker that cannot reach the API."""
     heartbeat: Heartbeat
     beat_file = environ.get(ENV_HEARTBEAT_FILE, "").strip()
     if beat_file:
@@ -252,5 +255,8 @@ def start_heartbeat(ctx: PhaseContext, environ: Mapping[str, str]) -> Heartbeat:
             flow_uid=ctx.flow_uid,
             job_uid=ctx.job_uid,
         )
+    if silent:
+        log.info("simulation: the heartbeat stays silent")
+        heartbeat.pause()
     heartbeat.start()
     return heartbeat

@@ -112,12 +112,21 @@ def report(environ: Mapping[str, str], result: PhaseResult) -> None:
     print(message, flush=True)
 
 
+def _silent(ctx: PhaseContext) -> bool:
+    """Whether the simulation keeps this attempt's heartbeat silent (invalid knobs are the
+    phase's failure, reported by `run_phase`)."""
+    try:
+        return Simulation.for_context(ctx).silent
+    except InvalidSimulation:
+        return False
+
+
 def run_worker(environ: Mapping[str, str]) -> int:
     """Run the phase the environment describes; returns the process exit code."""
     try:
         ctx = PhaseContext.from_environ(environ)
         handler = find_handler(ctx.flow_type, ctx.phase)
-        heartbeat = start_heartbeat(ctx, environ)
+        heartbeat = start_heartbeat(ctx, environ, silent=_silent(ctx))
     except (WorkerConfigError, HandlerLookupError) as error:
         log.error("cannot run the phase: %s", error)
         report(

@@ -13,6 +13,8 @@ Per phase, `parameters["simulate"][<phase>]` may hold:
 - `sleepSeconds`: work that long first, heart-beating all along.
 - `hangSeconds`: then stop heart-beating and keep running that long: a hung worker.
 - `hangAttempts`: hang only while the attempt is at most N, so a recovery's attempt works.
+- `silent`: never heart-beat at all (true or false), as a worker that cannot reach the API;
+  with `hangAttempts`, only those attempts.
 - `exitCode`: fail with that exit code (1-255) and a failed result, without running the phase.
 - `failAttempts`: fail only while the attempt is at most N (with `exitCode`, or 1), so a
   retry succeeds.
@@ -39,7 +41,15 @@ from collectionflow.worker.heartbeat import Heartbeat
 
 log = logging.getLogger(__name__)
 
-KNOBS = ("sleepSeconds", "hangSeconds", "hangAttempts", "exitCode", "failAttempts", "nextPhase")
+KNOBS = (
+    "sleepSeconds",
+    "hangSeconds",
+    "hangAttempts",
+    "silent",
+    "exitCode",
+    "failAttempts",
+    "nextPhase",
+)
 
 
 class InvalidSimulation(ValueError):
@@ -50,6 +60,7 @@ class InvalidSimulation(ValueError):
 class Simulation:
     sleep_seconds: float = 0.0
     hang_seconds: float = 0.0
+    silent: bool = False
     exit_code: int | None = None
     fail_attempts: int | None = None
     next_phase: str | None = None
@@ -75,11 +86,14 @@ class Simulation:
             raise InvalidSimulation(
                 f"{where} has unknown knobs {', '.join(unknown)} (known: {', '.join(KNOBS)})"
             )
+        hangs = ctx.attempt <= (_integer(knobs, "hangAttempts", where, 0, None) or ctx.attempt)
+        silent = knobs.get("silent", False)
+        if not isinstance(silent, bool):
+            raise InvalidSimulation(f"{where}.silent must be true or false")
         return cls(
             sleep_seconds=_seconds(knobs, "sleepSeconds", where),
-            hang_seconds=_seconds(knobs, "hangSeconds", where)
-            if ctx.attempt <= (_integer(knobs, "hangAttempts", where, 0, None) or ctx.attempt)
-            else 0.0,
+            hang_seconds=_seconds(knobs, "hangSeconds", where) if hangs else 0.0,
+            silent=silent and hangs,
             exit_code=_integer(knobs, "exitCode", where, 1, 255),
             fail_attempts=_integer(knobs, "failAttempts", where, 0, None),
             next_phase=_phase_name(knobs, where),
