@@ -52,12 +52,16 @@ def said_within(
 ) -> Said:
     """The status message names `needle` with reason Waiting within `seconds` of `since`, and
     `why` says the same cause (text and JSON), with a next action and its time."""
-    status = flows.wait_for(
-        name,
-        lambda s: needle in (s.get("message") or ""),
-        f"the status naming {needle!r}",
-        timeout=seconds + 20,
-    )
+    try:
+        status = flows.wait_for(
+            name,
+            lambda s: needle in (s.get("message") or ""),
+            f"the status naming {needle!r}",
+            timeout=seconds + 20,
+        )
+    except AssertionError as missed:
+        why = cflow("why", name, "-n", flows.namespace, "-o", "json")
+        raise AssertionError(f"{missed}; why says: {why.stdout}{why.stderr}") from None
     at = dt.datetime.now(dt.UTC)
     print(f"{name}: said {(at - since).total_seconds():.1f}s after the cause: {status['message']}")
     assert (at - since).total_seconds() <= seconds, "said within seconds of the cause"

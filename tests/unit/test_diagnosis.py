@@ -162,18 +162,19 @@ def test_the_pending_pod_watch_wakes_the_flow_only_when_what_holds_it_changes() 
             "status": {"phase": phase, "containerStatuses": [{"name": "c", "state": state}]},
         }
 
-    assert cache.observe_pending_pod("ADDED", pod("Pending")) is None
-    assert cache.observe_pending_pod("MODIFIED", pod("Pending", "ErrImagePull")) == "u1"
-    assert cache.observe_pending_pod("MODIFIED", pod("Pending", "ErrImagePull")) is None
-    assert cache.observe_pending_pod("MODIFIED", pod("Pending", PULLING)) == "u1"
-    started = pod("Running")
-    started["status"]["containerStatuses"] = [{"name": "c", "state": {"running": {}}}]
-    assert cache.observe_pending_pod("DELETED", started) == "u1"  # left Pending: it started
+    assert cache.observe_pending_pod("ADDED", pod("Pending"), NOW) is None
+    assert cache.observe_pending_pod("MODIFIED", pod("Pending", "ErrImagePull"), NOW) == "u1"
+    assert cache.observe_pending_pod("MODIFIED", pod("Pending", "ErrImagePull"), NOW) is None
+    assert cache.observe_pending_pod("MODIFIED", pod("Pending", PULLING), NOW) == "u1"
+    # Left Pending: the watch sends its last Pending state, with no deletionTimestamp.
+    assert cache.observe_pending_pod("DELETED", pod("Pending", PULLING), LATER) == "u1"
     known = cache.job_pods("ns", "f-init-1")
     assert known is not None
     assert known[0]["status"]["phase"] == "Running"
-    cache.observe_pod("MODIFIED", pod("Succeeded"))  # the finished-pod watch was first
-    assert cache.observe_pending_pod("DELETED", pod("Pending", PULLING)) is None
+    [state] = [c["state"] for c in known[0]["status"]["containerStatuses"]]
+    assert state == {"running": {"startedAt": f"{LATER:%Y-%m-%dT%H:%M:%S}Z"}}
+    cache.observe_pod("MODIFIED", pod("Succeeded"))  # the finished-pod watch came first
+    assert cache.observe_pending_pod("DELETED", pod("Pending", PULLING), LATER) is None
     pods = cache.job_pods("ns", "f-init-1")
     assert pods is not None
     assert pods[0]["status"]["phase"] == "Succeeded"
@@ -181,12 +182,14 @@ def test_the_pending_pod_watch_wakes_the_flow_only_when_what_holds_it_changes() 
 
 def test_a_pod_deleted_before_it_started_is_forgotten() -> None:
     cache = WatchCache()
-    body = {
+    body: dict[str, Any] = {
         "metadata": {"name": "p1", "namespace": "ns", "labels": {"job-name": "f-init-1"}},
         "status": {"phase": "Pending", "containerStatuses": []},
     }
-    cache.observe_pending_pod("ADDED", body)
-    cache.observe_pending_pod("DELETED", body)
+    cache.observe_pending_pod("ADDED", body, NOW)
+    body["metadata"]["deletionTimestamp"] = "2024-05-01T12:00:05Z"
+    cache.observe_pending_pod("MODIFIED", body, NOW)
+    cache.observe_pending_pod("DELETED", body, NOW)
     assert cache.job_pods("ns", "f-init-1") is None
 
 

@@ -136,7 +136,7 @@ def _take_pending_pod(ctx: OperatorContext, event: WatchEvent) -> None:
     if event.type == SYNCED:
         return
     flow_uid = ctx.cache.observe_pending_pod(
-        None if event.type == LISTED else event.type, event.body
+        None if event.type == LISTED else event.type, event.body, ctx.clock()
     )
     if flow_uid:
         ctx.wakeups.wake(flow_uid)

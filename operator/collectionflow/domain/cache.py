@@ -41,6 +41,7 @@ from collectionflow.domain.slim import (
     slim_job,
     slim_lease,
     slim_pod,
+    started_pod,
 )
 from collectionflow.domain.view import has_work
 
@@ -216,12 +217,18 @@ class WatchCache:
             pod = slim_pod(body)
             pods[pod["metadata"]["name"]] = pod
 
-    def observe_pending_pod(self, event_type: str | None, body: Body) -> str | None:
+    def observe_pending_pod(
+        self, event_type: str | None, body: Body, now: dt.datetime
+    ) -> str | None:
         """Take an event of the watch of pods that have not started; the uid of the flow to
         wake when what holds the pod changed (a waiting reason, the scheduler's verdict).
-        A pod leaving Pending leaves that watch as DELETED, carrying its new state: it is kept
-        as started (so the flow is known to wait for its worker, not its pod), unless the
-        finished-pod watch brought a newer copy."""
+
+        A pod that leaves Pending leaves that watch as DELETED, carrying the last state that
+        matched the selector (Pending: the apiserver's watch cache sends the previous object).
+        Without a deletionTimestamp it was not deleted, so it started: it is kept as running
+        since `now`, as far as this operator knows (so the flow is known to wait for its
+        worker, not its pod), unless the finished-pod watch brought a newer copy. With one,
+        it was deleted before it started, and is forgotten."""
         meta = body.get("metadata") or {}
         job = (meta.get("labels") or {}).get(JOB_NAME_LABEL)
         if not job:
@@ -233,8 +240,10 @@ class WatchCache:
             return None  # it started or ended already: the watch of finished pods has it
         pod = slim_pod(body)
         if event_type == DELETED and pod["status"].get("phase") == "Pending":
-            pods.pop(name, None)  # deleted before it started
-            return None
+            if meta.get("deletionTimestamp"):
+                pods.pop(name, None)  # deleted before it started
+                return None
+            pod = started_pod(pod, now)
         pods[name] = pod
         if holds(pod) == (holds(previous) if previous is not None else ()):
             return None

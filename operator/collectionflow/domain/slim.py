@@ -3,6 +3,7 @@ stored flows cost little memory), and how two copies of one object compare. Pure
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
@@ -140,6 +141,18 @@ def slim_pod(body: Body) -> dict[str, Any]:
             ],
             "containerStatuses": [container(c) for c in status.get("containerStatuses") or []],
         },
+    }
+
+
+def started_pod(pod: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
+    """A slim pod that left Pending without being deleted: running since `now`, as far as
+    the operator knows."""
+    since = now.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    running = {"state": {"running": {"startedAt": since}}}
+    count = max(1, len(pod["status"]["containerStatuses"]))
+    return {
+        **pod,
+        "status": {**pod["status"], "phase": "Running", "containerStatuses": [running] * count},
     }
 
 
