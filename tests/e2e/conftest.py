@@ -83,9 +83,17 @@ def cflow(cluster: Cluster, db_url: str) -> Callable[..., subprocess.CompletedPr
         "PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", "")]),
     }
 
-    def run(*args: str, program: str = "collectionflow") -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, program: str = "collectionflow", **extra: str
+    ) -> subprocess.CompletedProcess[str]:
+        """`extra`: more environment, such as the operator's settings `why` should go by."""
         return subprocess.run(
-            [program, *args], env=env, capture_output=True, text=True, check=False, timeout=60
+            [program, *args],
+            env=env | extra,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
         )
 
     return run

@@ -27,11 +27,11 @@ from collectionflow.domain.plan import InvalidSpec
 from collectionflow.domain.view import flow_view
 from collectionflow.k8s.flows_client import FlowsClient
 from collectionflow.runtime.lease import no_leader, read_lease
-from collectionflow.settings import LeaderSettings, OperatorSettings
+from collectionflow.settings import get_settings
 
 
 def diagnosis_from_api(kube: FlowsClient, flow: dict[str, Any], now: dt.datetime) -> Diagnosis:
-    settings = OperatorSettings()
+    settings = get_settings().operator  # this machine's COLLECTIONFLOW_OPERATOR__*
     view = flow_view(flow, allow_simulation=True)
     status = view.status
     job = pods = lease = None
@@ -68,7 +68,7 @@ def diagnosis_from_api(kube: FlowsClient, flow: dict[str, Any], now: dt.datetime
 def operator_state(kube: FlowsClient, now: dt.datetime, namespace: str | None) -> str | None:
     """Whether an operator leads, from its leader Lease (in `namespace`, else this machine's
     `COLLECTIONFLOW_LEADER__LEASE_NAMESPACE`); None when one does or no Lease is found."""
-    leader = LeaderSettings()
+    leader = get_settings().leader
     where = namespace or leader.lease_namespace
     body = kube.lease(where, leader.lease_name)
     if body is None:
