@@ -26,10 +26,10 @@ from typing import Any
 import yaml
 from kubernetes import client
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 
 from bench.common import REPO, cluster, report_measures
 from collectionflow.api.models import GROUP, PLURAL, VERSION
+from harness.browser import chromium, installed
 from harness.controlplane import free_port
 from harness.crd import install_crd
 from harness.flows import Flows
@@ -38,8 +38,6 @@ from harness.waiting import wait_for
 STORED = 1000
 WRITES = 100
 SHOWN = 50  # the list page's first page: the newest flows
-CHROMIUM = "/usr/lib/chromium/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 TARGET_P99_S = 1.0
 TARGET_FIRST_LOAD_S = 1.0
 
@@ -119,19 +117,6 @@ def serve(kubeconfig: Path, namespace: str, workdir: Path) -> Iterator[tuple[str
             process.wait(10)
 
 
-@contextmanager
-def chromium() -> Iterator[webdriver.Chrome]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
 def shown_at(
     browser: webdriver.Chrome, uid: str, progress: int, after_ms: float, timeout: float
 ) -> float:
@@ -199,7 +184,7 @@ def measure(workdir: Path) -> dict[str, Any]:
 
 
 def main() -> int:
-    if not Path(CHROMIUM).exists():
+    if not installed():
         print("Debian's chromium is not installed (scripts/install-system-deps.sh)")
         return 1
     started = time.monotonic()

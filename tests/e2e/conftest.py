@@ -107,5 +107,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 @pytest.fixture
-def flows(api: client.ApiClient, namespace: str) -> Flows:
+def flows(api: client.ApiClient, namespace: str, crd: None) -> Flows:
+    """The test namespace's flows; the CRD is installed first, whichever test runs alone."""
     return Flows(api, namespace)

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 import yaml
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
 from collectionflow.api.models import GROUP, PLURAL, VERSION
+from harness.browser import chromium, installed
 from harness.cluster import Cluster
 from harness.controlplane import free_port
 from harness.flows import REPO, Flows
@@ -27,9 +27,6 @@ from harness.operator_process import OperatorProcess
 from harness.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
-
-CHROMIUM = "/usr/lib/chromium/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 
 
 def quick_spec(**simulate: dict[str, Any]) -> dict[str, Any]:
@@ -64,20 +61,13 @@ def ui(cluster: Cluster, namespace: str, db_url: str, tmp_path: Path) -> Iterato
 
 @pytest.fixture
 def browser() -> Iterator[webdriver.Chrome]:
-    if not Path(CHROMIUM).exists():
+    if not installed():
         missing = "Debian's chromium is not installed (scripts/install-system-deps.sh)"
         if os.environ.get("CI"):
             pytest.fail(missing)  # CI installs it: a browser test never passes by skipping
         pytest.skip(missing)
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
-    try:
+    with chromium() as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def status_of(url: str, method: str = "GET", host: str | None = None) -> int:

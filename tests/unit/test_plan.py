@@ -125,3 +125,19 @@ def test_the_stall_timeout_is_the_phases_else_the_flows_else_left_to_the_operato
     assert plan.stall_timeout("synthesis") == 120
     assert plan.stall_timeout(None) == 120, "before its first phase: the flow's"
     assert plan_for(spec()).stall_timeout("synthesis") is None
+
+
+@pytest.mark.parametrize(
+    "selector",
+    [{"x" * 300: "a"}, {"disk": "ssd!"}, {"-bad": "a"}, {"example.com/": "a"}],
+)
+def test_a_node_selector_that_is_no_node_label_is_refused_with_what_to_fix(
+    selector: dict[str, str],
+) -> None:
+    with pytest.raises(InvalidSpec, match="is not a node label"):
+        plan_for(spec(nodeSelector=selector))
+
+
+def test_node_label_selectors_pass() -> None:
+    plan = plan_for(spec(nodeSelector={"kubernetes.io/arch": "amd64", "pool": ""}))
+    assert plan.phase("initialization").name == "initialization"

@@ -7,6 +7,7 @@ message that says which and why.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from collectionflow.api.env import RESERVED_ENV_NAMES, RESERVED_ENV_PREFIX, EnvVar
@@ -60,6 +61,9 @@ class FlowPlan:
 
 
 SIMULATE = "simulate"
+_LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+LABEL_KEY = re.compile(rf"([a-z0-9]([-a-z0-9.]{{0,251}}[a-z0-9])?/)?{_LABEL_NAME}")
+LABEL_VALUE = re.compile(rf"({_LABEL_NAME})?")
 
 
 def _reserved(name: str) -> bool:
@@ -92,6 +96,13 @@ def plan_for(spec: CollectionFlowSpec, allow_simulation: bool = False) -> FlowPl
                 f"spec.phases[{named.name}].env sets {', '.join(reserved)}: variables "
                 f"starting {RESERVED_ENV_PREFIX} and {', '.join(RESERVED_ENV_NAMES)} are the "
                 "worker's own"
+            )
+    for key, value in (spec.node_selector or {}).items():
+        if not LABEL_KEY.fullmatch(key) or not LABEL_VALUE.fullmatch(value):
+            raise InvalidSpec(
+                f"spec.nodeSelector {key[:80]!r}: {value[:80]!r} is not a node label: a key of "
+                "at most 63 characters (with an optional DNS prefix and '/'), and a value of at "
+                "most 63 letters, digits, '-', '_' or '.'"
             )
     phases: dict[str, PhaseConfig] = {}
     for base in definition.phases:
