@@ -6,16 +6,16 @@ import datetime as dt
 
 import pytest
 
-from harness.nodeagent.model import JsonDict
-from harness.nodeagent.status import (
+from harness.nodeagent.bodies import (
     NODE_LEASE_NAMESPACE,
     binding,
-    grace_period,
     node_lease,
     node_status,
     token_request,
     unschedulable_status,
 )
+from harness.nodeagent.model import JsonDict
+from harness.nodeagent.status import grace_period
 
 pytestmark = pytest.mark.unit
 

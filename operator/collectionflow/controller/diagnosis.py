@@ -13,10 +13,10 @@ from collectionflow.domain.evidence import Timeouts, evidence_for
 from collectionflow.domain.plan import InvalidSpec
 from collectionflow.domain.sweep import Known, SweepRules, recoveries_for
 from collectionflow.domain.sweep import may_be_held as held_maybe
+from collectionflow.settings import OperatorSettings
 
 
-def timeouts(ctx: OperatorContext) -> Timeouts:
-    operator = ctx.settings.operator
+def timeouts(operator: OperatorSettings) -> Timeouts:
     return Timeouts(
         operator.stall_timeout_seconds,
         operator.pod_start_timeout_seconds,
@@ -25,10 +25,10 @@ def timeouts(ctx: OperatorContext) -> Timeouts:
     )
 
 
-def sweep_rules(ctx: OperatorContext) -> SweepRules:
-    operator = ctx.settings.operator
+def sweep_rules(operator: OperatorSettings) -> SweepRules:
+    """The rules the sweep goes by, made once from the operator's settings."""
     return SweepRules(
-        timeouts(ctx),
+        timeouts(operator),
         dt.timedelta(seconds=operator.input_reminder_seconds),
         operator.max_recoveries,
     )
@@ -63,7 +63,7 @@ def diagnosis_of(ctx: OperatorContext, view: FlowView, now: dt.datetime) -> Diag
     status = view.status
     known = known_of(ctx, view)
     evidence = evidence_for(
-        view, plan, now, timeouts(ctx), known.job, known.pods, known.lease, True
+        view, plan, now, timeouts(ctx.settings.operator), known.job, known.pods, known.lease, True
     )
     reminder = ctx.settings.operator.input_reminder_seconds
     asked = status.last_input_reminder_time or status.input_requested_at

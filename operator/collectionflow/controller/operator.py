@@ -22,6 +22,7 @@ from typing import Any
 import kopf
 
 from collectionflow.controller.context import OperatorContext
+from collectionflow.controller.diagnosis import sweep_rules
 from collectionflow.controller.flow_loop import flow_tasks
 from collectionflow.controller.leadership import elector, release, timings_of
 from collectionflow.controller.orphans import cancel_orphans_on_lead
@@ -120,12 +121,13 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 
 async def _sweep_forever(ctx: OperatorContext) -> None:
     interval = ctx.settings.operator.stall_check_interval_seconds
+    rules = sweep_rules(ctx.settings.operator)
     while True:
         await asyncio.sleep(interval)
         if not ctx.leadership.leading:
             continue
         try:
-            await sweep(ctx)
+            await sweep(ctx, rules)
         except NotLeader:
             continue
         except Exception:  # the sweep must outlive any one bad pass

@@ -24,7 +24,7 @@ from collectionflow.api.models import FlowState
 from collectionflow.api.reasons import ConditionReason, EventReason
 from collectionflow.controller.acting import carry_out, database_sync, ensure_ids
 from collectionflow.controller.context import OperatorContext, flow_logger
-from collectionflow.controller.diagnosis import known_of, sweep_rules
+from collectionflow.controller.diagnosis import known_of
 from collectionflow.controller.outage import note_outage
 from collectionflow.controller.reading import flow_to_act_on, read_attempt
 from collectionflow.controller.reconcile import reconcile, recovery_for
@@ -39,18 +39,18 @@ from collectionflow.domain.stall import (
     find_stall,
     input_reminder_due,
 )
-from collectionflow.domain.sweep import Known, Look, evidence_of, look, needs_child
+from collectionflow.domain.sweep import Known, Look, SweepRules, evidence_of, look, needs_child
 from collectionflow.domain.view import UnreadableFlow, flow_view
 from collectionflow.k8s.gateway import ApiUnreachable, Conflict, ObjectRef, api_error_message
 from collectionflow.runtime.leaderelection import NotLeader
 
 
-async def sweep(ctx: OperatorContext) -> int:
-    """One pass over the active flows in the cache; returns how many were checked on fresh
+async def sweep(ctx: OperatorContext, rules: SweepRules) -> int:
+    """One pass over the active flows in the cache by `rules` (the stall timeouts and the
+    recovery budget, made once from the settings); returns how many were checked on fresh
     evidence. Skipped while the database is known to be down: the flows are held by it."""
     if ctx.database.is_down:
         return 0
-    rules = sweep_rules(ctx)
     checked = 0
     for body in ctx.cache.active_flows():
         if body["metadata"].get("deletionTimestamp"):
@@ -71,7 +71,7 @@ async def sweep(ctx: OperatorContext) -> int:
                     if look(again, await _known(ctx, again), rules, ctx.clock()) is not Look.CHECK:
                         continue
                 checked += 1
-                await check_flow(ctx, view.uid, view.namespace, view.name)
+                await check_flow(ctx, rules, view.uid, view.namespace, view.name)
         except (
             DatabaseUnavailable,
             Conflict,
@@ -109,7 +109,9 @@ async def _child(ctx: OperatorContext, view: FlowView) -> ChildSnapshot | None:
         return None
 
 
-async def check_flow(ctx: OperatorContext, uid: str, namespace: str, name: str) -> Finding | None:
+async def check_flow(
+    ctx: OperatorContext, rules: SweepRules, uid: str, namespace: str, name: str
+) -> Finding | None:
     """Check one flow for a stall on evidence read from the API, and recover it; returns the
     finding (None: not stalled)."""
     found = await flow_to_act_on(ctx, uid, namespace, name, fresh=True)
@@ -135,7 +137,7 @@ async def check_flow(ctx: OperatorContext, uid: str, namespace: str, name: str) 
         finished_seen_at=ctx.cache.finished_seen_at(namespace, current or ""),
         child=await _child(ctx, view) if needs_child(view) else None,
     )
-    evidence = evidence_of(view, known, sweep_rules(ctx), now)
+    evidence = evidence_of(view, known, rules, now)
     if evidence is None:
         return None
     finding = find_stall(evidence)

@@ -200,18 +200,18 @@ def _running(e: Evidence, recoveries: Recoveries) -> Diagnosis:
     latest = max((m for m in (e.heartbeat, e.last_progress_time) if m is not None), default=None)
     due = latest + e.stall_timeout if latest is not None else None
     next_action = _after_stall("NoProgress", due, e, recoveries) if due else None
-    silent_since = first_beat_overdue(e)
-    if silent_since is not None:
+    silence = _silence(e, where)
+    if silence is not None:
+        summary, since, evidence = silence
         assert e.heartbeat_interval is not None
         every = e.heartbeat_interval.total_seconds()
         return Diagnosis(
             WaitsFor.HEARTBEAT,
-            f"{where}: the worker has not beaten since its pod started at "
-            f"{clock(silent_since)} (expected every {every:g}s)",
-            since=silent_since,
+            f"{summary} (expected every {every:g}s)",
+            since=since,
             next_action=next_action,
             next_at=due,
-            evidence={"pod_started_at": _iso(silent_since), "heartbeat_every_seconds": every},
+            evidence={**evidence, "heartbeat_every_seconds": every},
         )
     if e.heartbeat is None:
         return Diagnosis(
@@ -222,18 +222,6 @@ def _running(e: Evidence, recoveries: Recoveries) -> Diagnosis:
             next_at=due,
         )
     age = (e.now - e.heartbeat).total_seconds()
-    if heartbeat_lapsed(e):
-        assert e.heartbeat_interval is not None
-        every = e.heartbeat_interval.total_seconds()
-        return Diagnosis(
-            WaitsFor.HEARTBEAT,
-            f"{where}: the worker stopped heart-beating: last beat at {clock(e.heartbeat)} "
-            f"(expected every {every:g}s)",
-            since=e.heartbeat,
-            next_action=next_action,
-            next_at=due,
-            evidence={"heartbeat_age_seconds": round(age, 1), "heartbeat_every_seconds": every},
-        )
     return Diagnosis(
         WaitsFor.PHASE,
         f"{where} is running; last heartbeat {age:.0f}s ago",
@@ -242,6 +230,20 @@ def _running(e: Evidence, recoveries: Recoveries) -> Diagnosis:
         next_at=due,
         evidence={"heartbeat_age_seconds": round(age, 1)},
     )
+
+
+def _silence(e: Evidence, where: str) -> tuple[str, dt.datetime, dict[str, Any]] | None:
+    """A worker whose heartbeat is overdue (it never beat, or it stopped): what to say, since
+    when, and the evidence; None while its beats are on time."""
+    silent_since = first_beat_overdue(e)
+    if silent_since is not None:
+        summary = f"{where}: the worker has not beaten since its pod started at "
+        return summary + clock(silent_since), silent_since, {"pod_started_at": _iso(silent_since)}
+    if e.heartbeat is None or not heartbeat_lapsed(e):
+        return None
+    age = round((e.now - e.heartbeat).total_seconds(), 1)
+    summary = f"{where}: the worker stopped heart-beating: last beat at {clock(e.heartbeat)}"
+    return summary, e.heartbeat, {"heartbeat_age_seconds": age}
 
 
 def _pod_waits(e: Evidence, wait: PodWait, recoveries: Recoveries) -> Diagnosis:

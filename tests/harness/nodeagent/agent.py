@@ -17,6 +17,7 @@ from typing import Final
 
 from harness.images.model import LocalImage, find_local_image
 from harness.lifecycle import Service
+from harness.nodeagent.bodies import binding, unschedulable_status
 from harness.nodeagent.container import Container, PodConfig
 from harness.nodeagent.kube import AgentKilled, KubeClient, NodeApi
 from harness.nodeagent.logs import LogServer
@@ -24,12 +25,7 @@ from harness.nodeagent.model import JsonDict, match_image, service_env
 from harness.nodeagent.node import NodeRegistration, go_arch
 from harness.nodeagent.pod import PodWorker
 from harness.nodeagent.processes import ProcessTable, base_env
-from harness.nodeagent.status import (
-    DEFAULT_SCHEDULER,
-    TERMINAL_PHASES,
-    binding,
-    unschedulable_status,
-)
+from harness.nodeagent.status import DEFAULT_SCHEDULER, TERMINAL_PHASES
 
 logger = logging.getLogger("harness.nodeagent")
 

@@ -36,13 +36,7 @@ from harness.nodeagent.model import (
     termination_message,
 )
 from harness.nodeagent.processes import tail, which
-from harness.nodeagent.status import (
-    ContainerStatus,
-    Running,
-    Terminated,
-    Waiting,
-    parse_timestamp,
-)
+from harness.nodeagent.status import ContainerStatus, Running, Terminated, Waiting, parse_timestamp
 
 IMAGE_ENTER: Final = Path(__file__).parent.parent / "images" / "enter.py"
 RESTARTED_REASON: Final = "NodeAgentRestarted"

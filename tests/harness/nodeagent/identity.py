@@ -14,9 +14,9 @@ from pathlib import Path
 
 import yaml
 
+from harness.nodeagent.bodies import token_request
 from harness.nodeagent.kube import KubeApiError, NodeApi
 from harness.nodeagent.model import JsonDict, build_kubeconfig, service_account_name
-from harness.nodeagent.status import token_request
 
 
 class NotReady(Exception):

@@ -9,8 +9,8 @@ import platform
 import threading
 from collections.abc import Mapping
 
+from harness.nodeagent.bodies import node_lease, node_lease_spec, node_status
 from harness.nodeagent.kube import AgentKilled, NodeApi
-from harness.nodeagent.status import node_lease, node_lease_spec, node_status
 
 logger = logging.getLogger("harness.nodeagent")
 
