@@ -14,7 +14,6 @@ from functools import lru_cache
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from collectionflow.api.contract import DEFAULT_HEARTBEAT_SECONDS
 from collectionflow.api.models import Runner
 from collectionflow.domain.stall import MISSED_COMPLETION_GRACE
 
@@ -55,9 +54,24 @@ class OperatorSettings(BaseModel):
         "a Role with the worker rules (the Helm chart's cluster-wide mode)",
     )
     resync_seconds: float = Field(
-        default=60.0, gt=0, description="re-check each flow this often even without events"
+        default=60.0,
+        gt=0,
+        description="re-decide a running flow whose Job no watch has shown yet this often, "
+        "from the cache (the API is read only for what the cache lacks); a flow that waits "
+        "for input, is suspended or has its Job in the cache has no timer",
     )
-    heartbeat_seconds: float = Field(default=DEFAULT_HEARTBEAT_SECONDS, gt=0)
+    relist_seconds: float = Field(
+        default=600.0,
+        ge=10,
+        description="list every watched resource again this often: the safety net against a "
+        "watch that missed an event, at one LIST per watch",
+    )
+    heartbeat_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="the longest interval between a worker's heartbeats; a worker beats "
+        "every fifth of its phase's stall timeout (a minute at 300 s), at most this long",
+    )
     stall_timeout_seconds: float = Field(default=300.0, gt=0)
     stall_check_interval_seconds: float = Field(default=30.0, gt=0)
     pod_start_timeout_seconds: float = Field(default=300.0, gt=0)

@@ -14,6 +14,7 @@ from collectionflow.domain.stall import (
     Finding,
     PodEvidence,
     find_stall,
+    heartbeat_every,
     pod_start_timeout,
 )
 from unit.stall_evidence import (
@@ -274,3 +275,21 @@ def test_a_reason_that_never_heals_is_declared_after_a_short_grace() -> None:
     assert "CreateContainerConfigError: no key" in finding.message
     pulling = pending_pod(created_at=created, waiting_reason="ImagePullBackOff")
     assert find_stall(not_started(created, pods=(pulling,))) is None  # may heal: full timeout
+
+
+@pytest.mark.parametrize(
+    ("stall_timeout", "longest", "every"),
+    [
+        pytest.param(300, 60, 60, id="default-one-write-a-minute"),
+        pytest.param(3600, 60, 60, id="long-timeout-capped-by-the-setting"),
+        pytest.param(20, 60, 4, id="short-timeout-a-fifth"),
+        pytest.param(20, 1, 1, id="the-setting-shortens-it"),
+        pytest.param(2, 60, 1, id="never-under-a-second"),
+    ],
+)
+def test_a_worker_beats_every_fifth_of_its_stall_timeout_within_bounds(
+    stall_timeout: float, longest: float, every: float
+) -> None:
+    assert heartbeat_every(stall_timeout, longest) == every
+    beats_per_minute = 60 / heartbeat_every(300, 60)
+    assert beats_per_minute <= 1

@@ -11,6 +11,7 @@ from collectionflow.api.contract import WorkerRequest
 from collectionflow.api.models import CollectionFlowStatus, Runner
 from collectionflow.api.names import ANNOTATION_INPUT, ANNOTATION_INPUT_COMPLETE
 from collectionflow.controller.context import JobDeferred, OperatorContext, flow_logger
+from collectionflow.controller.diagnosis import timeouts
 from collectionflow.controller.eta import with_eta
 from collectionflow.controller.runs import launch
 from collectionflow.domain.decision import (
@@ -20,6 +21,7 @@ from collectionflow.domain.decision import (
     StartPhase,
 )
 from collectionflow.domain.diagnosis import held_status
+from collectionflow.domain.evidence import phase_stall_timeout
 from collectionflow.domain.journal import failure_entry
 from collectionflow.domain.records import (
     FlowIds,
@@ -31,6 +33,7 @@ from collectionflow.domain.records import (
 )
 from collectionflow.domain.registry import UnknownFlowType, flow_definition
 from collectionflow.domain.snapshot import child_snapshot
+from collectionflow.domain.stall import heartbeat_every
 from collectionflow.k8s.gateway import ObjectRef
 from collectionflow.specs.jobs import PhaseJobRequest, build_phase_job
 from collectionflow.specs.patches import merge_patch
@@ -220,7 +223,10 @@ async def _start_phase(
             flow_type=view.spec.flow_type,
             phase=start.phase,
             attempt=start.attempt,
-            heartbeat_seconds=settings.heartbeat_seconds,
+            heartbeat_seconds=heartbeat_every(
+                phase_stall_timeout(plan, start.phase, timeouts(settings)),
+                settings.heartbeat_seconds,
+            ),
             parameters=view.spec.parameters,
             previous_outputs=outputs,
             manual_input=start.manual_input,

@@ -9,8 +9,9 @@ import datetime as dt
 from collectionflow.controller.context import OperatorContext
 from collectionflow.domain.decision import FlowView
 from collectionflow.domain.diagnosis import Diagnosis, diagnose
-from collectionflow.domain.evidence import Timeouts, evidence_for
+from collectionflow.domain.evidence import Timeouts, evidence_for, phase_stall_timeout
 from collectionflow.domain.plan import InvalidSpec
+from collectionflow.domain.stall import heartbeat_every
 from collectionflow.domain.sweep import Known, SweepRules, recoveries_for
 from collectionflow.domain.sweep import may_be_held as held_maybe
 from collectionflow.settings import OperatorSettings
@@ -50,7 +51,12 @@ def known_of(ctx: OperatorContext, view: FlowView) -> Known:
 def may_be_held(ctx: OperatorContext, view: FlowView, now: dt.datetime) -> bool:
     """Cheaply, from the cache, whether the diagnosis could say something the status does not
     (`domain.sweep.may_be_held`)."""
-    interval = dt.timedelta(seconds=ctx.settings.operator.heartbeat_seconds)
+    operator = ctx.settings.operator
+    try:
+        stall_timeout = phase_stall_timeout(view.plan, view.status.phase, timeouts(operator))
+    except InvalidSpec:
+        return False
+    interval = dt.timedelta(seconds=heartbeat_every(stall_timeout, operator.heartbeat_seconds))
     return held_maybe(view, known_of(ctx, view), interval, now)
 
 

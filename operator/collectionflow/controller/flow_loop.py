@@ -18,6 +18,7 @@ import logging
 
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from collectionflow.api.models import FlowState
 from collectionflow.controller.context import OperatorContext, flow_logger
 from collectionflow.controller.outage import PROBE_SECONDS, database_back, database_down
 from collectionflow.controller.reconcile import reconcile
@@ -35,11 +36,12 @@ async def run_flow(
     ctx: OperatorContext, uid: str, namespace: str, name: str, stop: asyncio.Event
 ) -> None:
     """Reconcile the flow whenever it is woken, right after a step that started no Job, and
-    every resync interval, until `stop` is set."""
+    after a failure's backoff, until `stop` is set. A flow that waits (for input, suspended,
+    or for a Job the cache holds) has no timer: an event or the stall sweep wakes it."""
     wake = ctx.wakeups.register(uid)
     ctx.metrics.reconcilers.inc()
     failures = 0
-    fresh = False  # the watch has just delivered the flow; resyncs and a takeover read the API
+    fresh = False  # the watch has just delivered the flow; a takeover reads the API
     trigger = "start"
     epoch = ctx.leadership.epoch
     try:
@@ -50,7 +52,7 @@ async def run_flow(
                 epoch, fresh, trigger = ctx.leadership.epoch, True, "leader"
             wake.clear()
             ctx.metrics.reconciles.labels(trigger=trigger).inc()
-            delay = ctx.settings.operator.resync_seconds
+            delay: float | None = None
             waits_for = wake
             try:
                 async with ctx.lock(uid):
@@ -60,6 +62,8 @@ async def run_flow(
                 if decision is not None and decision.status is not None and not decision.start:
                     delay = 0.0  # decide again on what was just written
                     trigger = "step"
+                else:
+                    delay = _resync_after(ctx, uid)
                 await database_back(ctx, namespace, name, uid)
                 if not ctx.cache.needs_work(uid):
                     break  # at rest (or gone): the watch starts a task again if that changes
@@ -88,15 +92,30 @@ async def run_flow(
                 delay = min(MAX_BACKOFF_SECONDS, 2.0**failures)
                 flow_logger(namespace, name).warning("%s; retrying in %.0fs", error, delay)
             fresh = False
-            if delay:
-                fresh = not await _sleep_until(waits_for, stop, delay)
-                trigger = "resync" if fresh else "event"
+            if delay != 0.0:
+                woken = await _sleep_until(waits_for, stop, delay)
+                trigger = "event" if woken else "resync"
     finally:
         ctx.metrics.reconcilers.dec()
 
 
-async def _sleep_until(event: asyncio.Event, stop: asyncio.Event, delay: float) -> bool:
-    """Wait for `event`, `stop`, or `delay`; True unless the delay ran out."""
+def _resync_after(ctx: OperatorContext, uid: str) -> float | None:
+    """When to decide again with no event: a running flow whose Job no watch has shown yet,
+    after `resync_seconds` (from the cache, which reads the API for the Job it lacks). Any
+    other flow has no timer (None): the watches wake it, and the stall sweep for what is due."""
+    body = ctx.cache.flow(uid)
+    status = (body or {}).get("status") or {}
+    job = status.get("currentJob")
+    if body is None or status.get("state") != FlowState.RUNNING or not job:
+        return None
+    namespace = body["metadata"]["namespace"]
+    if ctx.cache.job(namespace, job) or ctx.inprocess.bodies(namespace, job) is not None:
+        return None
+    return ctx.settings.operator.resync_seconds
+
+
+async def _sleep_until(event: asyncio.Event, stop: asyncio.Event, delay: float | None) -> bool:
+    """Wait for `event`, `stop`, or `delay` (None: no timer); True unless the delay ran out."""
     waiters = {asyncio.ensure_future(event.wait()), asyncio.ensure_future(stop.wait())}
     try:
         done, _ = await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)

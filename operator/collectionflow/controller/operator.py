@@ -26,7 +26,7 @@ from collectionflow.controller.diagnosis import sweep_rules
 from collectionflow.controller.flow_loop import flow_tasks
 from collectionflow.controller.leadership import elector, release, timings_of
 from collectionflow.controller.orphans import cancel_orphans_on_lead
-from collectionflow.controller.stall import sweep
+from collectionflow.controller.stall import SweepMemory, sweep
 from collectionflow.controller.watches import start_watches
 from collectionflow.db.engine import make_engine, make_sessionmaker
 from collectionflow.db.errors import DatabaseUnavailable
@@ -121,13 +121,13 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 
 async def _sweep_forever(ctx: OperatorContext) -> None:
     interval = ctx.settings.operator.stall_check_interval_seconds
-    rules = sweep_rules(ctx.settings.operator)
+    rules, memory = sweep_rules(ctx.settings.operator), SweepMemory()
     while True:
         await asyncio.sleep(interval)
         if not ctx.leadership.leading:
             continue
         try:
-            await sweep(ctx, rules)
+            await sweep(ctx, rules, memory)
         except NotLeader:
             continue
         except Exception:  # the sweep must outlive any one bad pass

@@ -15,7 +15,7 @@ recovery is a Normal Event `FlowRecovered` and a journal row; both are counted i
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -39,32 +39,60 @@ from collectionflow.domain.stall import (
     find_stall,
     input_reminder_due,
 )
-from collectionflow.domain.sweep import Known, Look, SweepRules, evidence_of, look, needs_child
+from collectionflow.domain.sweep import (
+    Known,
+    Look,
+    QuietFlows,
+    SweepRules,
+    evidence_of,
+    look,
+    needs_child,
+)
 from collectionflow.domain.view import UnreadableFlow, flow_view
 from collectionflow.k8s.gateway import ApiUnreachable, Conflict, ObjectRef, api_error_message
 from collectionflow.runtime.leaderelection import NotLeader
 
 
-async def sweep(ctx: OperatorContext, rules: SweepRules) -> int:
+@dataclass
+class SweepMemory:
+    """What one pass leaves the next: the quiet flows (`domain.sweep.QuietFlows`), and the
+    database's record of each running flow as read at its resourceVersion: only the flow's
+    own transitions change that record, and each changes the flow, so a running flow costs
+    one database read per change, not one per pass."""
+
+    quiet: QuietFlows = field(default_factory=QuietFlows)
+    children: dict[str, tuple[str, ChildSnapshot | None]] = field(default_factory=dict)
+
+    def keep(self, uids: set[str]) -> None:
+        self.quiet.keep(uids)
+        for uid in set(self.children) - uids:
+            del self.children[uid]
+
+
+async def sweep(ctx: OperatorContext, rules: SweepRules, memory: SweepMemory) -> int:
     """One pass over the active flows in the cache by `rules` (the stall timeouts and the
     recovery budget, made once from the settings); returns how many were checked on fresh
     evidence. Skipped while the database is known to be down: the flows are held by it."""
     if ctx.database.is_down:
         return 0
     checked = 0
-    for body in ctx.cache.active_flows():
-        if body["metadata"].get("deletionTimestamp"):
+    active = ctx.cache.active_flows()
+    memory.keep({body["metadata"]["uid"] for body in active})
+    for body in active:
+        if body["metadata"].get("deletionTimestamp") or memory.quiet.skips(body, ctx.clock()):
             continue
         try:
             view = flow_view(body, ctx.settings.operator.allow_simulation)
-            seen = look(view, await _known(ctx, view), rules, ctx.clock())
+            seen = look(view, await _known(ctx, view, body, memory), rules, ctx.clock())
+            memory.quiet.note(body, view, seen, rules)
             if seen is Look.SAY:
                 ctx.wakeups.wake(view.uid)
             if seen is not Look.CHECK:
                 continue
             async with ctx.lock(view.uid):
                 # A transition in flight while the evidence was gathered (its database write
-                # made, its status patch not yet) looks like drift: judged again once it is done.
+                # made, its status patch not yet) looks like drift: judged again once it is
+                # done, on the database's record read now.
                 current = ctx.cache.flow(view.uid)
                 if current is not None:
                     again = flow_view(current, ctx.settings.operator.allow_simulation)
@@ -95,10 +123,26 @@ async def sweep(ctx: OperatorContext, rules: SweepRules) -> int:
     return checked
 
 
-async def _known(ctx: OperatorContext, view: FlowView) -> Known:
-    """What the cache knows of the flow, with the database's record when it is evidence."""
+async def _known(
+    ctx: OperatorContext,
+    view: FlowView,
+    body: dict[str, Any] | None = None,
+    memory: SweepMemory | None = None,
+) -> Known:
+    """What the cache knows of the flow, with the database's record when it is evidence: the
+    one `memory` holds for the flow's resourceVersion (`body`), or read now."""
     known = known_of(ctx, view)
-    return replace(known, child=await _child(ctx, view)) if needs_child(view) else known
+    if not needs_child(view):
+        return known
+    version = (body or {}).get("metadata", {}).get("resourceVersion")
+    remembered = memory.children.get(view.uid) if memory is not None else None
+    if remembered is not None and version is not None and remembered[0] == version:
+        return replace(known, child=remembered[1])
+    child = await _child(ctx, view)
+    running = view.status.state is FlowState.RUNNING  # a quiet flow is not looked at again
+    if memory is not None and version is not None and child is not None and running:
+        memory.children[view.uid] = (version, child)
+    return replace(known, child=child)
 
 
 async def _child(ctx: OperatorContext, view: FlowView) -> ChildSnapshot | None:

@@ -47,6 +47,7 @@ def start_watches(
     def skipped(_: WatchEvent) -> None:
         ctx.metrics.rejected_inputs.labels(kind=InputKind.WATCH_EVENT.value).inc()
 
+    relist = ctx.settings.operator.relist_seconds
     scopes: list[str | None] = list(namespaces) or [None]
     for namespace in scopes:
         scope = (namespace,) if namespace else ()
@@ -94,7 +95,7 @@ def start_watches(
         ]
         for resource, lister, selectors, take in watches:
             task = asyncio.create_task(
-                follow(lister, scope, selectors, take, skipped),
+                follow(lister, scope, selectors, take, skipped, relist),
                 name=f"watch-{resource}-{namespace or 'all'}",
             )
             tasks.append(task)

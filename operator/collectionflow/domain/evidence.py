@@ -21,7 +21,7 @@ from collectionflow.domain.observe import (
     pod_evidence,
 )
 from collectionflow.domain.plan import FlowPlan
-from collectionflow.domain.stall import Evidence, pod_start_timeout
+from collectionflow.domain.stall import Evidence, heartbeat_every, pod_start_timeout
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,12 @@ class Timeouts:
     stall_timeout_seconds: float
     pod_start_timeout_seconds: float
     missed_completion_grace_seconds: float
-    heartbeat_seconds: float | None = None
+    heartbeat_seconds: float | None = None  # the longest interval between beats
+
+
+def phase_stall_timeout(plan: FlowPlan, phase: str | None, timeouts: Timeouts) -> float:
+    """The stall timeout of `phase`: the phase's own, else the flow's, else the operator's."""
+    return plan.stall_timeout(phase) or timeouts.stall_timeout_seconds
 
 
 def evidence_for(
@@ -47,7 +52,7 @@ def evidence_for(
     """What is known of `view`'s current attempt. `completion_excused`: the Job's end is
     explained by something already known (a restart, an outage), not a missed completion."""
     status = view.status
-    stall_timeout = plan.stall_timeout(status.phase) or timeouts.stall_timeout_seconds
+    stall_timeout = phase_stall_timeout(plan, status.phase, timeouts)
     evidence = Evidence(
         now=now,
         state=status.state,
@@ -64,7 +69,9 @@ def evidence_for(
             )
         ),
         missed_completion_grace=dt.timedelta(seconds=timeouts.missed_completion_grace_seconds),
-        heartbeat_interval=dt.timedelta(seconds=timeouts.heartbeat_seconds)
+        heartbeat_interval=dt.timedelta(
+            seconds=heartbeat_every(stall_timeout, timeouts.heartbeat_seconds)
+        )
         if timeouts.heartbeat_seconds
         else None,
         expects_heartbeat=status.phase is not None and plan.phase(status.phase).command is None,

@@ -241,6 +241,16 @@ def pod_wait(e: Evidence) -> PodWait | None:
 
 
 HEARTBEAT_MISSES = 3
+BEATS_PER_STALL_TIMEOUT = 5
+SHORTEST_BEAT_SECONDS = 1.0
+
+
+def heartbeat_every(stall_timeout: float, longest: float) -> float:
+    """How often a phase's worker renews its heartbeat Lease: a fifth of the phase's stall
+    timeout (one write a minute at the default 300 s), so that three missed beats
+    (`HEARTBEAT_MISSES`) say a worker went silent well before the timeout stalls it; at most
+    `longest` (the operator's heartbeatSeconds) and at least a second apart."""
+    return max(SHORTEST_BEAT_SECONDS, min(longest, stall_timeout / BEATS_PER_STALL_TIMEOUT))
 
 
 def beat_overdue(
@@ -343,7 +353,17 @@ def input_reminder_due(
     reminder_after: dt.timedelta,
 ) -> bool:
     """A flow waiting for input longer than `reminder_after` (again) deserves a reminder."""
+    due = input_reminder_at(state, input_requested_at, last_reminder, reminder_after)
+    return due is not None and now >= due
+
+
+def input_reminder_at(
+    state: FlowState,
+    input_requested_at: dt.datetime | None,
+    last_reminder: dt.datetime | None,
+    reminder_after: dt.timedelta,
+) -> dt.datetime | None:
+    """When a flow waiting for input is (again) due a reminder; None when it does not wait."""
     if state is not FlowState.WAITING_FOR_INPUT or input_requested_at is None:
-        return False
-    since = max(input_requested_at, last_reminder or input_requested_at)
-    return now - since >= reminder_after
+        return None
+    return max(input_requested_at, last_reminder or input_requested_at) + reminder_after

@@ -22,7 +22,13 @@ from collectionflow.domain.observe import job_finished_at, lease_renewed_at
 from collectionflow.domain.plan import InvalidSpec
 from collectionflow.domain.records import ChildSnapshot
 from collectionflow.domain.snapshot import child_snapshot
-from collectionflow.domain.stall import Evidence, beat_overdue, find_stall, input_reminder_due
+from collectionflow.domain.stall import (
+    Evidence,
+    beat_overdue,
+    find_stall,
+    input_reminder_at,
+    input_reminder_due,
+)
 
 
 @dataclass(frozen=True)
@@ -191,3 +197,40 @@ def look(view: FlowView, known: Known, rules: SweepRules, now: dt.datetime) -> L
         database_down_since=known.database_down_since,
     )
     return Look.SAY if waiting_status(view, diagnosis, now) is not None else Look.NOTHING
+
+
+class QuietFlows:
+    """The flows the sweep need not look at again until something changes: one that is not
+    running, was found with nothing to do, and whose object is the same resourceVersion, until
+    its input reminder is due. Every rule of `look` for such a flow reads only its object (and
+    the database's record, which only the flow's own transitions change) except the reminder,
+    so a waiting flow costs the sweep one lookup, not a look."""
+
+    def __init__(self) -> None:
+        self._until: dict[str, tuple[str, dt.datetime | None]] = {}
+
+    def skips(self, body: dict[str, Any], now: dt.datetime) -> bool:
+        meta = body["metadata"]
+        entry = self._until.get(meta["uid"])
+        if entry is None or entry[0] != meta.get("resourceVersion"):
+            return False
+        return entry[1] is None or now < entry[1]
+
+    def note(self, body: dict[str, Any], view: FlowView, seen: Look, rules: SweepRules) -> None:
+        """What the sweep found of `view` (from `body`)."""
+        status = view.status
+        if seen is not Look.NOTHING or status.state is FlowState.RUNNING:
+            self._until.pop(view.uid, None)
+            return
+        due = input_reminder_at(
+            status.state,
+            status.input_requested_at,
+            status.last_input_reminder_time,
+            rules.input_reminder,
+        )
+        self._until[view.uid] = (body["metadata"].get("resourceVersion", ""), due)
+
+    def keep(self, uids: set[str]) -> None:
+        """Forget the flows no longer active."""
+        for uid in set(self._until) - uids:
+            del self._until[uid]

@@ -1,5 +1,9 @@
 """List-then-watch of one resource, as an informer does it: a re-list after 410 Gone or any
 broken watch, and every object of a re-list handed on again (so a reader replaces its copy).
+Lists are read in pages (`limit` and `continue`), so that 50,000 stored objects are never one
+response; and the watch is left for a new list every `relist_seconds` (by default ten
+minutes): the safety net against a watch that missed an event, at one LIST per watch, not one
+GET per object.
 
 Used by the controller for flows, phase Jobs, their pods and heartbeat Leases, and by the
 read-only web view, which keeps one watch of flows and one of their Events for all its
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +31,8 @@ log = logging.getLogger(__name__)
 
 Lister = Callable[..., Awaitable[Any]]
 LISTED, SYNCED = "LISTED", "SYNCED"
+PAGE_SIZE = 500
+RELIST_SECONDS = 600.0
 
 
 @dataclass(frozen=True)
@@ -37,22 +44,54 @@ class WatchEvent:
 
 
 async def list_and_watch(
-    lister: Lister, *args: Any, retry_seconds: float = 2.0, **kwargs: Any
+    lister: Lister,
+    *args: Any,
+    retry_seconds: float = 2.0,
+    relist_seconds: float = RELIST_SECONDS,
+    page_size: int = PAGE_SIZE,
+    **kwargs: Any,
 ) -> AsyncIterator[WatchEvent]:
-    """Events of `lister` (a kubernetes_asyncio list call) forever: a list, then a watch from
-    its resourceVersion; after an error or 410 Gone, a new list."""
+    """Events of `lister` (a kubernetes_asyncio list call) forever: a list in pages of
+    `page_size`, then a watch from its resourceVersion until `relist_seconds` have passed;
+    after that, an error or 410 Gone, a new list."""
     while True:
         try:
-            listing = await _json(await lister(*args, _preload_content=False, **kwargs))
-            for item in listing.get("items") or []:
-                yield WatchEvent(LISTED, item)
-            yield WatchEvent(SYNCED, {})
-            version = listing["metadata"]["resourceVersion"]
-            async for event in _watch(lister, version, *args, **kwargs):
+            listed_at = time.monotonic()
+            version = ""
+            async for event in _list(lister, page_size, *args, **kwargs):
+                if event.type == SYNCED:
+                    version = event.body["resourceVersion"]
+                    event = WatchEvent(SYNCED, {})
                 yield event
+            deadline = listed_at + relist_seconds
+            async for event in _watch(lister, version, deadline, *args, **kwargs):
+                yield event
+            continue  # time for the safety net's re-list, or 410 Gone
         except (ApiException, aiohttp.ClientError, TimeoutError, ValueError) as error:
             log.warning("watch of %s broke (%s); re-listing", _name(lister), error)
         await asyncio.sleep(retry_seconds)
+
+
+async def _list(
+    lister: Lister, page_size: int, *args: Any, **kwargs: Any
+) -> AsyncIterator[WatchEvent]:
+    """Every object, page by page, then SYNCED carrying the list's resourceVersion (that of
+    the first page: the pages of one list are one snapshot)."""
+    token: str | None = None
+    version = None
+    while True:
+        more = {"_continue": token} if token else {}
+        listing = await _json(
+            await lister(*args, limit=page_size, _preload_content=False, **more, **kwargs)
+        )
+        for item in listing.get("items") or []:
+            yield WatchEvent(LISTED, item)
+        metadata = listing.get("metadata") or {}
+        version = version or metadata["resourceVersion"]
+        token = metadata.get("continue")
+        if not token:
+            yield WatchEvent(SYNCED, {"resourceVersion": version})
+            return
 
 
 async def follow(
@@ -61,11 +100,13 @@ async def follow(
     selectors: dict[str, Any],
     take: Callable[[WatchEvent], None],
     skipped: Callable[[WatchEvent], None],
+    relist_seconds: float = RELIST_SECONDS,
 ) -> None:
     """Hand each event of `lister` on to `take`, forever; one that cannot be taken is logged,
     handed to `skipped`, and the watch goes on with the next: no single object stops the
     watch of all the others."""
-    async for event in list_and_watch(lister, *args, **selectors):
+    events = list_and_watch(lister, *args, relist_seconds=relist_seconds, **selectors)
+    async for event in events:
         try:
             take(event)
         except Exception:
@@ -76,15 +117,17 @@ async def follow(
 
 
 async def _watch(
-    lister: Lister, version: str, *args: Any, **kwargs: Any
+    lister: Lister, version: str, deadline: float, *args: Any, **kwargs: Any
 ) -> AsyncIterator[WatchEvent]:
-    while True:
+    """The watch from `version`, in requests of at most five minutes, until the monotonic
+    `deadline` (then the caller lists again) or 410 Gone."""
+    while (left := deadline - time.monotonic()) > 0:
         response = await lister(
             *args,
             watch=True,
             resource_version=version,
             allow_watch_bookmarks=True,
-            timeout_seconds=300,
+            timeout_seconds=max(1, min(300, round(left))),
             _preload_content=False,
             _request_timeout=330,
             **kwargs,
