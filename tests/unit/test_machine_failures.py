@@ -266,7 +266,11 @@ def test_retry_request_runs_the_failed_phase_as_the_next_attempt() -> None:
     assert status.current_job == job_name("demo", "platform_detection", 2)
     assert (status.recoveries, status.retry_token) == (0, "r1"), "a user retry is no recovery"
     assert (status.last_recovery_time, status.completed_at) == (None, None)
-    assert reasons(decision) == ["RetryRequested", "PhaseStarted"]
+    assert reasons(decision) == ["RetryRequested"]
+    assert decision.events[0].message == (
+        "retrying phase platform_detection as attempt 2 on request; "
+        "running phase platform_detection (attempt 2)"
+    )
     assert [
         (h.attempt, h.state) for h in status.phase_history if h.name == "platform_detection"
     ] == [

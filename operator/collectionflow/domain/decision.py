@@ -104,6 +104,17 @@ class FlowEvent:
     message: str
 
 
+def one_event(first: FlowEvent, then: tuple[FlowEvent, ...]) -> tuple[FlowEvent, ...]:
+    """`first`, then `then`, as one Event where `then` starts the next attempt: a phase that
+    succeeded (or a flow resumed, a retry asked for) and the phase that starts because of it
+    are one transition, one Event (`PhaseSucceeded: phase a attempt 1 succeeded; running
+    phase b (attempt 1)`), not two writes to the apiserver."""
+    if first.type != "Normal" or not then or then[0].reason is not EventReason.PHASE_STARTED:
+        return (first, *then)
+    started, *rest = then
+    return (FlowEvent("Normal", first.reason, f"{first.message}; {started.message}"), *rest)
+
+
 @dataclass(frozen=True)
 class Decision:
     status: CollectionFlowStatus | None = None

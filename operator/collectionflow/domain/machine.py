@@ -31,6 +31,7 @@ from collectionflow.domain.decision import (
     JobObservation,
     JobState,
     PhaseFinished,
+    one_event,
 )
 from collectionflow.domain.entering import enter_phase, fresh_attempt
 from collectionflow.domain.failing import fail, invalid_spec, moved
@@ -73,11 +74,11 @@ def decide(flow: FlowView, job: JobObservation | None, now: dt.datetime) -> Deci
             resumed = enter_phase(flow, plan, status.phase, max(status.attempt, 1), now, status)
             return replace(
                 resumed,
-                events=(
+                events=one_event(
                     FlowEvent(
                         "Normal", EventReason.FLOW_RESUMED, f"resumed at phase {status.phase}"
                     ),
-                    *resumed.events,
+                    resumed.events,
                 ),
             )
         case FlowState.WAITING_FOR_INPUT:
@@ -166,10 +167,7 @@ def _phase_succeeded(
 
     history = close_attempt(status, phase, status.attempt, PhaseRunState.SUCCEEDED, now, None)
     succeeded_event = FlowEvent(
-        "Normal",
-        EventReason.PHASE_SUCCEEDED,
-        f"phase {phase} attempt {status.attempt} succeeded"
-        + (f"; next phase {next_phase}" if next_phase else ""),
+        "Normal", EventReason.PHASE_SUCCEEDED, f"phase {phase} attempt {status.attempt} succeeded"
     )
     if next_phase is None:
         done = progress_succeeded(plan.definition)
@@ -205,7 +203,7 @@ def _phase_succeeded(
         }
     )
     entered = enter_phase(flow, plan, next_phase, fresh_attempt(status, next_phase), now, base)
-    return replace(entered, finished=finished, events=(succeeded_event, *entered.events))
+    return replace(entered, finished=finished, events=one_event(succeeded_event, entered.events))
 
 
 def _phase_failed(
@@ -261,7 +259,7 @@ def _retry_in_place(flow: FlowView, now: dt.datetime) -> Decision:
         EventReason.RETRY_REQUESTED,
         f"retrying phase {phase} as attempt {attempt} on request",
     )
-    return replace(entered, events=(event, *entered.events))
+    return replace(entered, events=one_event(event, entered.events))
 
 
 def recover_phase(flow: FlowView, now: dt.datetime, reason: str) -> Decision:
