@@ -3,8 +3,10 @@
 import sys
 
 from bench import (
+    active,
     eta,
     failover,
+    first_sync,
     idle,
     job_pods,
     outage,
@@ -24,6 +26,8 @@ sys.exit(
         outage.main(),
         restarts.main(),
         idle.main(),
+        active.main(),
+        first_sync.main(),
         failover.main(),
         eta.main(),
         ui_latency.main(),

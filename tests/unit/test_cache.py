@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from collectionflow.api.names import ANNOTATION_RETRY, LABEL_FLOW_UID
+from collectionflow.api.names import ANNOTATION_INPUT, ANNOTATION_RETRY, LABEL_FLOW_UID
 from collectionflow.controller.context import Outage
 from collectionflow.domain.cache import WatchCache
 from collectionflow.domain.slim import is_older, slim_job
@@ -311,3 +311,30 @@ def test_the_event_of_the_operators_own_write_arriving_before_its_response_is_no
     cache.wrote_flow(flow("11", {"state": "Failed"}))  # the write's response
     assert cache.status_record("u1") is None
     assert not cache.needs_work("u1")
+
+
+@pytest.mark.parametrize("state", ["WaitingForInput", "Suspended"])
+def test_a_flow_that_waits_quietly_is_swept_but_has_no_reconciler(state: str) -> None:
+    cache = WatchCache()
+    settled = {"state": state, "observedGeneration": 1, "masterFlowId": "m1"}
+    cache.wrote_flow(flow("10", settled))
+    assert [f["metadata"]["uid"] for f in cache.active_flows()] == ["u1"], "the sweep reminds"
+    assert not cache.needs_work("u1")
+    first_sight = {"state": state, "observedGeneration": 1}  # its database rows not made yet
+    cache.observe_flow("MODIFIED", flow("11", first_sight))
+    assert cache.needs_work("u1")
+    cache.wrote_flow(flow("12", settled))
+    cache.observe_flow("MODIFIED", flow("13", settled, generation=2))  # spec changed
+    assert cache.needs_work("u1")
+    cache.wrote_flow(flow("14", settled | {"observedGeneration": 2}, generation=2))
+    assert not cache.needs_work("u1")
+    asked = flow("15", settled | {"observedGeneration": 2}, generation=2)
+    asked["metadata"]["annotations"] = {ANNOTATION_INPUT: "{}"}
+    cache.observe_flow("MODIFIED", asked)
+    assert cache.needs_work("u1")
+
+
+def test_a_running_flow_always_has_a_reconciler() -> None:
+    cache = WatchCache()
+    cache.wrote_flow(flow("10", {"state": "Running", "observedGeneration": 1, "masterFlowId": "m"}))
+    assert cache.needs_work("u1")

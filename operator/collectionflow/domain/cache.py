@@ -43,7 +43,7 @@ from collectionflow.domain.slim import (
     slim_pod,
     started_pod,
 )
-from collectionflow.domain.view import has_work
+from collectionflow.domain.view import has_work, waits_quietly
 
 Body = Mapping[str, Any]
 DELETED = "DELETED"
@@ -75,7 +75,7 @@ class WatchCache:
                 self._foreign.discard(uid)
         elif status != self._record[uid]:
             self._foreign.add(uid)
-        if self.needs_work(uid):
+        if uid in self._foreign or has_work(flow):
             self._active.add(uid)
         else:
             self._active.discard(uid)
@@ -88,10 +88,13 @@ class WatchCache:
         return self.flows.pop(uid, None)
 
     def needs_work(self, uid: str) -> bool:
-        """Whether the flow needs a reconciler: it has work (`has_work`), or someone other
-        than the operator changed its status, which is put back even on a flow at rest."""
+        """Whether the flow needs a reconciler: it has work (`has_work`) and does not wait
+        quietly for its user (`waits_quietly`), or someone other than the operator changed
+        its status, which is put back even on a flow at rest."""
         flow = self.flows.get(uid)
-        return flow is not None and (uid in self._foreign or has_work(flow))
+        if flow is None:
+            return False
+        return uid in self._foreign or (has_work(flow) and not waits_quietly(flow))
 
     def status_record(self, uid: str) -> dict[str, Any] | None:
         """The status as the operator last wrote it, when someone else has written another

@@ -20,6 +20,7 @@ from collectionflow.api.names import (
 )
 from collectionflow.domain.decision import FlowView
 from collectionflow.domain.machine import at_rest
+from collectionflow.domain.slim import FLOW_ANNOTATIONS
 
 
 class UnreadableFlow(ValueError):
@@ -95,6 +96,23 @@ def has_work(body: dict[str, Any]) -> bool:
         return not at_rest(flow_view(body))
     except UnreadableFlow:
         return True
+
+
+def waits_quietly(body: dict[str, Any]) -> bool:
+    """A flow that waits for its user with nothing to act on: waiting for input or suspended,
+    its status written for its current generation and its database rows made, and none of our
+    annotations (input, retry) on it. It needs no reconciler task, so 10,000 such flows cost
+    no memory for one: any change that could move it (an annotation, a spec change, a status
+    someone else wrote) comes as a watch event, which starts a task, and the stall sweep
+    reminds it of its input."""
+    status = body.get("status") or {}
+    if status.get("state") not in (FlowState.WAITING_FOR_INPUT, FlowState.SUSPENDED):
+        return False
+    meta = body.get("metadata") or {}
+    if any(name in (meta.get("annotations") or {}) for name in FLOW_ANNOTATIONS):
+        return False
+    written = status.get("observedGeneration") == meta.get("generation")
+    return written and bool(status.get("masterFlowId"))
 
 
 def observed_state(body: dict[str, Any]) -> FlowState:
