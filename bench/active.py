@@ -35,7 +35,7 @@ from typing import Any
 from kubernetes import client, watch
 
 from bench.common import RESULTS, cluster, report_measures
-from bench.idle import apiserver_requests, cpu_seconds, rss_mb
+from bench.idle import apiserver_requests_by_kind, cpu_seconds, rss_mb
 from bench.throughput import new_namespace
 from collectionflow.api.models import (
     GROUP,
@@ -64,6 +64,7 @@ SETTLE_SECONDS = 20.0
 TEMPLATE_NAME = "wait-template"
 FIRST_PHASE = "initialization"
 STORE_THREADS = 16
+LONG_PHASE = {"name": FIRST_PHASE, "timeoutSeconds": 7200}  # outlasts the hour
 
 
 def waiting_status() -> str:
@@ -123,13 +124,14 @@ def create_long_flows(api: client.ApiClient, namespace: str, count: int, beating
             name = f"long-{index:04d}"
             spec: dict[str, Any] = {
                 "clientAccountId": "bench",
-                "phases": [{"name": FIRST_PHASE, "command": ["sleep", "3600"]}],
+                "phases": [LONG_PHASE | {"command": ["sleep", "3600"]}],
             }
         else:
             name = f"beat-{index - count:02d}"
             spec = {
                 "clientAccountId": "bench",
                 "parameters": {"simulate": {FIRST_PHASE: {"sleepSeconds": 3600}}},
+                "phases": [LONG_PHASE],
             }
         body = {
             "apiVersion": f"{GROUP}/{VERSION}",
@@ -183,12 +185,17 @@ class Result:
     operator_peak_rss_mb: float
     heartbeat_writes_per_phase_per_minute: float
     reconciles_in_window: float
+    operator_requests_by_kind: dict[str, float]
 
 
-def rate(api: client.ApiClient, seconds: float) -> float:
-    before = apiserver_requests(api)
+def rate(api: client.ApiClient, seconds: float) -> Counter[str]:
+    """The apiserver's requests per second over the next `seconds`, by verb and resource
+    (less this bench's own read of the metrics)."""
+    before = apiserver_requests_by_kind(api)
     time.sleep(seconds)
-    return (apiserver_requests(api) - before - 1) / seconds
+    after = apiserver_requests_by_kind(api)
+    after["GET "] -= 1
+    return Counter({kind: n / seconds for kind, n in (after - before).items()})
 
 
 def metric(operator: OperatorProcess, sample: str) -> float:
@@ -282,14 +289,19 @@ def measure(workdir: Path, waiting: int, long_phases: int) -> Result:
             long_phases=long_phases,
             window_seconds=WINDOW,
             settle_seconds=round(settle, 1),
-            operator_requests_per_second=round(max(0.0, during - paused), 2),
-            running_requests_per_second=round(during, 2),
-            paused_requests_per_second=round(paused, 2),
+            operator_requests_per_second=round(max(0.0, during.total() - paused.total()), 2),
+            running_requests_per_second=round(during.total(), 2),
+            paused_requests_per_second=round(paused.total(), 2),
             operator_cpu_percent=round(cpu, 2),
             operator_rss_mb=round(rss, 1),
             operator_peak_rss_mb=round(peak, 1),
             heartbeat_writes_per_phase_per_minute=round(writes, 2),
             reconciles_in_window=in_window,
+            operator_requests_by_kind={
+                kind: round(during[kind] - paused[kind], 2)
+                for kind in sorted(set(during) | set(paused))
+                if abs(during[kind] - paused[kind]) >= 0.05
+            },
         )
 
 

@@ -171,8 +171,10 @@ def test_namespaced_rbac_stays_in_the_watched_namespaces() -> None:
         ("team-a", "collectionflow-worker"),
         ("team-b", "collectionflow-worker"),
     }
-    assert find(objects, "ClusterRole") == [], "nothing cluster-wide"
-    assert find(objects, "ClusterRoleBinding") == []
+    user_roles = {f"cf-collectionflow-operator-{r}" for r in ("view", "edit", "admin")}
+    cluster_roles = {role["metadata"]["name"] for role in find(objects, "ClusterRole")}
+    assert cluster_roles == user_roles, "the operator holds nothing cluster-wide"
+    assert find(objects, "ClusterRoleBinding") == [], "the user roles grant only when aggregated"
     worker_roles = find(objects, "Role", "cf-collectionflow-operator-worker")
     assert [role["rules"] for role in worker_roles] == [WORKER_RULES, WORKER_RULES]
     args = deployment_pod(objects)["containers"][0]["args"]
@@ -375,3 +377,22 @@ def test_the_web_view_is_off_by_default_and_reads_only() -> None:
         for group, resource in (("flows.collectionflow.io", "collectionflows"), ("", "events"))
         for verb in ("get", "list", "watch")
     }
+
+
+def test_user_roles_aggregate_to_view_edit_and_admin_and_can_be_turned_off() -> None:
+    roles = {r["metadata"]["name"]: r for r in find(render(), "ClusterRole")}
+    aggregate = "rbac.authorization.k8s.io/aggregate-to-"
+    expected = {
+        "cf-collectionflow-operator-view": {"view", "edit", "admin"},
+        "cf-collectionflow-operator-edit": {"edit", "admin"},
+        "cf-collectionflow-operator-admin": {"admin"},
+    }
+    for name, to in expected.items():
+        labels = roles[name]["metadata"]["labels"]
+        assert {k.removeprefix(aggregate) for k in labels if k.startswith(aggregate)} == to
+    edit = roles["cf-collectionflow-operator-edit"]["rules"]
+    assert all("collectionflows/status" not in rule["resources"] for rule in edit)
+    off = {
+        r["metadata"]["name"] for r in find(render({"userRoles": {"create": False}}), "ClusterRole")
+    }
+    assert not off & set(expected)

@@ -4,8 +4,8 @@ kind needs a Docker engine, which these machines lack, and a mocked API server w
 nothing about RBAC, the job controller or garbage collection. So this module starts etcd,
 kube-apiserver (TLS, RBAC authorizer, service-account token signing) and
 kube-controller-manager (job, garbage collector, service-account, token, namespace,
-deployment and replica-set controllers) as child processes on free loopback ports, waits
-until each one is really serving, and tears everything down again.
+deployment, replica-set and cluster-role aggregation controllers) as child processes on free
+loopback ports, waits until each one is really serving, and tears everything down again.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ CONTROLLERS = (
     "podgc",
     "ttl-after-finished",
     "resourcequota",
+    "clusterrole-aggregation",
 )
 FEATURE_GATES = "--feature-gates=TTLAfterFinished=true"
 """Alpha in the 1.20 binaries the harness runs (on by default from 1.21): phase Jobs carry
