@@ -204,11 +204,14 @@ def metric(operator: OperatorProcess, sample: str) -> float:
 
 
 def settled(operator: OperatorProcess, waiting: int, running: int) -> bool:
+    """Every flow seen, and every waiting one done with (its reconciler gone): only the
+    running flows keep one."""
     states = (
         metric(operator, 'collectionflow_flows{state="WaitingForInput"}'),
         metric(operator, 'collectionflow_flows{state="Running"}'),
+        metric(operator, "collectionflow_reconcilers"),
     )
-    return states == (waiting, running)
+    return states == (waiting, running, running)
 
 
 def reconciles(operator: OperatorProcess) -> float:

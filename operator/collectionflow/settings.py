@@ -98,6 +98,13 @@ class OperatorSettings(BaseModel):
         description="let flows use spec.parameters.simulate (slow, hung, failing or "
         "mis-routed phases on request): for tests and demos, never in production",
     )
+    max_concurrent_reconciles: int = Field(
+        default=32,
+        ge=1,
+        description="reconciles in flight at once (controller-runtime's "
+        "MaxConcurrentReconciles): a start that finds 10,000 flows to see works through them "
+        "this many at a time, so its memory stays bounded; the rest wait their turn in order",
+    )
     in_process_limit: int = Field(
         default=4, ge=1, description="in-process phases at once; more wait their turn"
     )

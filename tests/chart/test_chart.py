@@ -192,7 +192,9 @@ def test_one_replica_on_sqlite_two_on_postgresql_with_a_budget_and_rolling_updat
     ha = one(postgres, "Deployment")["spec"]
     assert ha["replicas"] == 2
     assert ha["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
-    budget = one(postgres, "PodDisruptionBudget")["spec"]
+    pdb = one(postgres, "PodDisruptionBudget")
+    assert pdb["apiVersion"] == "policy/v1", "offline (helm template) renders what 1.25+ serves"
+    budget = pdb["spec"]
     assert budget["minAvailable"] == 1
     assert budget["selector"] == ha["selector"]
     [spread] = deployment_pod(postgres)["topologySpreadConstraints"]

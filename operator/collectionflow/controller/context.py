@@ -106,8 +106,10 @@ class OperatorContext:
     inprocess: InProcessRunner = field(init=False)
     refusals: dict[tuple[str, str], dt.datetime] = field(default_factory=dict)
     durations: Durations = field(default_factory=Durations)
+    reconciling: asyncio.Semaphore = field(init=False)
 
     def __post_init__(self) -> None:
+        self.reconciling = asyncio.Semaphore(self.settings.operator.max_concurrent_reconciles)
         self.inprocess = InProcessRunner(
             self.settings.operator.in_process_limit, self.cache, self.wakeups.wake
         )

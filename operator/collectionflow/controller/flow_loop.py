@@ -55,7 +55,7 @@ async def run_flow(
             delay: float | None = None
             waits_for = wake
             try:
-                async with ctx.lock(uid):
+                async with ctx.reconciling, ctx.lock(uid):
                     decision = await reconcile(ctx, uid, namespace, name, fresh=fresh)
                 failures = 0
                 ctx.apiserver.mark_up(ctx.clock())
