@@ -322,6 +322,47 @@ def test_metrics_service_monitors_and_network_policy() -> None:
         ({"watchNamespaces": "team-a"}, "watchNamespaces"),
         ({"healthPort": 70000}, "healthPort"),
         ({"operator": {"jobTTLSeconds": 30}}, "jobTTLSeconds"),
+        ({"resources": {"requests": {"cpu": "100 m"}}}, "/resources/requests/cpu"),
+        ({"resources": {"limits": {"memory": "lots"}}}, "/resources/limits/memory"),
+        ({"ui": {"resources": {"limits": {"cpu": "-1"}}}}, "/ui/resources/limits/cpu"),
+        ({"tolerations": [{"key": "a", "operater": "Exists"}]}, "operater"),
+        ({"tolerations": [{"key": "a", "effect": "NoScheduling"}]}, "/tolerations/0/effect"),
+        ({"affinity": {"nodeAfinity": {}}}, "nodeAfinity"),
+        ({"topologySpreadConstraints": [{"maxSkew": 1}]}, "topologyKey"),
+        ({"extraEnv": [{"name": "A", "vaule": "1"}]}, "vaule"),
+        ({"priorityClassName": "High Priority"}, "priorityClassName"),
+        ({"database": {"existingSecret": "My_Secret"}}, "/database/existingSecret"),
+        ({"persistence": {"enabled": True, "existingClaim": "Claim!"}}, "existingClaim"),
+        ({"image": {"repository": "Registry.example/CollectionFlow"}}, "/image/repository"),
+        (
+            {"leaderElection": {"leaseDurationSeconds": 10, "renewDeadlineSeconds": 10}},
+            "leaderElection.renewDeadlineSeconds (10) must be less than",
+        ),
+        (
+            {"leaderElection": {"renewDeadlineSeconds": 2, "retryPeriodSeconds": 2}},
+            "leaderElection.retryPeriodSeconds (2) must be less than",
+        ),
+        (
+            {**POSTGRES, "podDisruptionBudget": {"minAvailable": 2}},
+            "podDisruptionBudget.minAvailable",
+        ),
+        ({"persistence": {"existingClaim": "data"}}, "persistence.existingClaim is set but"),
+        (
+            {"metrics": {"enabled": False, "serviceMonitor": {"enabled": True}}},
+            "needs metrics.enabled",
+        ),
+        ({"serviceAccount": {"create": False}}, "serviceAccount.create is false"),
+        (
+            {"extraEnv": [{"name": "A", "value": "1"}, {"name": "A", "value": "2"}]},
+            "extraEnv names A twice",
+        ),
+        (
+            {
+                "serviceAccount": {"name": "collectionflow-worker"},
+                "watchNamespaces": ["cf-system"],
+            },
+            "give the operator and its phases different ServiceAccounts",
+        ),
     ],
 )
 def test_a_bad_value_is_refused_naming_the_key(values: dict[str, Any], message: str) -> None:
@@ -398,3 +439,22 @@ def test_user_roles_aggregate_to_view_edit_and_admin_and_can_be_turned_off() -> 
         r["metadata"]["name"] for r in find(render({"userRoles": {"create": False}}), "ClusterRole")
     }
     assert not off & set(expected)
+
+
+@pytest.mark.parametrize("length", [32, 39, 53])
+def test_long_release_names_make_names_of_at_most_63_and_never_the_same(length: int) -> None:
+    release = ("r" * length)[:length]
+    chart = helm.Chart.load(CHART)
+    rendered = chart.render({}, name=release, namespace="cf-system", is_install=True)
+    objects = [
+        document
+        for path, text in rendered.items()
+        if not path.endswith("NOTES.txt")
+        for document in yaml.safe_load_all(text)
+        if document
+    ]
+    names = [(o["kind"], o["metadata"]["name"]) for o in objects]
+    assert all(len(name) <= 63 for _, name in names), names
+    assert len(set(names)) == len(names), "two objects of one kind share a name"
+    cluster_roles = [name for kind, name in names if kind == "ClusterRole"]
+    assert len(set(cluster_roles)) == len(cluster_roles) >= 2

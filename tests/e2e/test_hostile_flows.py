@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -74,9 +75,15 @@ def canary_succeeds(flows: Flows, process: OperatorProcess, pid: int) -> None:
     assert process.running, "the operator process died"
     assert process.popen is not None
     assert process.popen.pid == pid
-    health = process.metrics_url.replace("/metrics", "/healthz")
-    with urllib.request.urlopen(health, timeout=5) as response:
+    with urllib.request.urlopen(process.health_url, timeout=5) as response:
         assert response.status == 200
+    for wrong in (  # each on its own port, so a NetworkPolicy can open one and not the other
+        process.health_url.replace("/healthz", "/metrics"),
+        process.metrics_url.replace("/metrics", "/healthz"),
+    ):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(wrong, timeout=5)
+        assert refused.value.code == 404
 
 
 def rejected(process: OperatorProcess, kind: str) -> float:

@@ -44,10 +44,15 @@ class OperatorProcess:
     env: dict[str, str] = field(default_factory=dict)
     popen: subprocess.Popen[bytes] | None = None
     metrics_port: int = field(default_factory=free_port)
+    health_port: int = field(default_factory=free_port)
 
     @property
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
+    @property
+    def health_url(self) -> str:
+        return f"http://127.0.0.1:{self.health_port}/healthz"
 
     def metric(self, sample: str) -> float | None:
         """One sample of this operator's metrics (name with labels, as exposed); None while
@@ -79,7 +84,7 @@ class OperatorProcess:
                     "--namespace",
                     self.namespace,
                     "--liveness-port",
-                    "0",
+                    str(self.health_port),
                 ],
                 env=env,
                 stdout=log,

@@ -89,9 +89,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         )
     metrics.leader.set_function(lambda: float(ctx.leadership.leading))
     critical = [task for task in (*ctx.tasks, memo.election) if task is not None]
-    ports = {port for port in (app.operator.metrics_port, getattr(memo, "health_port", 0)) if port}
     memo.probes = await healthz.serve(
-        ports, lambda: not any(t.done() for t in critical), metrics.exposition
+        getattr(memo, "health_port", 0),
+        app.operator.metrics_port,
+        lambda: not any(t.done() for t in critical),
+        metrics.exposition,
     )
     log.info("operator ready: database %s", engine.url.render_as_string(hide_password=True))
 
@@ -104,8 +106,7 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         memo.election.cancel()
         await asyncio.gather(memo.election, return_exceptions=True)
         await release(ctx, lead)
-    probes = getattr(memo, "probes", None)
-    if probes is not None:
+    for probes in getattr(memo, "probes", None) or ():
         await probes.cleanup()
     reconcilers: ObjectTasks | None = getattr(memo, "reconcilers", None)
     if reconcilers is not None:
