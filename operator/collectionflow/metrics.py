@@ -1,9 +1,10 @@
-"""Prometheus metrics of the operator, served on the metrics port with the liveness probe.
+"""Prometheus metrics of the operator, served on the metrics port.
 
-Besides stalls and recoveries, the age of the last watch event is exported: a watch can go
-silent without an error (kopf issues 585 and 955 are two such cases), and a silent watch means
-flows stop moving. Alert on `collectionflow_watch_event_age_seconds` growing past the watch
-timeout.
+Besides stalls and recoveries, the age of the last sign of life of the watches is exported
+(an event, a bookmark, a list, a new watch request): a watch can go silent without an error
+(kopf issues 585 and 955 are two such cases), and a silent watch means flows stop moving. At
+rest it stays under the watch timeout (5 minutes); the chart's alert
+`CollectionFlowWatchSilent` fires past 15.
 """
 
 from __future__ import annotations
@@ -93,6 +94,16 @@ class Metrics:
             "1 on the replica that holds the leader Lease (the one that acts), 0 on a standby",
             registry=self.registry,
         )
+        self.database_available = Gauge(
+            "collectionflow_database_available",
+            "1 while the database answers, 0 while the operator knows it down (flows held)",
+            registry=self.registry,
+        )
+        self.in_process_runs = Gauge(
+            "collectionflow_in_process_runs",
+            "Phases running in the operator's own process (the runner's fallback)",
+            registry=self.registry,
+        )
         self.leader_transitions = Counter(
             "collectionflow_leader_transitions",
             "Times this replica became the leader or stopped being it",
@@ -101,7 +112,8 @@ class Metrics:
         self._last_watch_event = time.monotonic()
         Gauge(
             "collectionflow_watch_event_age_seconds",
-            "Seconds since the operator last received a watch event",
+            "Seconds since the operator's watches last gave a sign of life (an event, a "
+            "bookmark, a list or a new watch request)",
             registry=self.registry,
         ).set_function(lambda: time.monotonic() - self._last_watch_event)
         self._states: dict[str, FlowState] = {}

@@ -79,8 +79,19 @@ def test_the_watch_is_left_for_a_new_list_after_relist_seconds(
     for n in range(2):
         core.create_namespaced_config_map(namespace, config_map(f"cm-{n}"))
     calls: list[dict[str, Any]] = []
-    seen = asyncio.run(events_until(cluster.kubeconfig, namespace, 2, calls, relist_seconds=2))
+    signs: list[int] = []
+    seen = asyncio.run(
+        events_until(
+            cluster.kubeconfig,
+            namespace,
+            2,
+            calls,
+            relist_seconds=2,
+            heard=lambda: signs.append(1),
+        )
+    )
     assert [e.type for e in seen] == [LISTED, LISTED, SYNCED, LISTED, LISTED, SYNCED]
+    assert len(signs) >= 3, "each list and each watch answered is a sign of life"
     watches = [call for call in calls if call.get("watch")]
     assert watches, calls
     assert all(call["timeout_seconds"] <= 2 for call in watches)

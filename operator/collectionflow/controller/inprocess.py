@@ -53,6 +53,11 @@ class InProcessRunner:
         self._tasks: set[asyncio.Task[None]] = set()
         self._waiting = 0
 
+    @property
+    def running(self) -> int:
+        """Phases in this process now, running or waiting their turn."""
+        return len(self._tasks)
+
     def bodies(self, namespace: str, name: str) -> Bodies | None:
         """The Job-shaped bodies of an attempt this process runs or ran; None if unknown."""
         return self._bodies.get((namespace, name))

@@ -88,6 +88,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             app.leader.identity,
         )
     metrics.leader.set_function(lambda: float(ctx.leadership.leading))
+    metrics.database_available.set_function(lambda: float(not ctx.database.is_down))
+    metrics.in_process_runs.set_function(lambda: float(ctx.inprocess.running))
     critical = [task for task in (*ctx.tasks, memo.election) if task is not None]
     memo.probes = await healthz.serve(
         getattr(memo, "health_port", 0),

@@ -95,7 +95,7 @@ def start_watches(
         ]
         for resource, lister, selectors, take in watches:
             task = asyncio.create_task(
-                follow(lister, scope, selectors, take, skipped, relist),
+                follow(lister, scope, selectors, take, skipped, relist, ctx.metrics.watch_event),
                 name=f"watch-{resource}-{namespace or 'all'}",
             )
             tasks.append(task)

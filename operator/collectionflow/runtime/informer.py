@@ -49,22 +49,24 @@ async def list_and_watch(
     retry_seconds: float = 2.0,
     relist_seconds: float = RELIST_SECONDS,
     page_size: int = PAGE_SIZE,
+    heard: Callable[[], None] = lambda: None,
     **kwargs: Any,
 ) -> AsyncIterator[WatchEvent]:
     """Events of `lister` (a kubernetes_asyncio list call) forever: a list in pages of
     `page_size`, then a watch from its resourceVersion until `relist_seconds` have passed;
-    after that, an error or 410 Gone, a new list."""
+    after that, an error or 410 Gone, a new list. `heard` is called on every sign of life of
+    the apiserver: a page, a watch request answered, an event or a bookmark."""
     while True:
         try:
             listed_at = time.monotonic()
             version = ""
-            async for event in _list(lister, page_size, *args, **kwargs):
+            async for event in _list(lister, page_size, heard, *args, **kwargs):
                 if event.type == SYNCED:
                     version = event.body["resourceVersion"]
                     event = WatchEvent(SYNCED, {})
                 yield event
             deadline = listed_at + relist_seconds
-            async for event in _watch(lister, version, deadline, *args, **kwargs):
+            async for event in _watch(lister, version, deadline, heard, *args, **kwargs):
                 yield event
             continue  # time for the safety net's re-list, or 410 Gone
         except (ApiException, aiohttp.ClientError, TimeoutError, ValueError) as error:
@@ -73,7 +75,7 @@ async def list_and_watch(
 
 
 async def _list(
-    lister: Lister, page_size: int, *args: Any, **kwargs: Any
+    lister: Lister, page_size: int, heard: Callable[[], None], *args: Any, **kwargs: Any
 ) -> AsyncIterator[WatchEvent]:
     """Every object, page by page, then SYNCED carrying the list's resourceVersion (that of
     the first page: the pages of one list are one snapshot)."""
@@ -84,6 +86,7 @@ async def _list(
         listing = await _json(
             await lister(*args, limit=page_size, _preload_content=False, **more, **kwargs)
         )
+        heard()
         for item in listing.get("items") or []:
             yield WatchEvent(LISTED, item)
         metadata = listing.get("metadata") or {}
@@ -101,11 +104,12 @@ async def follow(
     take: Callable[[WatchEvent], None],
     skipped: Callable[[WatchEvent], None],
     relist_seconds: float = RELIST_SECONDS,
+    heard: Callable[[], None] = lambda: None,
 ) -> None:
     """Hand each event of `lister` on to `take`, forever; one that cannot be taken is logged,
     handed to `skipped`, and the watch goes on with the next: no single object stops the
     watch of all the others."""
-    events = list_and_watch(lister, *args, relist_seconds=relist_seconds, **selectors)
+    events = list_and_watch(lister, *args, relist_seconds=relist_seconds, heard=heard, **selectors)
     async for event in events:
         try:
             take(event)
@@ -117,7 +121,12 @@ async def follow(
 
 
 async def _watch(
-    lister: Lister, version: str, deadline: float, *args: Any, **kwargs: Any
+    lister: Lister,
+    version: str,
+    deadline: float,
+    heard: Callable[[], None],
+    *args: Any,
+    **kwargs: Any,
 ) -> AsyncIterator[WatchEvent]:
     """The watch from `version`, in requests of at most five minutes, until the monotonic
     `deadline` (then the caller lists again) or 410 Gone."""
@@ -134,9 +143,11 @@ async def _watch(
         )
         async with response:
             _check(response)
+            heard()
             async for line in response.content:
                 if not line.strip():
                     continue
+                heard()
                 event = decode_wire(line)
                 body = event.get("object") or {}
                 if event.get("type") == "ERROR":
