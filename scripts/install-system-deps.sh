@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what the tests and the demo need from the distribution: a PostgreSQL server
 # (started by the tests in a temporary data dir, never as a system service), kubectl, and
-# Chromium with its driver for the web view's browser tests (headless, no download).
+# Chromium with its driver for the web view's browser tests (headless, no download), and
+# Prometheus for promtool (the chart's alert rules are tested with it).
 # Anything already present is left alone; on a machine without apt, say what is missing.
 set -euo pipefail
 
@@ -10,10 +11,11 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
 [ -x /usr/lib/chromium/chromium ] || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if ! command -v apt-get >/dev/null 2>&1; then
-  echo "install-system-deps: please install: ${missing[*]} (PostgreSQL server binaries, kubectl, chromium, chromedriver)" >&2
+  echo "install-system-deps: please install: ${missing[*]} (PostgreSQL server binaries, kubectl, chromium, chromedriver, prometheus)" >&2
   exit 1
 fi
 sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
