@@ -458,3 +458,39 @@ def test_long_release_names_make_names_of_at_most_63_and_never_the_same(length: 
     assert len(set(names)) == len(names), "two objects of one kind share a name"
     cluster_roles = [name for kind, name in names if kind == "ClusterRole"]
     assert len(set(cluster_roles)) == len(cluster_roles) >= 2
+
+
+def test_the_pods_can_be_adapted_and_the_uid_left_to_the_platform() -> None:
+    sidecar = {"name": "proxy", "image": "registry.example/proxy:1"}
+    volume = {"name": "ca", "configMap": {"name": "db-ca"}}
+    mount = {"name": "ca", "mountPath": "/etc/db-ca", "readOnly": True}
+    objects = render(
+        {
+            "extraArgs": ["--verbose"],
+            "extraVolumes": [volume],
+            "extraVolumeMounts": [mount],
+            "extraContainers": [sidecar],
+            "commonLabels": {"team": "migrations"},
+            "podSecurityContext": {"runAsUser": None, "runAsGroup": None, "fsGroup": None},
+            "ui": {"enabled": True, "nodeSelector": {"pool": "web"}},
+        }
+    )
+    operator_deployment = find(objects, "Deployment", "cf-collectionflow-operator")[0]
+    pod = operator_deployment["spec"]["template"]["spec"]
+    operator, extra = pod["containers"]
+    assert operator["args"][-1] == "--verbose"
+    assert extra == sidecar
+    assert volume in pod["volumes"]
+    assert mount in operator["volumeMounts"]
+    assert pod["securityContext"] == {
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert operator["securityContext"]["readOnlyRootFilesystem"] is True
+    assert all(
+        o["metadata"]["labels"]["team"] == "migrations"
+        for o in objects
+        if o["kind"] != "CustomResourceDefinition"
+    )
+    view = find(objects, "Deployment", "cf-collectionflow-operator-ui")[0]
+    assert view["spec"]["template"]["spec"]["nodeSelector"] == {"pool": "web"}
