@@ -494,3 +494,18 @@ def test_the_pods_can_be_adapted_and_the_uid_left_to_the_platform() -> None:
     )
     view = find(objects, "Deployment", "cf-collectionflow-operator-ui")[0]
     assert view["spec"]["template"]["spec"]["nodeSelector"] == {"pool": "web"}
+
+
+def test_the_web_view_denies_all_ingress_unless_a_proxy_is_named() -> None:
+    objects = render({"ui": {"enabled": True}})
+    policy = one(objects, "NetworkPolicy")
+    view = find(objects, "Deployment", "cf-collectionflow-operator-ui")[0]
+    assert policy["spec"]["podSelector"]["matchLabels"] == view["spec"]["selector"]["matchLabels"]
+    assert (policy["spec"]["policyTypes"], policy["spec"]["ingress"]) == (["Ingress"], [])
+    proxy = [{"podSelector": {"matchLabels": {"app": "oauth2-proxy"}}}]
+    opened = one(
+        render({"ui": {"enabled": True, "networkPolicy": {"ingressFrom": proxy}}}), "NetworkPolicy"
+    )
+    assert opened["spec"]["ingress"] == [
+        {"ports": [{"port": "http", "protocol": "TCP"}], "from": proxy}
+    ]
