@@ -119,6 +119,7 @@ def test_cluster_wide_rbac_is_least_privilege() -> None:
         ("flows.collectionflow.io", "collectionflows", "watch"),
         ("flows.collectionflow.io", "collectionflows/status", "patch"),
         ("rbac.authorization.k8s.io", "clusterroles", "bind"),
+        ("rbac.authorization.k8s.io", "clusterroles", "get"),
         ("rbac.authorization.k8s.io", "rolebindings", "create"),
     }
     assert not any("*" in (group, resource, verb) for group, resource, verb in granted)
@@ -138,7 +139,7 @@ def test_cluster_wide_rbac_is_least_privilege() -> None:
         {
             "apiGroups": ["rbac.authorization.k8s.io"],
             "resources": ["clusterroles"],
-            "verbs": ["bind"],
+            "verbs": ["bind", "get"],
             "resourceNames": ["cf-collectionflow-operator-worker"],
         }
     ]

@@ -245,6 +245,7 @@ CALLS: dict[str, dict[tuple[str, str, str], Call]] = {
         ("", "serviceaccounts", "create"): _worker_rbac,
         ("rbac.authorization.k8s.io", "rolebindings", "create"): _worker_rbac,
         ("rbac.authorization.k8s.io", "clusterroles", "bind"): _worker_rbac,
+        ("rbac.authorization.k8s.io", "clusterroles", "get"): _worker_rbac,
     },
     "leader": {
         ("coordination.k8s.io", "leases", "get"): _lease_get,

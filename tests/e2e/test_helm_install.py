@@ -274,6 +274,22 @@ def test_install_run_upgrade_and_uninstall(
         if str(item.metadata.name).startswith(FULLNAME)
     ]
     assert left == []
+
+    def worker_rbac_left() -> list[str]:
+        accounts = core.list_namespaced_service_account(namespace).items
+        bindings = rbac.list_namespaced_role_binding(namespace).items
+        return [
+            f"{kind}/{item.metadata.name}"
+            for kind, items in (("ServiceAccount", accounts), ("RoleBinding", bindings))
+            for item in items
+            if item.metadata.name == "collectionflow-worker"
+        ]
+
+    wait_for(
+        lambda: not worker_rbac_left(),
+        "the workers' ServiceAccount and RoleBinding the operator made to go with the chart",
+        60,
+    )
     assert client.ApiextensionsV1Api(api).read_custom_resource_definition(CRD_NAME)
     assert flows.get("first")["status"]["state"] == "Succeeded"
 

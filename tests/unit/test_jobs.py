@@ -251,7 +251,16 @@ def test_worker_rbac() -> None:
 
 
 def test_worker_rbac_binds_a_given_cluster_role_and_makes_no_role() -> None:
-    account, binding = build_worker_rbac("team-a", "collectionflow-worker", "cf-worker")
+    account, binding = build_worker_rbac("team-a", "collectionflow-worker", "cf-worker", "u-1")
+
+    owner = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "name": "cf-worker",
+        "uid": "u-1",
+    }
+    assert account["metadata"]["ownerReferences"] == [owner], "they go with the chart's role"
+    assert binding["metadata"]["ownerReferences"] == [owner]
 
     assert account["kind"] == "ServiceAccount"
     assert binding["roleRef"] == {

@@ -311,7 +311,11 @@ class KubeGateway:
             "Role": self.rbac.create_namespaced_role,
             "RoleBinding": self.rbac.create_namespaced_role_binding,
         }
-        for manifest in build_worker_rbac(namespace, name, cluster_role):
+        owner = ""
+        if cluster_role:
+            role = await self._call(self.rbac.read_cluster_role, cluster_role)
+            owner = role["metadata"]["uid"]
+        for manifest in build_worker_rbac(namespace, name, cluster_role, owner):
             try:
                 await self._call(creators[manifest["kind"]], namespace, manifest)
             except ApiException as error:

@@ -23,10 +23,28 @@ WORKER_RULES: list[dict[str, Any]] = [
 
 
 def build_worker_rbac(
-    namespace: str, name: str, cluster_role: str | None = None
+    namespace: str, name: str, cluster_role: str | None = None, cluster_role_uid: str = ""
 ) -> list[dict[str, Any]]:
+    """The objects to create. Bound to `cluster_role` (its uid given), each is owned by that
+    ClusterRole, so the garbage collector removes them with it when the chart that made it is
+    uninstalled: nothing the operator made stays behind, bound to a role that is gone."""
+
     def metadata() -> dict[str, Any]:
-        return {"name": name, "namespace": namespace, "labels": {LABEL_MANAGED_BY: MANAGED_BY}}
+        meta: dict[str, Any] = {
+            "name": name,
+            "namespace": namespace,
+            "labels": {LABEL_MANAGED_BY: MANAGED_BY},
+        }
+        if cluster_role and cluster_role_uid:
+            meta["ownerReferences"] = [
+                {
+                    "apiVersion": "rbac.authorization.k8s.io/v1",
+                    "kind": "ClusterRole",
+                    "name": cluster_role,
+                    "uid": cluster_role_uid,
+                }
+            ]
+        return meta
 
     account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata()}
     role = {
