@@ -224,6 +224,9 @@ def test_install_run_upgrade_and_uninstall(
     assert acted[leader] > 0
     assert [count for name, count in acted.items() if name != leader] == [0], "one acts"
 
+    tested = config.test(RELEASE, timeout=300, logs=True)  # raises when the hook pod fails
+    assert "Succeeded" in tested["logs"], tested["logs"]
+
     slow = {
         **SAMPLE,
         "parameters": {
