@@ -134,3 +134,27 @@ def test_the_notes_carry_a_flow_the_crd_accepts_and_how_to_answer_it() -> None:
     assert "flows.collectionflow.io/input='{\"answers\": {}}'" in text
     assert "helm test cf" in text
     assert "crds/samples" not in text, "the chart carries no samples"
+
+
+def test_the_web_view_reads_only_the_watched_namespaces_with_a_read_only_role() -> None:
+    values = {
+        **POSTGRES,
+        **NAMESPACED,
+        "ui": {"enabled": True, "database": {"existingSecret": "cf-db-readonly"}},
+    }
+    objects = render(values)
+    name = "cf-collectionflow-operator-ui"
+    assert find(objects, "ClusterRole", name) == []
+    assert find(objects, "ClusterRoleBinding", name) == []
+    roles = find(objects, "Role", name)
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
+    assert {v for r in roles for rule in r["rules"] for v in rule["verbs"]} == {
+        "get",
+        "list",
+        "watch",
+    }
+    view = find(objects, "Deployment", name)[0]["spec"]["template"]["spec"]["containers"][0]
+    assert "--namespace=team-a" in view["args"]
+    assert "--namespace=team-b" in view["args"]
+    [url] = view["env"]
+    assert url["valueFrom"]["secretKeyRef"]["name"] == "cf-db-readonly"

@@ -23,14 +23,20 @@ from collectionflow.settings import DatabaseSettings
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
-def make_engine(settings: DatabaseSettings) -> AsyncEngine:
+def make_engine(settings: DatabaseSettings, read_only: bool = False) -> AsyncEngine:
+    """The engine; `read_only` (the web view) makes every transaction read-only in the
+    database itself: PostgreSQL refuses any write in it, whatever the role may do."""
     url = make_url(settings.resolved_url())
     if url.get_backend_name() == "sqlite":
         engine = create_async_engine(url, echo=settings.echo)
         event.listen(engine.sync_engine, "connect", _configure_sqlite_connection)
+        if read_only:
+            event.listen(engine.sync_engine, "connect", _sqlite_read_only)
         return engine
+    server_settings = {"default_transaction_read_only": "on"} if read_only else {}
     return create_async_engine(
         url,
+        connect_args={"server_settings": server_settings} if server_settings else {},
         echo=settings.echo,
         pool_size=settings.pool_size,
         max_overflow=settings.max_overflow,
@@ -42,6 +48,14 @@ def make_engine(settings: DatabaseSettings) -> AsyncEngine:
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def _sqlite_read_only(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA query_only=ON")
+    finally:
+        cursor.close()
 
 
 def _configure_sqlite_connection(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:

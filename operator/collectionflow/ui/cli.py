@@ -23,7 +23,8 @@ def ui(
     host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="port to bind")] = 8000,
     namespace: Annotated[
-        str | None, typer.Option("--namespace", "-n", help="show only this namespace")
+        list[str] | None,
+        typer.Option("--namespace", "-n", help="show only this namespace (repeatable)"),
     ] = None,
     allow_remote: Annotated[
         bool,
@@ -55,4 +56,4 @@ def ui(
     from collectionflow.ui.server import build
 
     allowed = sorted(LOOPBACK_NAMES | {"[::1]", host, *(allow_host or [])})
-    uvicorn.run(build(namespace, allowed), host=host, port=port, log_level="info")
+    uvicorn.run(build(namespace or [], allowed), host=host, port=port, log_level="info")

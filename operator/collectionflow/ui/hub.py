@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import itertools
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,9 +39,9 @@ class Subscription:
 
 
 class FlowHub:
-    def __init__(self, api_client: client.ApiClient, namespace: str | None = None) -> None:
+    def __init__(self, api_client: client.ApiClient, namespaces: Sequence[str] = ()) -> None:
         self.api_client = api_client
-        self.namespace = namespace
+        self.namespaces = tuple(namespaces)  # empty: every namespace
         self.bodies: dict[str, dict[str, Any]] = {}
         self.rows: dict[str, FlowRow] = {}
         self.events: dict[str, collections.deque[dict[str, Any]]] = {}
@@ -49,6 +50,7 @@ class FlowHub:
         self._numbers = itertools.count(1)
         self._subscriptions: set[Subscription] = set()
         self._tasks: list[asyncio.Task[None]] = []
+        self._synced_scopes: set[str | None] = set()
 
     # -- what pages read
 
@@ -81,31 +83,27 @@ class FlowHub:
     # -- the watches
 
     def start(self) -> None:
+        """One watch of flows and one of their Events per namespace (or one of each for the
+        whole cluster): in namespaced mode the view needs, and holds, no cluster-wide right."""
         custom, core = client.CustomObjectsApi(self.api_client), client.CoreV1Api(self.api_client)
         involved = f"involvedObject.kind={KIND}"
-        if self.namespace:
-            flows = self._follow(
-                self._on_flow,
-                custom.list_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                self.namespace,
-                PLURAL,
-            )
-            events = self._follow(
-                self._on_event,
-                core.list_namespaced_event,
-                self.namespace,
-                field_selector=involved,
-            )
-        else:
-            flows = self._follow(
-                self._on_flow, custom.list_cluster_custom_object, GROUP, VERSION, PLURAL
-            )
-            events = self._follow(
-                self._on_event, core.list_event_for_all_namespaces, field_selector=involved
-            )
-        self._tasks = [asyncio.create_task(flows), asyncio.create_task(events)]
+        for scope in self.namespaces or (None,):
+            on_flow = functools.partial(self._on_flow, scope=scope)
+            if scope:
+                flows = self._follow(
+                    on_flow, custom.list_namespaced_custom_object, GROUP, VERSION, scope, PLURAL
+                )
+                events = self._follow(
+                    self._on_event, core.list_namespaced_event, scope, field_selector=involved
+                )
+            else:
+                flows = self._follow(
+                    on_flow, custom.list_cluster_custom_object, GROUP, VERSION, PLURAL
+                )
+                events = self._follow(
+                    self._on_event, core.list_event_for_all_namespaces, field_selector=involved
+                )
+            self._tasks += [asyncio.create_task(flows), asyncio.create_task(events)]
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -119,12 +117,19 @@ class FlowHub:
         async for event in list_and_watch(lister, *args, **kw):
             handle(event, listed)
 
-    def _on_flow(self, event: WatchEvent, listed: set[str]) -> None:
+    def _on_flow(self, event: WatchEvent, listed: set[str], scope: str | None = None) -> None:
         if event.type == SYNCED:
-            for uid in set(self.bodies) - listed:
+            held = {
+                uid
+                for uid, body in self.bodies.items()
+                if scope is None or body["metadata"]["namespace"] == scope
+            }
+            for uid in held - listed:
                 self._forget(uid)
             listed.clear()
-            self.synced.set()
+            self._synced_scopes.add(scope)
+            if len(self._synced_scopes) == len(self.namespaces or (None,)):
+                self.synced.set()
             return
         uid = str(event.body["metadata"]["uid"])
         if event.type == "DELETED":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
@@ -15,9 +15,10 @@ from collectionflow.ui.app import create_app
 from collectionflow.ui.hub import FlowHub
 
 
-def build(namespace: str | None, allowed_hosts: Iterable[str]) -> Any:
-    """An ASGI app that connects to the cluster and the database when it starts."""
-    engine = make_engine(get_settings().db)
+def build(namespaces: Sequence[str], allowed_hosts: Iterable[str]) -> Any:
+    """An ASGI app that connects to the cluster and the database when it starts: the flows of
+    `namespaces` (every one when empty), and the journal in read-only transactions."""
+    engine = make_engine(get_settings().db, read_only=True)
     queries = FlowQueries(make_sessionmaker(engine))
     state: dict[str, Starlette] = {}
 
@@ -29,7 +30,7 @@ def build(namespace: str | None, allowed_hosts: Iterable[str]) -> Any:
                 await api_client.close()
                 await engine.dispose()
 
-            hub = FlowHub(api_client, namespace)
+            hub = FlowHub(api_client, namespaces)
             state["app"] = create_app(hub, queries, allowed_hosts, on_close=close)
         await state["app"](scope, receive, send)
 
