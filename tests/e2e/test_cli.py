@@ -89,7 +89,7 @@ def test_input_retry_suspend_resume_and_their_errors(
     assert suspended.returncode == 0, suspended.stderr
     assert "suspended" in suspended.stdout
 
-    not_waiting = cflow("input", "runs", "-n", namespace, "--set", "a=1")
+    not_waiting = cflow("input", "runs", "-n", namespace, "--set", "db-01.owner=dba")
     assert not_waiting.returncode == 1
     assert "input needs a WaitingForInput flow" in not_waiting.stderr
     assert f"{namespace}/runs is " in not_waiting.stderr

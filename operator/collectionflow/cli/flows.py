@@ -41,7 +41,12 @@ class Output(StrEnum):
 
 
 NamespaceOption = Annotated[
-    str | None, typer.Option("--namespace", "-n", help="the flow's namespace (kubeconfig's)")
+    str | None,
+    typer.Option(
+        "--namespace",
+        "-n",
+        help="namespace of the flow (default: your kubeconfig's current namespace)",
+    ),
 ]
 OutputOption = Annotated[Output, typer.Option("--output", "-o", help="table, json or yaml")]
 FLOW_COLUMNS = [
@@ -100,7 +105,9 @@ def connect() -> FlowsClient:
 def get(
     name: Annotated[str | None, typer.Argument(help="one flow; all when left out")] = None,
     namespace: NamespaceOption = None,
-    all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A")] = False,
+    all_namespaces: Annotated[
+        bool, typer.Option("--all-namespaces", "-A", help="flows of every namespace")
+    ] = False,
     watch: Annotated[
         bool, typer.Option("--watch", "-w", help="print changes as they come")
     ] = False,
@@ -186,21 +193,32 @@ def require_state(flow: dict[str, Any], wanted: str, action: str) -> None:
 
 
 def answers_from(file: Path | None, settings: list[str]) -> dict[str, Any]:
+    """The manual input the phase reads, `{"answers": {"<asset>": {"<attribute>": value}}}`,
+    from a file holding either that or the answers alone, and `--set asset.attribute=value`."""
     answers: dict[str, Any] = {}
     if file is not None:
         try:
-            answers.update(MANUAL_INPUT.parse_object(file.read_bytes()))
+            given = MANUAL_INPUT.parse_object(file.read_bytes())
         except (OSError, InputRejected) as error:
             raise fail(f"cannot use {file}: {error}") from None
+        given = given["answers"] if set(given) == {"answers"} else given
+        if not isinstance(given, dict) or not all(isinstance(a, dict) for a in given.values()):
+            raise fail(
+                f'cannot use {file}: answers are {{"<asset>": {{"<attribute>": <value>}}}}, '
+                'alone or under "answers"'
+            )
+        answers.update(given)
     for setting in settings:
         key, sep, value = setting.partition("=")
-        if not sep or not key:
-            raise fail(f"--set {setting!r}: expected key=value")
+        asset, dot, attribute = key.partition(".")
+        if not sep or not dot or not asset or not attribute:
+            raise fail(f"--set {setting!r}: expected asset.attribute=value, e.g. db-01.owner=dba")
         try:
-            answers[key] = json.loads(value)
+            parsed = json.loads(value)
         except json.JSONDecodeError:
-            answers[key] = value
-    return answers
+            parsed = value
+        answers.setdefault(asset, {})[attribute] = parsed
+    return {"answers": answers}
 
 
 def _change(
@@ -227,13 +245,28 @@ def _change(
 def input_(
     name: str,
     namespace: NamespaceOption = None,
-    file: Annotated[Path | None, typer.Option(help="a JSON object of answers")] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            help='a JSON file of answers: {"db-01": {"owner": "dba"}}, alone or under "answers"'
+        ),
+    ] = None,
     set_: Annotated[
-        list[str] | None, typer.Option("--set", help="key=value (repeatable; JSON values)")
+        list[str] | None,
+        typer.Option(
+            "--set", help="one answer, asset.attribute=value (repeatable; JSON values allowed)"
+        ),
     ] = None,
     output: OutputOption = Output.TABLE,
 ) -> None:
-    """Give a flow that waits for input its answers, and let it go on."""
+    """Give a flow that waits for input its answers, and let it go on.
+
+    Answers fill the gaps the questionnaire asked about, per asset and attribute:
+
+        collectionflow input acme --set db-01.owner=dba-team --set db-01.criticality=3
+
+        collectionflow input acme --file answers.json   # {"db-01": {"owner": "dba-team"}}
+    """
     answers = answers_from(file, set_ or [])
     given = json.dumps(answers, separators=(",", ":"))
     try:
@@ -242,7 +275,9 @@ def input_(
         raise fail(str(error)) from None
     annotations = {ANNOTATION_INPUT: given, ANNOTATION_INPUT_COMPLETE: "true"}
     patch = {"metadata": {"annotations": annotations}}
-    _change(name, namespace, output, FlowState.WAITING_FOR_INPUT, lambda _: patch, "input given")
+    count = sum(len(given) for given in answers["answers"].values())
+    said = f"input given ({count} answers for {len(answers['answers'])} assets)"
+    _change(name, namespace, output, FlowState.WAITING_FOR_INPUT, lambda _: patch, said)
 
 
 def retry(
@@ -265,6 +300,14 @@ def resume(
     name: str, namespace: NamespaceOption = None, output: OutputOption = Output.TABLE
 ) -> None:
     """Let a suspended flow go on."""
+    kube = connect()
+    try:
+        flow = kube.get(namespace or kube.default_namespace, name)
+    except FlowsClientError as error:
+        raise fail(str(error)) from None
+    if not (flow.get("spec") or {}).get("suspend"):
+        state = (flow.get("status") or {}).get("state") or FlowState.PENDING
+        raise fail(f"{flow['metadata']['namespace']}/{name} is not suspended (it is {state})")
     _change(name, namespace, output, None, lambda _: {"spec": {"suspend": False}}, "resumed")
 
 
@@ -317,7 +360,20 @@ def why(
     emit(data, output, why_text(flow, diagnosis, now, operator))
 
 
+FLOWS_PANEL = "Flows"
+
+
 def register(app: typer.Typer) -> None:
-    for command in (get, describe, why, retry, suspend, resume, journal, logs):
-        app.command()(command)
-    app.command("input")(input_)
+    commands: list[tuple[str, Callable[..., None]]] = [
+        ("get", get),
+        ("describe", describe),
+        ("why", why),
+        ("input", input_),
+        ("retry", retry),
+        ("suspend", suspend),
+        ("resume", resume),
+        ("logs", logs),
+        ("journal", journal),
+    ]
+    for name, command in commands:
+        app.command(name, rich_help_panel=FLOWS_PANEL)(command)

@@ -28,7 +28,9 @@ def upgrade() -> None:
 
 
 @app.command()
-def revision(message: Annotated[str, typer.Option("--message", "-m")]) -> None:
+def revision(
+    message: Annotated[str, typer.Option("--message", "-m", help="what the migration does")],
+) -> None:
     """Autogenerate a migration from the models and the (migrated) configured database."""
     new_revision(get_settings().db.resolved_url(), message)
 
@@ -36,7 +38,7 @@ def revision(message: Annotated[str, typer.Option("--message", "-m")]) -> None:
 @app.command()
 def journal(
     flow_uid: Annotated[str | None, typer.Option(help="only this flow's entries")] = None,
-    limit: Annotated[int, typer.Option(min=1)] = 50,
+    limit: Annotated[int, typer.Option(min=1, help="at most this many entries")] = 50,
 ) -> None:
     """Print the newest failure-journal entries."""
     rows = asyncio.run(_journal_rows(flow_uid, limit))
@@ -56,7 +58,9 @@ def journal(
 
 
 @app.command()
-def flows(limit: Annotated[int, typer.Option(min=1)] = 50) -> None:
+def flows(
+    limit: Annotated[int, typer.Option(min=1, help="at most this many flows, newest first")] = 50,
+) -> None:
     """Print the newest flows the database holds, with their master flow and progress."""
     rows = asyncio.run(_flow_rows(limit))
     table = Table("namespace/name", "status", "phase", "progress", "master flow id")

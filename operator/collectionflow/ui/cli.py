@@ -42,8 +42,8 @@ def ui(
     """Serve a live, read-only view of the flows in the browser (Ctrl-C stops it).
 
     It reads the cluster through your kubeconfig (or in-cluster credentials) and the failure
-    journal through COLLECTIONFLOW_DB__URL. Reach it at http://127.0.0.1:8000/, or in a cluster
-    with `kubectl port-forward`.
+    journal through COLLECTIONFLOW_DB__URL (read-only). Reach it at http://127.0.0.1:PORT/, or
+    in a cluster with `kubectl port-forward`.
     """
     if not _is_loopback(host) and not allow_remote:
         raise typer.BadParameter(
@@ -56,4 +56,5 @@ def ui(
     from collectionflow.ui.server import build
 
     allowed = sorted(LOOPBACK_NAMES | {"[::1]", host, *(allow_host or [])})
+    typer.echo(f"the web view: http://{host}:{port}/ (Ctrl-C stops it)")
     uvicorn.run(build(namespace or [], allowed), host=host, port=port, log_level="info")
