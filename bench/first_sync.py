@@ -21,7 +21,7 @@ from typing import Any
 from kubernetes import client
 
 from bench.common import cluster, report_measures
-from bench.idle import rss_mb, store_finished_flows
+from bench.idle import rss_mb, store_finished_flows, wait_until_seen
 from bench.throughput import new_namespace
 from collectionflow.api.models import GROUP, PLURAL, VERSION
 from harness.cluster import VENV_IMAGE
@@ -77,12 +77,7 @@ def measure(workdir: Path) -> Result:
             created = time.monotonic()
             wait_for(lambda: first_status(custom, namespace), "the new flow's status", 900, 0.2)
             new_seen = time.monotonic()
-            wait_for(
-                lambda: operator.metric('collectionflow_flows{state="Succeeded"}') == FLOWS,
-                f"the operator to see {FLOWS} flows",
-                timeout=1800,
-                interval=1.0,
-            )
+            wait_until_seen(operator, FLOWS, timeout=1800)
             every = time.monotonic() - begun
             peak = rss_mb(operator.popen.pid, "VmHWM")
         finally:

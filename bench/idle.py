@@ -94,6 +94,16 @@ def rss_mb(pid: int, key: str = "VmRSS") -> float:
     return 0.0
 
 
+def wait_until_seen(operator: OperatorProcess, flows: int, timeout: float) -> None:
+    """Until the operator's flow-state metric counts `flows` Succeeded flows."""
+    wait_for(
+        lambda: operator.metric('collectionflow_flows{state="Succeeded"}') == flows,
+        f"the operator to see {flows} flows",
+        timeout=timeout,
+        interval=1.0,
+    )
+
+
 def store_finished_flows(api: client.ApiClient, namespace: str, count: int) -> None:
     custom = client.CustomObjectsApi(api)
 
@@ -152,12 +162,7 @@ def measure(workdir: Path) -> Result:
         pid = operator.popen.pid
         try:
             begun = time.monotonic()
-            wait_for(
-                lambda: operator.metric('collectionflow_flows{state="Succeeded"}') == FLOWS,
-                f"the operator to see {FLOWS} flows",
-                timeout=600,
-                interval=1.0,
-            )
+            wait_until_seen(operator, FLOWS, timeout=600)
             startup = time.monotonic() - begun
             time.sleep(SETTLE_SECONDS)
             cpu_before = cpu_seconds(pid)
