@@ -338,3 +338,14 @@ def test_a_running_flow_always_has_a_reconciler() -> None:
     cache = WatchCache()
     cache.wrote_flow(flow("10", {"state": "Running", "observedGeneration": 1, "masterFlowId": "m"}))
     assert cache.needs_work("u1")
+
+
+def test_taking_over_adopts_the_previous_leaders_statuses_as_the_record() -> None:
+    cache = WatchCache()  # a standby: every status it sees is the leader's write
+    cache.observe_flow("ADDED", flow("10", {"state": "Running", "phase": "initialization"}))
+    cache.observe_flow("MODIFIED", flow("11", {"state": "Running", "phase": "gap_analysis"}))
+    assert cache.status_record("u1") == {"state": "Running", "phase": "initialization"}
+    cache.adopt_statuses()
+    assert cache.status_record("u1") is None, "nothing to put back after a takeover"
+    cache.observe_flow("MODIFIED", flow("12", {"state": "Failed"}))
+    assert cache.status_record("u1") == {"state": "Running", "phase": "gap_analysis"}

@@ -89,3 +89,22 @@ def test_an_unnoticed_end_is_excused_by_a_start_a_late_watch_or_an_outage() -> N
     back = replace(since, outages=(Outage(back_at=later - dt.timedelta(seconds=5)),))
     assert back.cover(ended, later, grace)
     assert not back.cover(ended, later + dt.timedelta(minutes=1), grace)
+
+
+def test_a_running_flow_whose_job_ended_unnoticed_but_excused_is_woken() -> None:
+    flow = running()
+    known = attempt(flow, NOW)
+    assert known.job is not None
+    done = {
+        **known.job,
+        "status": {
+            "completionTime": micro_time(NOW),
+            "conditions": [
+                {"type": "Complete", "status": "True", "lastTransitionTime": micro_time(NOW)}
+            ],
+        },
+    }
+    later = NOW + dt.timedelta(minutes=5)
+    # This operator took the lead after the Job ended: not a missed completion, but woken.
+    excused = replace(known, job=done, excuses=Excuses(later))
+    assert look(flow, excused, RULES, later) is Look.WAKE

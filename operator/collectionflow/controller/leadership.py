@@ -86,6 +86,7 @@ def _changed(ctx: OperatorContext, leading: bool) -> None:
     if leading:
         message = f"{identity} became the leader; it reconciles every flow from now on"
         log.info("%s", message)
+        ctx.cache.adopt_statuses()
         ctx.wakeups.wake_all()
     else:
         message = f"{identity} stopped leading (its renewals ran out); it acts no more"

@@ -19,6 +19,7 @@ from collectionflow.controller.context import JobDeferred, JobRefused, OperatorC
 from collectionflow.domain.decision import FlowView
 from collectionflow.domain.journal import fallback_entry
 from collectionflow.domain.runner import Refusal, Verdict, runner_for, verdict
+from collectionflow.domain.slim import finished
 from collectionflow.k8s.gateway import ObjectRef, api_error_message
 
 
@@ -66,7 +67,9 @@ async def launch(
         ctx.inprocess.start(manifest, view.uid, now)
         return Runner.IN_PROCESS
     ctx.refusals.pop((view.namespace, name), None)
-    if ctx.cache.put_job(job, view.namespace, name):  # adopted (409), and it already ended
+    ctx.cache.put_job(job, view.namespace, name)
+    cached = ctx.cache.job(view.namespace, name)
+    if cached is not None and finished(cached):  # adopted (409), and it already ended
         ctx.wakeups.wake(view.uid)
     return Runner.JOB
 

@@ -85,7 +85,7 @@ async def sweep(ctx: OperatorContext, rules: SweepRules, memory: SweepMemory) ->
             view = flow_view(body, ctx.settings.operator.allow_simulation)
             seen = look(view, await _known(ctx, view, body, memory), rules, ctx.clock())
             memory.quiet.note(body, view, seen, rules)
-            if seen is Look.SAY:
+            if seen in (Look.SAY, Look.WAKE):
                 ctx.wakeups.wake(view.uid)
             if seen is not Look.CHECK:
                 continue

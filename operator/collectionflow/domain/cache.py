@@ -101,6 +101,14 @@ class WatchCache:
         since (None: the status is the operator's own)."""
         return self._record.get(uid) if uid in self._foreign else None
 
+    def adopt_statuses(self) -> None:
+        """Taking over the lead: the statuses now stored are the previous leader's writes,
+        the record to keep from here on; none is someone else's. (A standby sees the leader's
+        writes as not its own; without this it would put back what it saw first.)"""
+        for uid, flow in self.flows.items():
+            self._record[uid] = flow["status"]
+        self._foreign.clear()
+
     def status_restored(self, uid: str) -> None:
         self._foreign.discard(uid)
 

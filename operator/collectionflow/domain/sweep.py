@@ -106,6 +106,7 @@ class Look(StrEnum):
     NOTHING = "nothing"
     CHECK = "check"  # looks stalled, or an input reminder is due: check on fresh evidence
     SAY = "say"  # its status does not say what holds it (or that nothing does any more)
+    WAKE = "wake"  # its Job ended and it has not moved on: its reconciler is woken
 
 
 def recoveries_for(view: FlowView, default_max: int) -> Recoveries:
@@ -188,6 +189,10 @@ def look(view: FlowView, known: Known, rules: SweepRules, now: dt.datetime) -> L
         return Look.NOTHING
     if find_stall(evidence) is not None:
         return Look.CHECK
+    if status.state is FlowState.RUNNING and job_finished_at(known.job) is not None:
+        # Excused as a missed completion (it ended before this operator acted, or during an
+        # outage), but not acted on yet: no flow waits on a finished Job for an event.
+        return Look.WAKE
     held = may_be_held(view, known, evidence.heartbeat_interval, now)
     if status.state is not FlowState.RUNNING or not held:
         return Look.NOTHING
