@@ -22,6 +22,7 @@ from prometheus_client import (
 
 from collectionflow.api.limits import InputKind
 from collectionflow.api.models import FlowState
+from collectionflow.domain.stall import STALL_REASONS
 
 
 class Metrics:
@@ -39,6 +40,9 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
+        for reason in sorted(STALL_REASONS):  # at 0 from the start, so increase() sees the first
+            self.stalls.labels(reason=reason.value)
+            self.recoveries.labels(reason=reason.value)
         self.recoveries_exhausted = Counter(
             "collectionflow_recoveries_exhausted",
             "Flows failed because their recoveries were exhausted",

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from collectionflow import metrics as metrics_module
 from collectionflow.api.models import FlowState
+from collectionflow.domain.stall import STALL_REASONS
 from collectionflow.metrics import Metrics
 
 pytestmark = pytest.mark.unit
@@ -57,8 +58,16 @@ def test_each_metrics_owns_its_registry() -> None:
         second.registry.get_sample_value(
             "collectionflow_stalls_detected_total", {"reason": "NoProgress"}
         )
-        is None
+        == 0
     )
+
+
+def test_every_stall_reason_is_counted_from_zero_so_the_first_stall_is_an_increase() -> None:
+    metrics = Metrics()
+    for name in ("collectionflow_stalls_detected_total", "collectionflow_recoveries_total"):
+        for reason in STALL_REASONS:
+            sample = metrics.registry.get_sample_value(name, {"reason": reason.value})
+            assert sample == 0, (name, reason)
 
 
 def test_flow_state_counts_flows_by_state(metrics: Metrics) -> None:
