@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 KIND_CLUSTER ?= collectionflow
 
-.PHONY: help setup system-deps k8s-binaries crd image test test-unit lint fmt demo cluster kind-up kind-down bench clean
+.PHONY: help setup system-deps k8s-binaries cli-docs crd image test test-unit lint fmt demo cluster kind-up kind-down bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -24,6 +24,10 @@ system-deps: ## PostgreSQL, kubectl and etcd from the distribution (Debian/Ubunt
 
 k8s-binaries: ## build or fetch kube-apiserver, kube-controller-manager and etcd (cached)
 	@if [ -z "$$KUBECONFIG" ]; then bash scripts/provision-k8s.sh >/dev/null; fi
+
+cli-docs: $(BIN)/.installed ## regenerate docs/cli.md and the chart's README from the code
+	$(BIN)/typer collectionflow.cli utils docs --name collectionflow --title "The collectionflow command" --output docs/cli.md
+	$(BIN)/python scripts/chart_readme.py
 
 crd: $(BIN)/.installed ## regenerate the CRD from the API models, in crds/ and in the chart
 	$(BIN)/collectionflow crd > crds/collectionflow.yaml
