@@ -4,7 +4,9 @@ its errors, and `kubectl cflow` as a plugin."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -157,3 +159,39 @@ def test_describe_journal_and_logs(
     logs = cflow("logs", LONG, "-n", namespace, "--phase", "initialization")
     assert logs.returncode == 0, logs.stderr
     assert "initialization" in logs.stdout
+
+
+def test_get_one_flow_with_watch_prints_its_changes(
+    flows: Flows,
+    namespace: str,
+    cluster: Any,
+    start_operator: Callable[..., OperatorProcess],
+    db_url: str,
+) -> None:
+    start_operator(db_url)
+    held = spec() | {"suspend": True}
+    flows.create("watched", held)
+    flows.wait_state("watched", "Suspended", timeout=60)
+    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "COLUMNS": "80"}
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    watching = subprocess.Popen(
+        ["collectionflow", "get", "watched", "-n", namespace, "-w"],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert watching.stdout is not None
+        header = watching.stdout.readline()
+        assert header.split()[:2] == ["NAME", "PHASE"]
+        assert "Suspended" in watching.stdout.readline()
+        flows.patch("watched", {"spec": {"suspend": False}})
+        lines: list[str] = []
+        while not any("Succeeded" in line for line in lines):
+            lines.append(watching.stdout.readline())
+            assert lines[-1], f"the watch ended before Succeeded: {lines}"
+        assert all(line.startswith("watched ") for line in lines), lines
+        assert any("Running" in line for line in lines), "each change as it comes"
+    finally:
+        watching.kill()
+        watching.wait()

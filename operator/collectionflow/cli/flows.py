@@ -118,16 +118,17 @@ def get(
     scope = None if all_namespaces else (namespace or kube.default_namespace)
     try:
         if name is not None:
-            flows = [kube.get(scope or kube.default_namespace, name)]
-            version = ""
+            scope = scope or kube.default_namespace
+            flows = [kube.get(scope, name)]
+            version = str(flows[0]["metadata"]["resourceVersion"])
         else:
             flows, version = kube.list_flows(scope)
     except FlowsClientError as error:
         raise fail(str(error)) from None
     flows.sort(key=lambda f: (f["metadata"]["namespace"], f["metadata"]["name"]))
     emit(flows if name is None else flows[0], output, flows_table(flows, all_namespaces))
-    if watch and name is None:
-        for flow in kube.watch(scope, version):
+    if watch:
+        for flow in kube.watch(scope, version, name):
             emit(flow, output, render_row(flow, all_namespaces))
 
 

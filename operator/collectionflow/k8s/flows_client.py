@@ -70,9 +70,12 @@ class FlowsClient:
             raise _error(error) from None
         return list(listing.get("items") or []), str(listing["metadata"]["resourceVersion"])
 
-    def watch(self, namespace: str | None, version: str) -> Iterator[dict[str, Any]]:
-        """Flows as they change after `version`, until interrupted."""
+    def watch(
+        self, namespace: str | None, version: str, name: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Flows (or the one named) as they change after `version`, until interrupted."""
         stream = watch.Watch()
+        only = {"field_selector": f"metadata.name={name}"} if name else {}
         if namespace is None:
             events = stream.stream(
                 self.custom.list_cluster_custom_object,
@@ -80,6 +83,7 @@ class FlowsClient:
                 VERSION,
                 PLURAL,
                 resource_version=version,
+                **only,
             )
         else:
             events = stream.stream(
@@ -89,6 +93,7 @@ class FlowsClient:
                 namespace,
                 PLURAL,
                 resource_version=version,
+                **only,
             )
         for event in events:
             if event["type"] in ("ADDED", "MODIFIED"):
