@@ -1,15 +1,16 @@
-"""`collectionflow db flows` and `db journal` read what the operator wrote."""
+"""`collectionflow db flows` and `journal --flow-uid` read what the operator wrote."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Iterator
 
 import pytest
 from typer.testing import CliRunner
 
-from collectionflow.db.cli import app
+from collectionflow.cli import app
 from collectionflow.db.repository import FlowRepository
 from collectionflow.domain.records import FlowRef, JournalEntry
 from collectionflow.settings import get_settings
@@ -45,7 +46,8 @@ async def test_flows_and_journal_list_what_the_database_holds(
 
     # The commands run their own event loop, so off this test's loop.
     wide = {"COLUMNS": "200"}
-    flows = await asyncio.to_thread(runner.invoke, app, ["flows"], env=wide)
+    flows = await asyncio.to_thread(runner.invoke, app, ["db", "flows"], env=wide)
+    listed = await asyncio.to_thread(runner.invoke, app, ["db", "flows", "-o", "json"], env=wide)
     journal = await asyncio.to_thread(
         runner.invoke, app, ["journal", "--flow-uid", ref.flow_uid], env=wide
     )
@@ -53,6 +55,13 @@ async def test_flows_and_journal_list_what_the_database_holds(
     assert flows.exit_code == 0, flows.output
     assert f"team-a/{name}" in flows.output
     assert ids.master_flow_id in flows.output
+    assert listed.exit_code == 0, listed.output
+    [row] = [r for r in json.loads(listed.output) if r["uid"] == ref.flow_uid]
+    assert (row["namespace"], row["name"], row["masterFlowId"]) == (
+        "team-a",
+        name,
+        ids.master_flow_id,
+    )
     assert journal.exit_code == 0, journal.output
     assert "exit code 3" in journal.output
     assert "gap_analysis" in journal.output

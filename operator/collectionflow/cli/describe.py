@@ -95,13 +95,15 @@ def duration(entry: dict[str, Any]) -> str:
     return f"{seconds:.1f}s"
 
 
-def read_journal(uid: str | None, since: dt.timedelta | None) -> list[JournalRow] | str:
+def read_journal(
+    uid: str | None, since: dt.timedelta | None, limit: int = 100
+) -> list[JournalRow] | str:
     """The journal rows (of one flow), newest first; a sentence when the database is out."""
 
     async def query() -> list[JournalRow]:
         engine = make_engine(get_settings().db)
         try:
-            return await FlowQueries(make_sessionmaker(engine)).journal_entries(uid, 100)
+            return await FlowQueries(make_sessionmaker(engine)).journal_entries(uid, limit)
         finally:
             await engine.dispose()
 

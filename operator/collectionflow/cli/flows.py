@@ -168,18 +168,23 @@ def journal(
     ] = None,
     namespace: NamespaceOption = None,
     since: Annotated[str | None, typer.Option(help="only newer entries: 30s, 15m, 2h, 7d")] = None,
+    flow_uid: Annotated[
+        str | None,
+        typer.Option(help="one flow's entries by its uid (a flow no longer in the cluster)"),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="at most this many entries")] = 100,
     output: OutputOption = Output.TABLE,
 ) -> None:
-    """The failure journal (from the database), newest first."""
+    """The failure journal (from the database, COLLECTIONFLOW_DB__URL), newest first."""
     window = parse_since(since)
-    uid = None
+    uid = flow_uid
     if name is not None:
         kube = connect()
         try:
             uid = kube.get(namespace or kube.default_namespace, name)["metadata"]["uid"]
         except FlowsClientError as error:
             raise fail(str(error)) from None
-    rows = read_journal(uid, window)
+    rows = read_journal(uid, window, limit)
     if isinstance(rows, str):
         raise fail(rows)
     emit([journal_data(row) for row in rows], output, journal_table(rows, width()))

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Annotated
 
 import typer
+import yaml
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.engine import make_url
 
 from collectionflow.db.engine import make_engine, make_sessionmaker
 from collectionflow.db.migrate import new_revision, upgrade_sync
-from collectionflow.db.queries import FlowRow, JournalRow
+from collectionflow.db.queries import FlowRow
 from collectionflow.db.repository import FlowRepository
 from collectionflow.settings import get_settings
 
@@ -36,33 +38,32 @@ def revision(
 
 
 @app.command()
-def journal(
-    flow_uid: Annotated[str | None, typer.Option(help="only this flow's entries")] = None,
-    limit: Annotated[int, typer.Option(min=1, help="at most this many entries")] = 50,
-) -> None:
-    """Print the newest failure-journal entries."""
-    rows = asyncio.run(_journal_rows(flow_uid, limit))
-    table = Table("time", "flow uid", "source", "operation", "phase", "next", "error")
-    for row in rows:
-        entry = row.entry
-        table.add_row(
-            row.created_at.isoformat(timespec="seconds"),
-            entry.flow_uid or "",
-            entry.source,
-            entry.operation,
-            entry.phase or "",
-            entry.next_phase or "",
-            entry.error_message or "",
-        )
-    Console().print(table)
-
-
-@app.command()
 def flows(
     limit: Annotated[int, typer.Option(min=1, help="at most this many flows, newest first")] = 50,
+    output: Annotated[str, typer.Option("--output", "-o", help="table, json or yaml")] = "table",
 ) -> None:
-    """Print the newest flows the database holds, with their master flow and progress."""
+    """Print the newest flows the database holds, with their master flow and progress (the
+    failure journal: `collectionflow journal`)."""
     rows = asyncio.run(_flow_rows(limit))
+    if output in ("json", "yaml"):
+        data = [
+            {
+                "namespace": row.ref.namespace,
+                "name": row.ref.name,
+                "uid": row.ref.flow_uid,
+                "status": row.snapshot.status,
+                "phase": row.snapshot.current_phase,
+                "progressPercentage": row.snapshot.progress_percentage,
+                "masterFlowId": row.ids.master_flow_id,
+                "childFlowId": row.ids.child_flow_id,
+            }
+            for row in rows
+        ]
+        text = json.dumps(data, indent=2) if output == "json" else yaml.safe_dump(data)
+        typer.echo(text.rstrip("\n"))
+        return
+    if output != "table":
+        raise typer.BadParameter(f"{output!r}: table, json or yaml", param_hint="--output")
     table = Table("namespace/name", "status", "phase", "progress", "master flow id")
     for row in rows:
         table.add_row(
@@ -73,14 +74,6 @@ def flows(
             row.ids.master_flow_id,
         )
     Console().print(table)
-
-
-async def _journal_rows(flow_uid: str | None, limit: int) -> list[JournalRow]:
-    engine = make_engine(get_settings().db)
-    try:
-        return await FlowRepository(make_sessionmaker(engine)).journal_entries(flow_uid, limit)
-    finally:
-        await engine.dispose()
 
 
 async def _flow_rows(limit: int) -> list[FlowRow]:
