@@ -1,7 +1,9 @@
 """`make demo`: a cluster, the operator, the sample flows, watched live until they succeed.
 
 Uses the local control plane and node agent unless KUBECONFIG names a cluster already (kind,
-with our image loaded). The operator runs here as a process with the SQLite default.
+with our image loaded); there it works in its own namespace, `collectionflow-demo`. The
+operator runs here as a process with the SQLite default. At a terminal the demo stays up for
+you to explore until Ctrl-C; run from a script (stdin not a terminal) it ends with the flows.
 """
 
 from __future__ import annotations
@@ -54,6 +56,13 @@ def kubectl(kubeconfig: Path, *args: str) -> str:
     env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
     return subprocess.run(
         ["kubectl", *args], env=env, check=True, capture_output=True, text=True
+    ).stdout
+
+
+def kubectl_input(kubeconfig: Path, text: str, *args: str) -> str:
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+    return subprocess.run(
+        ["kubectl", *args], env=env, check=True, capture_output=True, text=True, input=text
     ).stdout
 
 
@@ -114,7 +123,7 @@ def watch(kubeconfig: Path, namespace: str, timeout: float) -> bool:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--namespace", default="default")
+    parser.add_argument("--namespace", default="collectionflow-demo")
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--exit", action="store_true", help="stop when the flows are done")
     args = parser.parse_args()
@@ -148,22 +157,26 @@ def run_demo(args: argparse.Namespace, workdir: Path) -> int:
             )
         try:
             console.print(f"operator running (log: {log_path}); applying crds/samples/")
+            namespace = kubectl(
+                kubeconfig, "create", "namespace", args.namespace, "--dry-run=client", "-o", "yaml"
+            )
+            kubectl_input(kubeconfig, namespace, "apply", "-f", "-")
             kubectl(kubeconfig, "-n", args.namespace, "apply", "-f", str(REPO / "crds" / "samples"))
             ok = watch(kubeconfig, args.namespace, args.timeout)
             print(kubectl(kubeconfig, "-n", args.namespace, "get", "cflow", "-o", "wide"))
             console.print(
                 "[green]all flows Succeeded[/]" if ok else "[red]not all flows Succeeded[/]"
             )
-            if args.exit:
+            if args.exit or not sys.stdin.isatty():
                 return 0 if ok else 1
             console.print(
                 "\nExplore (the cluster stays up until Ctrl-C):\n"
                 f"  export KUBECONFIG={kubeconfig}\n"
-                "  kubectl get cflow -o wide\n"
-                "  kubectl describe cflow assessment-acme\n"
-                "  kubectl get jobs -l app.kubernetes.io/managed-by=collectionflow-operator\n"
+                f"  kubectl -n {args.namespace} get cflow -o wide\n"
+                f"  .venv/bin/collectionflow describe assessment-acme -n {args.namespace}\n"
+                f"  kubectl -n {args.namespace} get jobs\n"
                 f"  COLLECTIONFLOW_DB__URL=sqlite+aiosqlite:///{database} "
-                ".venv/bin/collectionflow db journal\n"
+                ".venv/bin/collectionflow journal\n"
             )
             with contextlib.suppress(KeyboardInterrupt):
                 while operator.poll() is None:

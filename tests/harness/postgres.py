@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Self
 
 from harness.lifecycle import Service
+from harness.pki import self_signed
 
 POSTGRES_BIN_GLOB = "/usr/lib/postgresql/*/bin"
 SUPERUSER = "postgres"
@@ -35,7 +36,10 @@ class PostgresServer(Service):
     `stop()` stops it and removes everything.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, tls: bool = False) -> None:
+        """``tls``: also accept TLS connections (a self-signed certificate for 127.0.0.1),
+        for URLs with ``?ssl=require`` as docs/install.md writes them."""
+        self.tls = tls
         self.bin_dir = find_bin_dir()
         self.host = "127.0.0.1"
         self.port = free_port()
@@ -57,6 +61,11 @@ class PostgresServer(Service):
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
             "-c max_connections=200"
         )
+        if self.tls:
+            options += (
+                f" -c ssl=on -c ssl_cert_file={self.workdir / 'tls' / 'postgres.crt'}"
+                f" -c ssl_key_file={self.workdir / 'tls' / 'postgres.key'}"
+            )
         started = self._run_server_command(
             [
                 str(self.bin_dir / "pg_ctl"),
@@ -148,6 +157,13 @@ class PostgresServer(Service):
         )
         if initialised.returncode != 0:
             raise PostgresError(f"initdb failed in {self.data_dir}: {initialised.stdout.strip()}")
+        if self.tls:
+            tls = self.workdir / "tls"
+            cert, key = self_signed(tls, "postgres")
+            key.chmod(0o600)
+            if self._run_as:
+                for path in (tls, cert, key):
+                    shutil.chown(path, user=SUPERUSER)
 
     def _run_server_command(self, command: list[str]) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -12,11 +12,12 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from harness.images.enter import inside
-from harness.images.model import MOUNT_POINTS, ImageConfig, LocalImage
+from harness.images.model import MOUNT_POINTS, ImageConfig, LocalImage, find_local_image
 from harness.nodeagent.model import JsonDict
 
 STORAGE_DRIVER = os.environ.get("STORAGE_DRIVER", "overlay")
@@ -60,6 +61,35 @@ def prepare_image(reference: str) -> LocalImage:
         Path(inside(str(rootfs), point)).mkdir(parents=True, exist_ok=True)
     config = ImageConfig.from_oci(info["OCIv1"]["config"])
     return LocalImage(reference, rootfs, config, image_id=f"sha256:{image_id}")
+
+
+class BuiltImages:
+    """The built images a node agent runs: those prepared at its start, and any other a pod
+    names that buildah's storage holds, found when the pod starts (as a node that had the
+    image loaded, `kind load`-style: a custom phase image built from ours by the docs' steps).
+    An agent started with no image of its own looks nothing up."""
+
+    def __init__(self, images: Iterable[LocalImage]) -> None:
+        self._images = list(images)
+        self._look_up = bool(self._images)
+        self._lock = threading.Lock()
+
+    @property
+    def references(self) -> list[str]:
+        with self._lock:
+            return [image.reference for image in self._images]
+
+    def find(self, image: str) -> LocalImage | None:
+        with self._lock:
+            found = find_local_image(image, self._images)
+            if found is not None or not self._look_up:
+                return found
+            try:
+                found = prepare_image(image)
+            except ImageNotBuilt:
+                return None
+            self._images.append(found)
+            return found
 
 
 class VolumeNotReady(Exception):

@@ -15,7 +15,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
-from harness.images.model import LocalImage, find_local_image
+from harness.images.model import LocalImage
+from harness.images.store import BuiltImages
 from harness.lifecycle import Service
 from harness.nodeagent.bodies import binding, unschedulable_status
 from harness.nodeagent.container import Container, PodConfig
@@ -78,7 +79,7 @@ class NodeAgent(Service):
         self.image_map: dict[str, tuple[str, ...] | None] = {
             key: None if value is None else tuple(value) for key, value in image_map.items()
         }
-        self.local_images = tuple(local_images)
+        self.local_images = BuiltImages(local_images)
         self.workdir = Path(workdir)
         self.pods_dir = self.workdir / "pods"
         self.heartbeat_seconds = heartbeat_seconds
@@ -224,13 +225,14 @@ class NodeAgent(Service):
 
     def container(self, spec: JsonDict) -> Container:
         """A container of a pod, run from a local image's filesystem when its image is one of
-        ``local_images`` (repository and tag), else from the venv when ``image_map`` has it."""
+        ``local_images`` or built here since (repository and tag), else from the venv when
+        ``image_map`` has it."""
         image = str(spec.get("image", ""))
-        local = find_local_image(image, self.local_images)
+        local = self.local_images.find(image)
         return Container(spec, None if local else match_image(image, self.image_map), local)
 
     def known_images(self) -> list[str]:
-        return [image.reference for image in self.local_images] + sorted(self.image_map)
+        return self.local_images.references + sorted(self.image_map)
 
     def container_log(
         self, namespace: str, pod: str, container: str, previous: bool = False
