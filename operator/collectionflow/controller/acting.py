@@ -10,9 +10,10 @@ from typing import Any
 from collectionflow.api.contract import WorkerRequest
 from collectionflow.api.models import CollectionFlowStatus, Runner
 from collectionflow.api.names import ANNOTATION_INPUT, ANNOTATION_INPUT_COMPLETE
-from collectionflow.controller.context import JobDeferred, OperatorContext, flow_logger
+from collectionflow.controller.context import JobDeferred, flow_logger
 from collectionflow.controller.diagnosis import timeouts
 from collectionflow.controller.eta import with_eta
+from collectionflow.controller.ports import Acting
 from collectionflow.controller.runs import launch
 from collectionflow.domain.decision import (
     Decision,
@@ -39,7 +40,7 @@ from collectionflow.specs.jobs import PhaseJobRequest, build_phase_job
 from collectionflow.specs.patches import merge_patch
 
 
-async def ensure_ids(ctx: OperatorContext, view: FlowView) -> FlowIds:
+async def ensure_ids(ctx: Acting, view: FlowView) -> FlowIds:
     status = view.status
     if status.master_flow_id and status.child_flow_id:
         return FlowIds(status.master_flow_id, status.child_flow_id)
@@ -59,7 +60,7 @@ async def ensure_ids(ctx: OperatorContext, view: FlowView) -> FlowIds:
 
 
 async def carry_out(
-    ctx: OperatorContext,
+    ctx: Acting,
     body: dict[str, Any],
     view: FlowView,
     ids: FlowIds | None,
@@ -122,9 +123,7 @@ async def carry_out(
         )
 
 
-def _ran_by(
-    ctx: OperatorContext, status: CollectionFlowStatus, runner: Runner
-) -> CollectionFlowStatus:
+def _ran_by(ctx: Acting, status: CollectionFlowStatus, runner: Runner) -> CollectionFlowStatus:
     """The status with where the new attempt runs: on its history entry, and for an in-process
     attempt in the message too, with the in-process attempts queued before it."""
     history = [*status.phase_history[:-1], status.phase_history[-1]]
@@ -184,7 +183,7 @@ def _finished_run(
 
 
 def _observe_duration(
-    ctx: OperatorContext, view: FlowView, finished: PhaseFinished, now: dt.datetime
+    ctx: Acting, view: FlowView, finished: PhaseFinished, now: dt.datetime
 ) -> None:
     entry = next(
         (
@@ -201,7 +200,7 @@ def _observe_duration(
 
 
 async def _start_phase(
-    ctx: OperatorContext,
+    ctx: Acting,
     view: FlowView,
     start: StartPhase,
     finished: PhaseFinished | None,

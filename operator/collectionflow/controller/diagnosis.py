@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from collectionflow.controller.context import OperatorContext
+from collectionflow.controller.ports import Diagnosing
 from collectionflow.domain.decision import FlowView
 from collectionflow.domain.diagnosis import Diagnosis, diagnose
 from collectionflow.domain.evidence import Timeouts, evidence_for, phase_stall_timeout
@@ -35,7 +35,7 @@ def sweep_rules(operator: OperatorSettings) -> SweepRules:
     )
 
 
-def known_of(ctx: OperatorContext, view: FlowView) -> Known:
+def known_of(ctx: Diagnosing, view: FlowView) -> Known:
     """What the cache and the operator's health know of the flow's current attempt."""
     namespace, current = view.namespace, view.status.current_job or ""
     return Known(
@@ -48,7 +48,7 @@ def known_of(ctx: OperatorContext, view: FlowView) -> Known:
     )
 
 
-def may_be_held(ctx: OperatorContext, view: FlowView, now: dt.datetime) -> bool:
+def may_be_held(ctx: Diagnosing, view: FlowView, now: dt.datetime) -> bool:
     """Cheaply, from the cache, whether the diagnosis could say something the status does not
     (`domain.sweep.may_be_held`)."""
     operator = ctx.settings.operator
@@ -60,7 +60,7 @@ def may_be_held(ctx: OperatorContext, view: FlowView, now: dt.datetime) -> bool:
     return held_maybe(view, known_of(ctx, view), interval, now)
 
 
-def diagnosis_of(ctx: OperatorContext, view: FlowView, now: dt.datetime) -> Diagnosis | None:
+def diagnosis_of(ctx: Diagnosing, view: FlowView, now: dt.datetime) -> Diagnosis | None:
     """What holds the flow, from the cache (None: its spec has no plan)."""
     try:
         plan = view.plan

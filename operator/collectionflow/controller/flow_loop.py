@@ -19,8 +19,9 @@ import logging
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from collectionflow.api.models import FlowState
-from collectionflow.controller.context import OperatorContext, flow_logger
+from collectionflow.controller.context import flow_logger
 from collectionflow.controller.outage import PROBE_SECONDS, database_back, database_down
+from collectionflow.controller.ports import Looping
 from collectionflow.controller.reconcile import reconcile
 from collectionflow.db.errors import DatabaseUnavailable
 from collectionflow.domain.view import UnreadableFlow
@@ -32,9 +33,7 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 30.0
 
 
-async def run_flow(
-    ctx: OperatorContext, uid: str, namespace: str, name: str, stop: asyncio.Event
-) -> None:
+async def run_flow(ctx: Looping, uid: str, namespace: str, name: str, stop: asyncio.Event) -> None:
     """Reconcile the flow whenever it is woken, right after a step that started no Job, and
     after a failure's backoff, until `stop` is set. A flow that waits (for input, suspended,
     or for a Job the cache holds) has no timer: an event or the stall sweep wakes it."""
@@ -99,7 +98,7 @@ async def run_flow(
         ctx.metrics.reconcilers.dec()
 
 
-def _resync_after(ctx: OperatorContext, uid: str) -> float | None:
+def _resync_after(ctx: Looping, uid: str) -> float | None:
     """When to decide again with no event: a running flow whose Job no watch has shown yet,
     after `resync_seconds` (from the cache, which reads the API for the Job it lacks). Any
     other flow has no timer (None): the watches wake it, and the stall sweep for what is due."""
@@ -125,6 +124,6 @@ async def _sleep_until(event: asyncio.Event, stop: asyncio.Event, delay: float |
     return bool(done)
 
 
-def flow_tasks(ctx: OperatorContext) -> ObjectTasks:
+def flow_tasks(ctx: Looping) -> ObjectTasks:
     """One reconciler task per flow with work (`run_flow`)."""
     return ObjectTasks(ctx.wakeups, ctx.forget, functools.partial(run_flow, ctx))

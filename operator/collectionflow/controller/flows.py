@@ -17,8 +17,9 @@ from typing import Any
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from collectionflow.api.models import GROUP
-from collectionflow.controller.context import OperatorContext, flow_logger
+from collectionflow.controller.context import flow_logger
 from collectionflow.controller.outage import PROBE_SECONDS, note_outage
+from collectionflow.controller.ports import Watching
 from collectionflow.db.errors import DatabaseUnavailable
 from collectionflow.domain.cache import DELETED
 from collectionflow.domain.view import observed_state
@@ -33,7 +34,7 @@ LEGACY_FINALIZER = f"{GROUP}/finalizer"
 class FlowWatch:
     """The events of one watch of flows (one namespace, or all)."""
 
-    def __init__(self, ctx: OperatorContext, reconcilers: ObjectTasks) -> None:
+    def __init__(self, ctx: Watching, reconcilers: ObjectTasks) -> None:
         self.ctx = ctx
         self.reconcilers = reconcilers
         self.known: dict[str, tuple[str, str]] = {}  # uid: (namespace, name)
@@ -96,7 +97,7 @@ class FlowWatch:
             self.unfinalizing.discard(uid)
 
 
-async def _cancel_rows(ctx: OperatorContext, namespace: str, name: str, uid: str) -> None:
+async def _cancel_rows(ctx: Watching, namespace: str, name: str, uid: str) -> None:
     """A deleted flow's Jobs go with it (owner references); its database rows are marked
     cancelled, retried until the database answers."""
     while True:

@@ -16,7 +16,7 @@ from typing import Any
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from collectionflow.api.reasons import EventReason
-from collectionflow.controller.context import OperatorContext
+from collectionflow.controller.ports import Leading, Releasing
 from collectionflow.k8s.gateway import (
     ApiUnreachable,
     Conflict,
@@ -26,12 +26,12 @@ from collectionflow.k8s.gateway import (
 )
 from collectionflow.runtime.leaderelection import Elector, LeaseConflict, LeaseUnavailable
 from collectionflow.runtime.lease import Timings
+from collectionflow.settings import LeaderSettings
 
 log = logging.getLogger("collectionflow.leader")
 
 
-def timings_of(ctx: OperatorContext) -> Timings:
-    leader = ctx.settings.leader
+def timings_of(leader: LeaderSettings) -> Timings:
     return Timings(
         lease_duration=leader.lease_duration_seconds,
         renew_deadline=leader.renew_deadline_seconds,
@@ -64,7 +64,7 @@ class GatewayLeases:
             raise LeaseUnavailable(str(error)) from None
 
 
-def elector(ctx: OperatorContext) -> Elector:
+def elector(ctx: Leading) -> Elector:
     settings = ctx.settings.leader
     return Elector(
         ctx.leadership,
@@ -72,13 +72,13 @@ def elector(ctx: OperatorContext) -> Elector:
         settings.lease_namespace,
         settings.lease_name,
         settings.identity,
-        timings_of(ctx),
+        timings_of(settings),
         lambda leading: _changed(ctx, leading),
         ctx.clock,
     )
 
 
-def _changed(ctx: OperatorContext, leading: bool) -> None:
+def _changed(ctx: Leading, leading: bool) -> None:
     """Log, count and post a change of leadership; wake every flow on taking over, stop the
     in-process phases on losing the lead."""
     ctx.metrics.leader_transitions.inc()
@@ -99,7 +99,7 @@ def _changed(ctx: OperatorContext, leading: bool) -> None:
     posting.add_done_callback(ctx.tasks.discard)
 
 
-async def _post(ctx: OperatorContext, leading: bool, message: str) -> None:
+async def _post(ctx: Leading, leading: bool, message: str) -> None:
     settings = ctx.settings.leader
     ref = ObjectRef(
         settings.lease_namespace,
@@ -115,7 +115,7 @@ async def _post(ctx: OperatorContext, leading: bool, message: str) -> None:
         log.warning("could not post the leadership Event: %s", error)
 
 
-async def release(ctx: OperatorContext, lead: Elector) -> None:
+async def release(ctx: Releasing, lead: Elector) -> None:
     """On shutdown: free the Lease for a successor, and count it."""
     if await lead.release():
         ctx.metrics.leader_transitions.inc()

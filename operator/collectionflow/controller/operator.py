@@ -75,7 +75,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo.election = None
     if app.leader.enabled:
         try:
-            timings = timings_of(ctx)
+            timings = timings_of(ctx.settings.leader)
         except ElectionError as error:
             raise kopf.PermanentError(f"leader election settings: {error}") from error
         ctx.leadership = Leadership(renew_deadline=timings.renew_deadline)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from collectionflow.controller.context import OperatorContext
+from collectionflow.controller.ports import OrphanSweeping
 from collectionflow.db.errors import DatabaseUnavailable
 from collectionflow.k8s.gateway import ApiUnreachable, api_error_message
 from collectionflow.runtime.leaderelection import NotLeader
@@ -26,7 +26,7 @@ MAX_BACKOFF_SECONDS = 30.0
 LEADERSHIP_POLL_SECONDS = 5.0
 
 
-async def cancel_orphans(ctx: OperatorContext, namespaces: Sequence[str]) -> set[str]:
+async def cancel_orphans(ctx: OrphanSweeping, namespaces: Sequence[str]) -> set[str]:
     """Mark cancelled the rows of every flow the database has and the cluster has not; returns
     their uids. `namespaces` empty means every namespace."""
     known = await ctx.repository.uncancelled_flow_uids(namespaces)
@@ -43,7 +43,7 @@ async def cancel_orphans(ctx: OperatorContext, namespaces: Sequence[str]) -> set
     return gone
 
 
-async def cancel_orphans_on_lead(ctx: OperatorContext, namespaces: Sequence[str]) -> None:
+async def cancel_orphans_on_lead(ctx: OrphanSweeping, namespaces: Sequence[str]) -> None:
     """Run `cancel_orphans` once per term of leadership, retrying until it succeeds."""
     swept = 0  # the leadership epoch last swept
     failures = 0

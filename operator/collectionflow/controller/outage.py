@@ -11,8 +11,9 @@ import logging
 from collectionflow.api.models import FlowState
 from collectionflow.api.reasons import EventReason
 from collectionflow.controller.acting import carry_out
-from collectionflow.controller.context import OperatorContext, flow_logger
+from collectionflow.controller.context import flow_logger
 from collectionflow.controller.diagnosis import diagnosis_of
+from collectionflow.controller.ports import Holding
 from collectionflow.db.errors import DatabaseUnavailable
 from collectionflow.domain.decision import Decision
 from collectionflow.domain.diagnosis import waiting_status
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 PROBE_SECONDS = 1.0
 
 
-def note_outage(ctx: OperatorContext, error: Exception) -> None:
+def note_outage(ctx: Holding, error: Exception) -> None:
     """Mark the database down; the first to notice starts the one probe and wakes every flow,
     so each says that the database holds it."""
     if ctx.database.mark_down(ctx.clock()):
@@ -34,7 +35,7 @@ def note_outage(ctx: OperatorContext, error: Exception) -> None:
 
 
 async def database_down(
-    ctx: OperatorContext, namespace: str, name: str, uid: str, error: Exception
+    ctx: Holding, namespace: str, name: str, uid: str, error: Exception
 ) -> None:
     """The flow met the outage: its Event (once) and its status say the database holds it."""
     note_outage(ctx, error)
@@ -51,7 +52,7 @@ async def database_down(
         await _say_held(ctx, uid)
 
 
-async def database_back(ctx: OperatorContext, namespace: str, name: str, uid: str) -> None:
+async def database_back(ctx: Holding, namespace: str, name: str, uid: str) -> None:
     """The flow that met the outage caught up: its Event, and a journal row of how long the
     database held it."""
     since = ctx.database_down.pop(uid, None)
@@ -68,7 +69,7 @@ async def database_back(ctx: OperatorContext, namespace: str, name: str, uid: st
     await ctx.repository.journal(outage_entry(uid, status, since, ctx.clock()))
 
 
-async def _say_held(ctx: OperatorContext, uid: str) -> None:
+async def _say_held(ctx: Holding, uid: str) -> None:
     """Write the Waiting status of a running flow held by the outage; no database needed."""
     body = ctx.cache.flow(uid)
     if body is None or not ctx.database.is_down:
@@ -83,7 +84,7 @@ async def _say_held(ctx: OperatorContext, uid: str) -> None:
         await carry_out(ctx, body, view, None, Decision(status=waiting))
 
 
-async def _probe_database(ctx: OperatorContext) -> None:
+async def _probe_database(ctx: Holding) -> None:
     """Ask the database every second until it answers, then wake every held flow."""
     current = asyncio.current_task()
     try:

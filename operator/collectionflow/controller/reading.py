@@ -8,7 +8,7 @@ import datetime as dt
 from typing import Any
 
 from collectionflow.api.models import FlowState
-from collectionflow.controller.context import OperatorContext
+from collectionflow.controller.ports import Reading
 from collectionflow.controller.status_record import restore_status
 from collectionflow.domain.decision import (
     FlowView,
@@ -19,7 +19,7 @@ from collectionflow.domain.view import flow_view
 
 
 async def read_flow(
-    ctx: OperatorContext, uid: str, namespace: str, name: str, fresh: bool
+    ctx: Reading, uid: str, namespace: str, name: str, fresh: bool
 ) -> dict[str, Any] | None:
     """The flow from the cache, or from the API when the cache lacks it or `fresh` is asked."""
     body = None if fresh else ctx.cache.flow(uid)
@@ -34,7 +34,7 @@ async def read_flow(
 
 
 async def flow_to_act_on(
-    ctx: OperatorContext, uid: str, namespace: str, name: str, fresh: bool
+    ctx: Reading, uid: str, namespace: str, name: str, fresh: bool
 ) -> tuple[dict[str, Any], FlowView] | None:
     """The flow and its view, its status put back first when someone else wrote another
     (`controller.status_record`); None when it is gone or being deleted."""
@@ -48,7 +48,7 @@ async def flow_to_act_on(
 
 
 async def read_attempt(
-    ctx: OperatorContext, uid: str, namespace: str, name: str, *, fresh: bool, evidence: bool
+    ctx: Reading, uid: str, namespace: str, name: str, *, fresh: bool, evidence: bool
 ) -> tuple[dict[str, Any] | None, list[dict[str, Any]], dict[str, Any] | None]:
     """The attempt's Job, pods and (with `evidence`) heartbeat Lease. An in-process attempt's
     are this process's own. With `evidence` all three come from the API and the Job's end, if
@@ -80,7 +80,7 @@ async def read_attempt(
 
 
 async def observe_current_job(
-    ctx: OperatorContext, view: FlowView, fresh: bool = False
+    ctx: Reading, view: FlowView, fresh: bool = False
 ) -> tuple[JobObservation | None, dt.datetime | None]:
     """The current attempt's Job as observed, and when it finished (if it did)."""
     status = view.status

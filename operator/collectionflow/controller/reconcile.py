@@ -26,8 +26,9 @@ from typing import Any
 from collectionflow.api.models import FlowState
 from collectionflow.api.reasons import ConditionReason
 from collectionflow.controller.acting import carry_out, ensure_ids
-from collectionflow.controller.context import JobRefused, OperatorContext
+from collectionflow.controller.context import JobRefused
 from collectionflow.controller.diagnosis import diagnosis_of, may_be_held
+from collectionflow.controller.ports import Reconciling
 from collectionflow.controller.reading import flow_to_act_on, observe_current_job
 from collectionflow.controller.visibility import report_caught_up, report_recovered, report_stall
 from collectionflow.db.errors import UnknownMasterFlow
@@ -44,7 +45,7 @@ from collectionflow.domain.stall import Finding, missed_completion
 
 
 async def reconcile(
-    ctx: OperatorContext, uid: str, namespace: str, name: str, fresh: bool = False
+    ctx: Reconciling, uid: str, namespace: str, name: str, fresh: bool = False
 ) -> Decision | None:
     """Reconcile the flow once; returns the decision carried out (None: flow gone)."""
     found = await flow_to_act_on(ctx, uid, namespace, name, fresh)
@@ -68,7 +69,7 @@ async def reconcile(
 
 
 async def _reconcile(
-    ctx: OperatorContext, body: dict[str, Any], view: FlowView, fresh: bool
+    ctx: Reconciling, body: dict[str, Any], view: FlowView, fresh: bool
 ) -> Decision:
     ids = await ensure_ids(ctx, view)
     job, finished_at = await observe_current_job(ctx, view, fresh)
@@ -103,7 +104,7 @@ async def _reconcile(
 
 
 def recovery_for(
-    ctx: OperatorContext, view: FlowView, finding: Finding, now: dt.datetime
+    ctx: Reconciling, view: FlowView, finding: Finding, now: dt.datetime
 ) -> RecoveryPlan:
     """How to recover `view` from `finding`, within the flow's (or the operator's) limits."""
     settings = ctx.settings.operator

@@ -15,7 +15,8 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from collectionflow.api.models import Runner
 from collectionflow.api.reasons import EventReason
-from collectionflow.controller.context import JobDeferred, JobRefused, OperatorContext, flow_logger
+from collectionflow.controller.context import JobDeferred, JobRefused, flow_logger
+from collectionflow.controller.ports import Launching
 from collectionflow.domain.decision import FlowView
 from collectionflow.domain.journal import fallback_entry
 from collectionflow.domain.runner import Refusal, Verdict, runner_for, verdict
@@ -24,7 +25,7 @@ from collectionflow.k8s.gateway import ObjectRef, api_error_message
 
 
 async def launch(
-    ctx: OperatorContext,
+    ctx: Launching,
     view: FlowView,
     manifest: dict[str, Any],
     now: dt.datetime,
@@ -75,7 +76,7 @@ async def launch(
 
 
 async def _report_quota(
-    ctx: OperatorContext,
+    ctx: Launching,
     view: FlowView,
     job_name: str,
     refusal: Refusal,
@@ -102,9 +103,7 @@ async def _report_quota(
     return message
 
 
-async def _report_fallback(
-    ctx: OperatorContext, view: FlowView, job_name: str, refusal: Refusal
-) -> None:
+async def _report_fallback(ctx: Launching, view: FlowView, job_name: str, refusal: Refusal) -> None:
     status = view.status
     message = (
         f"{job_name} runs in the operator's process: creating its Job was refused "

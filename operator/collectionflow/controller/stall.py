@@ -23,9 +23,10 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from collectionflow.api.models import FlowState
 from collectionflow.api.reasons import ConditionReason, EventReason
 from collectionflow.controller.acting import carry_out, database_sync, ensure_ids
-from collectionflow.controller.context import OperatorContext, flow_logger
+from collectionflow.controller.context import flow_logger
 from collectionflow.controller.diagnosis import known_of
 from collectionflow.controller.outage import note_outage
+from collectionflow.controller.ports import Sweeping
 from collectionflow.controller.reading import flow_to_act_on, read_attempt
 from collectionflow.controller.reconcile import reconcile, recovery_for
 from collectionflow.controller.visibility import report_recovered, report_stall
@@ -69,7 +70,7 @@ class SweepMemory:
             del self.children[uid]
 
 
-async def sweep(ctx: OperatorContext, rules: SweepRules, memory: SweepMemory) -> int:
+async def sweep(ctx: Sweeping, rules: SweepRules, memory: SweepMemory) -> int:
     """One pass over the active flows in the cache by `rules` (the stall timeouts and the
     recovery budget, made once from the settings); returns how many were checked on fresh
     evidence. Skipped while the database is known to be down: the flows are held by it."""
@@ -124,7 +125,7 @@ async def sweep(ctx: OperatorContext, rules: SweepRules, memory: SweepMemory) ->
 
 
 async def _known(
-    ctx: OperatorContext,
+    ctx: Sweeping,
     view: FlowView,
     body: dict[str, Any] | None = None,
     memory: SweepMemory | None = None,
@@ -145,7 +146,7 @@ async def _known(
     return replace(known, child=child)
 
 
-async def _child(ctx: OperatorContext, view: FlowView) -> ChildSnapshot | None:
+async def _child(ctx: Sweeping, view: FlowView) -> ChildSnapshot | None:
     try:
         return await ctx.repository.child_snapshot(view.uid)
     except DatabaseUnavailable as error:
@@ -154,7 +155,7 @@ async def _child(ctx: OperatorContext, view: FlowView) -> ChildSnapshot | None:
 
 
 async def check_flow(
-    ctx: OperatorContext, rules: SweepRules, uid: str, namespace: str, name: str
+    ctx: Sweeping, rules: SweepRules, uid: str, namespace: str, name: str
 ) -> Finding | None:
     """Check one flow for a stall on evidence read from the API, and recover it; returns the
     finding (None: not stalled)."""
@@ -201,7 +202,7 @@ async def check_flow(
 
 
 async def _recover(
-    ctx: OperatorContext,
+    ctx: Sweeping,
     body: dict[str, Any],
     view: FlowView,
     finding: Finding,
@@ -224,7 +225,7 @@ async def _recover(
 
 
 async def _remind_input(
-    ctx: OperatorContext, body: dict[str, Any], view: FlowView, now: dt.datetime
+    ctx: Sweeping, body: dict[str, Any], view: FlowView, now: dt.datetime
 ) -> bool:
     """Remind (or, by setting, fail) a flow that waits too long for input; True if it did."""
     status = view.status

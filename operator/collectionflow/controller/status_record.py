@@ -13,13 +13,14 @@ from __future__ import annotations
 from typing import Any
 
 from collectionflow.api.reasons import EventReason
-from collectionflow.controller.context import OperatorContext, flow_logger
+from collectionflow.controller.context import flow_logger
+from collectionflow.controller.ports import StatusRestoring
 from collectionflow.k8s.gateway import ObjectRef
 from collectionflow.specs.patches import merge_patch
 
 
 async def restore_status(
-    ctx: OperatorContext, body: dict[str, Any], record: dict[str, Any]
+    ctx: StatusRestoring, body: dict[str, Any], record: dict[str, Any]
 ) -> dict[str, Any]:
     """Someone other than the operator wrote the flow's status: put the operator's record back
     (the decisions go by it, the database agrees with it), saying which fields were changed."""

@@ -23,8 +23,8 @@ from typing import Any
 from collectionflow.api.limits import InputKind
 from collectionflow.api.models import GROUP, PLURAL, VERSION
 from collectionflow.api.names import LABEL_FLOW_UID, LABEL_MANAGED_BY, MANAGED_BY
-from collectionflow.controller.context import OperatorContext
 from collectionflow.controller.flows import FlowWatch
+from collectionflow.controller.ports import Observing, Watching
 from collectionflow.domain.cache import WatchCache
 from collectionflow.domain.slim import object_key
 from collectionflow.runtime.informer import LISTED, SYNCED, Lister, WatchEvent, follow
@@ -38,7 +38,7 @@ PENDING_PODS = "status.phase=Pending"
 
 
 def start_watches(
-    ctx: OperatorContext, reconcilers: ObjectTasks, namespaces: Iterable[str]
+    ctx: Watching, reconcilers: ObjectTasks, namespaces: Iterable[str]
 ) -> list[asyncio.Task[None]]:
     """One task per resource (and per namespace, unless cluster-wide: no namespaces)."""
     kube = ctx.kube
@@ -105,7 +105,7 @@ def start_watches(
 class _JobWatch:
     """Jobs: a condition coming or going wakes the flow; a re-list forgets the Jobs it lacks."""
 
-    def __init__(self, ctx: OperatorContext, namespace: str | None) -> None:
+    def __init__(self, ctx: Observing, namespace: str | None) -> None:
         self.ctx = ctx
         self.namespace = namespace
         self.listed: set[tuple[str, str]] = set()
@@ -131,7 +131,7 @@ def _take_pod(cache: WatchCache, event: WatchEvent) -> None:
         cache.observe_pod(None if event.type == LISTED else event.type, event.body)
 
 
-def _take_pending_pod(ctx: OperatorContext, event: WatchEvent) -> None:
+def _take_pending_pod(ctx: Observing, event: WatchEvent) -> None:
     """A pod that has not started: what holds it (image, scheduling, config) wakes its flow,
     whose status then says so."""
     if event.type == SYNCED:
