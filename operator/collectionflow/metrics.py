@@ -3,8 +3,9 @@
 Besides stalls and recoveries, the age of the last sign of life of the watches is exported
 (an event, a bookmark, a list, a new watch request): a watch can go silent without an error
 (kopf issues 585 and 955 are two such cases), and a silent watch means flows stop moving. At
-rest it stays under the watch timeout (5 minutes); the chart's alert
-`CollectionFlowWatchSilent` fires past 15.
+rest it stays under a minute (each watch request lasts at most that long,
+`runtime.informer.WATCH_REQUEST_SECONDS`); the chart's alert `CollectionFlowWatchSilent`
+fires past 15.
 """
 
 from __future__ import annotations

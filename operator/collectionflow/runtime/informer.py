@@ -3,7 +3,10 @@ broken watch, and every object of a re-list handed on again (so a reader replace
 Lists are read in pages (`limit` and `continue`), so that 50,000 stored objects are never one
 response; and the watch is left for a new list every `relist_seconds` (by default ten
 minutes): the safety net against a watch that missed an event, at one LIST per watch, not one
-GET per object.
+GET per object. Each watch request lasts at most `WATCH_REQUEST_SECONDS` (a minute) and the
+next resumes from the last resourceVersion (no list): that answered request is a sign of life
+on a quiet but healthy watch, so the watches' age (`heard`) stays under a minute at rest, for
+one request a minute per watch.
 
 Used by the controller for flows, phase Jobs, their pods and heartbeat Leases, and by the
 read-only web view, which keeps one watch of flows and one of their Events for all its
@@ -33,6 +36,7 @@ Lister = Callable[..., Awaitable[Any]]
 LISTED, SYNCED = "LISTED", "SYNCED"
 PAGE_SIZE = 500
 RELIST_SECONDS = 600.0
+WATCH_REQUEST_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -128,7 +132,7 @@ async def _watch(
     *args: Any,
     **kwargs: Any,
 ) -> AsyncIterator[WatchEvent]:
-    """The watch from `version`, in requests of at most five minutes, until the monotonic
+    """The watch from `version`, in requests of at most a minute, until the monotonic
     `deadline` (then the caller lists again) or 410 Gone."""
     while (left := deadline - time.monotonic()) > 0:
         response = await lister(
@@ -136,9 +140,9 @@ async def _watch(
             watch=True,
             resource_version=version,
             allow_watch_bookmarks=True,
-            timeout_seconds=max(1, min(300, round(left))),
+            timeout_seconds=max(1, min(WATCH_REQUEST_SECONDS, round(left))),
             _preload_content=False,
-            _request_timeout=330,
+            _request_timeout=WATCH_REQUEST_SECONDS + 30,
             **kwargs,
         )
         async with response:
