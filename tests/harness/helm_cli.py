@@ -149,27 +149,15 @@ def run(args: argparse.Namespace) -> str:
     config = helm.Config(kubeconfig_path=os.environ.get("KUBECONFIG"), namespace=args.namespace)
     wait = "watcher" if args.wait else None
     match args.command:
-        case "install":
-            release = config.install(
-                args.chart,
-                args.release,
-                values_of(args.set),
-                namespace=args.namespace,
-                wait=wait,
-                timeout=args.timeout,
-                create_namespace=args.create_namespace,
-            )
-            return _summary(release) + f"\nNOTES:\n{release.get('notes', '')}"
-        case "upgrade":
-            release = config.upgrade(
-                args.chart,
-                args.release,
-                values_of(args.set),
-                namespace=args.namespace,
-                wait=wait,
-                timeout=args.timeout,
-                reuse_values=args.reuse_values,
-            )
+        case "install" | "upgrade":
+            chart_args = (args.chart, args.release, values_of(args.set))
+            options = {"namespace": args.namespace, "wait": wait, "timeout": args.timeout}
+            if args.command == "install":
+                release = config.install(
+                    *chart_args, **options, create_namespace=args.create_namespace
+                )
+                return _summary(release) + f"\nNOTES:\n{release.get('notes', '')}"
+            release = config.upgrade(*chart_args, **options, reuse_values=args.reuse_values)
             return f'Release "{args.release}" has been upgraded.\n' + _summary(release)
         case "test":
             tested = config.test(args.release, timeout=args.timeout, logs=args.logs)
