@@ -32,7 +32,7 @@ from collectionflow.controller.eta import Durations
 from collectionflow.controller.inprocess import InProcessRunner
 from collectionflow.db.repository import FlowRepository
 from collectionflow.domain.cache import WatchCache
-from collectionflow.domain.records import ChildSnapshot, JournalEntry
+from collectionflow.domain.records import JournalEntry
 from collectionflow.domain.sweep import Excuses
 from collectionflow.k8s.gateway import KubeGateway, ObjectRef
 from collectionflow.metrics import Metrics
@@ -49,10 +49,6 @@ class EventPoster(Protocol):
 
 class JournalWriter(Protocol):
     async def journal(self, entry: JournalEntry) -> bool: ...
-
-
-class ChildReader(Protocol):
-    async def child_snapshot(self, flow_uid: str) -> ChildSnapshot | None: ...
 
 
 class Fence(Protocol):
