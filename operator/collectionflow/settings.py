@@ -63,8 +63,9 @@ class OperatorSettings(BaseModel):
     relist_seconds: float = Field(
         default=600.0,
         ge=10,
-        description="list every watched resource again this often: the safety net against a "
-        "watch that missed an event, at one LIST per watch",
+        description="list every watched resource again this often, and read a waiting flow's "
+        "database record again: the safety net against a watch that missed an event (one LIST "
+        "per watch) and a record changed outside the operator",
     )
     heartbeat_seconds: float = Field(
         default=60.0,

@@ -175,11 +175,11 @@ def test_completion_while_operator_was_down_is_caught_up_without_rerun_or_alarm(
 def test_database_drift_is_repaired(
     flows: Flows, start_operator: Callable[..., OperatorProcess], db_url: str
 ) -> None:
-    start_operator(db_url, **FAST_CHECKS)
+    # A waiting flow is quiet to the sweep: its record is read again each re-list period.
+    start_operator(db_url, **FAST_CHECKS, COLLECTIONFLOW_OPERATOR__RELIST_SECONDS="10")
     sample = yaml.safe_load((REPO / "crds" / "samples" / "collectionflow-sample.yaml").read_text())
     uid = flows.create("drift", sample["spec"])["metadata"]["uid"]
     flows.wait_state("drift", "WaitingForInput", timeout=90)
-    time.sleep(1)
 
     async def tamper() -> None:
         engine = create_async_engine(db_url)
@@ -212,7 +212,7 @@ def test_database_drift_is_repaired(
 
     before = asyncio.run(child())
     asyncio.run(tamper())
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 45
     while time.monotonic() < deadline and asyncio.run(child()) != before:
         time.sleep(0.5)
     assert asyncio.run(child()) == before == ("manual_collection", "manual_collection", 71)

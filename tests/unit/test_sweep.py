@@ -24,6 +24,7 @@ RULES = SweepRules(
     ),
     input_reminder=dt.timedelta(hours=1),
     max_recoveries=3,
+    recheck=dt.timedelta(hours=2),
 )
 JOB_UID = "0b5d6c0e-7f0e-4d3a-9b53-6a1f0c1d2e3f"
 

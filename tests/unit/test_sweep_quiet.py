@@ -4,6 +4,7 @@ waits costs a pass one lookup until its object changes or its input reminder is 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -25,7 +26,7 @@ def body(flow: FlowView, version: str) -> dict[str, Any]:
 def looked_at(quiet: QuietFlows, flow: FlowView, version: str, now: dt.datetime) -> Look:
     """What the sweep does: look, then note what it found."""
     seen = look(flow, Known(Excuses(NOW)), RULES, now)
-    quiet.note(body(flow, version), flow, seen, RULES)
+    quiet.note(body(flow, version), flow, seen, RULES, now)
     return seen
 
 
@@ -49,20 +50,31 @@ def test_a_changed_object_is_looked_at_again() -> None:
 def test_a_running_flow_is_looked_at_every_pass() -> None:
     flow = pending()
     running, quiet = then(flow, decide(flow, None, NOW)), QuietFlows()
-    quiet.note(body(running, "3"), running, Look.NOTHING, RULES)
+    quiet.note(body(running, "3"), running, Look.NOTHING, RULES, NOW)
     assert not quiet.skips(body(running, "3"), NOW)
 
 
 def test_a_flow_found_with_something_to_do_is_not_remembered() -> None:
     waiting, quiet = at("manual_collection"), QuietFlows()
     looked_at(quiet, waiting, "7", NOW)
-    quiet.note(body(waiting, "7"), waiting, Look.CHECK, RULES)
+    quiet.note(body(waiting, "7"), waiting, Look.CHECK, RULES, NOW)
     assert not quiet.skips(body(waiting, "7"), NOW)
 
 
-def test_a_flow_with_no_reminder_to_come_stays_quiet_and_is_forgotten_once_inactive() -> None:
+def test_a_flow_with_no_reminder_to_come_is_looked_at_again_after_the_recheck() -> None:
+    """Its database record could have been changed outside the operator (DatabaseDrift)."""
     flow, quiet = pending(), QuietFlows()
-    quiet.note(body(flow, "1"), flow, Look.NOTHING, RULES)
-    assert quiet.skips(body(flow, "1"), NOW + HOUR * 24 * 365)
+    quiet.note(body(flow, "1"), flow, Look.NOTHING, RULES, NOW)
+    assert quiet.skips(body(flow, "1"), NOW + RULES.recheck - dt.timedelta(seconds=1))
+    assert not quiet.skips(body(flow, "1"), NOW + RULES.recheck)
+
+
+def test_a_reminder_due_before_the_recheck_comes_first_and_inactive_flows_are_forgotten() -> None:
+    waiting, quiet = at("manual_collection"), QuietFlows()
+    rules = replace(RULES, input_reminder=dt.timedelta(minutes=1), recheck=HOUR)
+    quiet.note(body(waiting, "7"), waiting, Look.NOTHING, rules, NOW)
+    requested = waiting.status.input_requested_at
+    assert requested is not None
+    assert not quiet.skips(body(waiting, "7"), requested + rules.input_reminder)
     quiet.keep(set())
-    assert not quiet.skips(body(flow, "1"), NOW)
+    assert not quiet.skips(body(waiting, "7"), NOW)

@@ -32,6 +32,7 @@ def sweep_rules(operator: OperatorSettings) -> SweepRules:
         timeouts(operator),
         dt.timedelta(seconds=operator.input_reminder_seconds),
         operator.max_recoveries,
+        dt.timedelta(seconds=operator.relist_seconds),
     )
 
 

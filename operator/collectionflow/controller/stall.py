@@ -85,7 +85,7 @@ async def sweep(ctx: Sweeping, rules: SweepRules, memory: SweepMemory) -> int:
         try:
             view = flow_view(body, ctx.settings.operator.allow_simulation)
             seen = look(view, await _known(ctx, view, body, memory), rules, ctx.clock())
-            memory.quiet.note(body, view, seen, rules)
+            memory.quiet.note(body, view, seen, rules, ctx.clock())
             if seen in (Look.SAY, Look.WAKE):
                 ctx.wakeups.wake(view.uid)
             if seen is not Look.CHECK:

@@ -87,6 +87,9 @@ class SweepRules:
     timeouts: Timeouts
     input_reminder: dt.timedelta
     max_recoveries: int
+    # How long a quiet flow goes unlooked at: then its database record is read again, the
+    # safety net against a record changed outside the operator (the watches' re-list period).
+    recheck: dt.timedelta = dt.timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -207,32 +210,36 @@ def look(view: FlowView, known: Known, rules: SweepRules, now: dt.datetime) -> L
 class QuietFlows:
     """The flows the sweep need not look at again until something changes: one that is not
     running, was found with nothing to do, and whose object is the same resourceVersion, until
-    its input reminder is due. Every rule of `look` for such a flow reads only its object (and
-    the database's record, which only the flow's own transitions change) except the reminder,
-    so a waiting flow costs the sweep one lookup, not a look."""
+    its input reminder is due or `rules.recheck` has passed. Every rule of `look` for such a
+    flow reads only its object and the database's record, which only the flow's own
+    transitions change, or someone outside the operator (the recheck finds that drift); so a
+    waiting flow costs the sweep one lookup a pass and one look a recheck period."""
 
     def __init__(self) -> None:
-        self._until: dict[str, tuple[str, dt.datetime | None]] = {}
+        self._until: dict[str, tuple[str, dt.datetime]] = {}
 
     def skips(self, body: dict[str, Any], now: dt.datetime) -> bool:
         meta = body["metadata"]
         entry = self._until.get(meta["uid"])
         if entry is None or entry[0] != meta.get("resourceVersion"):
             return False
-        return entry[1] is None or now < entry[1]
+        return now < entry[1]
 
-    def note(self, body: dict[str, Any], view: FlowView, seen: Look, rules: SweepRules) -> None:
-        """What the sweep found of `view` (from `body`)."""
+    def note(
+        self, body: dict[str, Any], view: FlowView, seen: Look, rules: SweepRules, now: dt.datetime
+    ) -> None:
+        """What the sweep found of `view` (from `body`) at `now`."""
         status = view.status
         if seen is not Look.NOTHING or status.state is FlowState.RUNNING:
             self._until.pop(view.uid, None)
             return
-        due = input_reminder_at(
+        reminder = input_reminder_at(
             status.state,
             status.input_requested_at,
             status.last_input_reminder_time,
             rules.input_reminder,
         )
+        due = min(now + rules.recheck, reminder or now + rules.recheck)
         self._until[view.uid] = (body["metadata"].get("resourceVersion", ""), due)
 
     def keep(self, uids: set[str]) -> None:
