@@ -11,6 +11,7 @@ from datetime import UTC, timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from collectionflow.db import queries
 from collectionflow.db.errors import UnknownMasterFlow
 from collectionflow.db.models import MasterFlow
 from collectionflow.db.repository import FlowRepository
@@ -217,3 +218,25 @@ async def test_phase_durations_are_the_flow_types_succeeded_runs(
     found = await repository.phase_durations("eta-probe")
     assert {phase: sorted(values) for phase, values in found.items()} == durations
     assert await repository.phase_durations("no-such-type") == {}
+
+
+async def test_child_snapshots_read_many_records_in_chunks_and_leave_out_the_unknown(
+    repository: FlowRepository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(queries, "SNAPSHOTS_PER_QUERY", 2)  # 5 flows: three chunks
+    expected: dict[str, ChildSnapshot] = {}
+    for index in range(5):
+        ref = new_ref()
+        await repository.ensure_flow(ref)
+        snapshot = ChildSnapshot(
+            "platform_detection", None, "running", float(index), {"platform_detection": "running"}
+        )
+        await repository.record_transition(Transition(child=(ref.flow_uid, snapshot)))
+        expected[ref.flow_uid] = snapshot
+    unknown = str(uuid.uuid4())
+
+    found = await repository.child_snapshots([*expected, unknown])
+
+    assert found == expected
+    assert found == {uid: await repository.child_snapshot(uid) for uid in expected}
+    assert await repository.child_snapshots([]) == {}

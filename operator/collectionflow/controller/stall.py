@@ -62,12 +62,33 @@ class SweepMemory:
     one database read per change, not one per pass."""
 
     quiet: QuietFlows = field(default_factory=QuietFlows)
-    children: dict[str, tuple[str, ChildSnapshot | None]] = field(default_factory=dict)
+    children: dict[str, tuple[str, ChildSnapshot]] = field(default_factory=dict)
 
     def keep(self, uids: set[str]) -> None:
         self.quiet.keep(uids)
         for uid in set(self.children) - uids:
             del self.children[uid]
+
+    def remember(self, body: dict[str, Any], view: FlowView, child: ChildSnapshot | None) -> None:
+        """Keep a running flow's record for its resourceVersion (a quiet one is not looked at
+        again before its recheck, which reads the record afresh)."""
+        version = body["metadata"].get("resourceVersion")
+        if child is not None and version is not None and view.status.state is FlowState.RUNNING:
+            self.children[view.uid] = (version, child)
+
+    def unread(self, bodies: list[dict[str, Any]]) -> tuple[dict[str, ChildSnapshot], list[str]]:
+        """The records remembered for these flows at their resourceVersion, and the uids of
+        the others."""
+        remembered: dict[str, ChildSnapshot] = {}
+        unread: list[str] = []
+        for body in bodies:
+            meta = body["metadata"]
+            entry = self.children.get(meta["uid"])
+            if entry is not None and entry[0] == meta.get("resourceVersion"):
+                remembered[meta["uid"]] = entry[1]
+            else:
+                unread.append(meta["uid"])
+        return remembered, unread
 
 
 async def sweep(ctx: Sweeping, rules: SweepRules, memory: SweepMemory) -> int:
@@ -79,12 +100,25 @@ async def sweep(ctx: Sweeping, rules: SweepRules, memory: SweepMemory) -> int:
     checked = 0
     active = ctx.cache.active_flows()
     memory.keep({body["metadata"]["uid"] for body in active})
-    for body in active:
-        if body["metadata"].get("deletionTimestamp") or memory.quiet.skips(body, ctx.clock()):
-            continue
+    now = ctx.clock()
+    due = [
+        body
+        for body in active
+        if not body["metadata"].get("deletionTimestamp") and not memory.quiet.skips(body, now)
+    ]
+    records, unread = memory.unread(due)
+    if unread:
+        try:
+            records.update(await ctx.repository.child_snapshots(unread))
+        except DatabaseUnavailable as error:
+            note_outage(ctx, error)  # flows held by it say so, though none moved
+            return 0
+    for body in due:
         try:
             view = flow_view(body, ctx.settings.operator.allow_simulation)
-            seen = look(view, await _known(ctx, view, body, memory), rules, ctx.clock())
+            child = records.get(view.uid)
+            memory.remember(body, view, child)
+            seen = look(view, _with_child(known_of(ctx, view), view, child), rules, ctx.clock())
             memory.quiet.note(body, view, seen, rules, ctx.clock())
             if seen in (Look.SAY, Look.WAKE):
                 ctx.wakeups.wake(view.uid)
@@ -97,7 +131,8 @@ async def sweep(ctx: Sweeping, rules: SweepRules, memory: SweepMemory) -> int:
                 current = ctx.cache.flow(view.uid)
                 if current is not None:
                     again = flow_view(current, ctx.settings.operator.allow_simulation)
-                    if look(again, await _known(ctx, again), rules, ctx.clock()) is not Look.CHECK:
+                    known = _with_child(known_of(ctx, again), again, await _child(ctx, again))
+                    if look(again, known, rules, ctx.clock()) is not Look.CHECK:
                         continue
                 checked += 1
                 await check_flow(ctx, rules, view.uid, view.namespace, view.name)
@@ -124,29 +159,14 @@ async def sweep(ctx: Sweeping, rules: SweepRules, memory: SweepMemory) -> int:
     return checked
 
 
-async def _known(
-    ctx: Sweeping,
-    view: FlowView,
-    body: dict[str, Any] | None = None,
-    memory: SweepMemory | None = None,
-) -> Known:
-    """What the cache knows of the flow, with the database's record when it is evidence: the
-    one `memory` holds for the flow's resourceVersion (`body`), or read now."""
-    known = known_of(ctx, view)
-    if not needs_child(view):
-        return known
-    version = (body or {}).get("metadata", {}).get("resourceVersion")
-    remembered = memory.children.get(view.uid) if memory is not None else None
-    if remembered is not None and version is not None and remembered[0] == version:
-        return replace(known, child=remembered[1])
-    child = await _child(ctx, view)
-    running = view.status.state is FlowState.RUNNING  # a quiet flow is not looked at again
-    if memory is not None and version is not None and child is not None and running:
-        memory.children[view.uid] = (version, child)
-    return replace(known, child=child)
+def _with_child(known: Known, view: FlowView, child: ChildSnapshot | None) -> Known:
+    """`known` with the database's record, where that is part of the flow's evidence."""
+    return replace(known, child=child) if needs_child(view) else known
 
 
 async def _child(ctx: Sweeping, view: FlowView) -> ChildSnapshot | None:
+    if not needs_child(view):
+        return None
     try:
         return await ctx.repository.child_snapshot(view.uid)
     except DatabaseUnavailable as error:
@@ -180,7 +200,7 @@ async def check_flow(
         pods=pods,
         lease=lease,
         finished_seen_at=ctx.cache.finished_seen_at(namespace, current or ""),
-        child=await _child(ctx, view) if needs_child(view) else None,
+        child=await _child(ctx, view),
     )
     evidence = evidence_of(view, known, rules, now)
     if evidence is None:

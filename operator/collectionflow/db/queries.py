@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import overload
+from typing import Any, overload
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Row, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from collectionflow.db.errors import unavailable_on_connection_failure
@@ -40,6 +40,16 @@ _PHASE_OUTPUTS = (
     .order_by(_RUNS.c.attempt)
 )
 
+# Below SQLite's 999 bound parameters (older builds) and small enough to stream.
+SNAPSHOTS_PER_QUERY = 500
+_SNAPSHOTS = select(
+    _CHILDREN.c.k8s_uid,
+    _CHILDREN.c.current_phase,
+    _CHILDREN.c.next_phase,
+    _CHILDREN.c.status,
+    _CHILDREN.c.progress_percentage,
+    _CHILDREN.c.phase_state,
+).where(_CHILDREN.c.k8s_uid.in_(bindparam("uids", expanding=True)))
 
 _DURATIONS = (
     select(_RUNS.c.phase, _RUNS.c.started_at, _RUNS.c.finished_at)
@@ -108,6 +118,20 @@ class FlowQueries:
                     select(CollectionFlow).where(CollectionFlow.k8s_uid == flow_uid)
                 )
         return None if flow is None else snapshot_of(flow)
+
+    async def child_snapshots(self, flow_uids: Collection[str]) -> dict[str, ChildSnapshot]:
+        """The child records of the flows in `flow_uids`, by uid (a flow without one is absent),
+        read in one query per `SNAPSHOTS_PER_QUERY` flows: the stall sweep reads every waiting
+        flow's record this way once a re-list period."""
+        uids = list(flow_uids)
+        snapshots: dict[str, ChildSnapshot] = {}
+        with unavailable_on_connection_failure():
+            async with self._sessions() as session:
+                for start in range(0, len(uids), SNAPSHOTS_PER_QUERY):
+                    chunk = uids[start : start + SNAPSHOTS_PER_QUERY]
+                    for row in await session.execute(_SNAPSHOTS, {"uids": chunk}):
+                        snapshots[row.k8s_uid] = snapshot_of(row)
+        return snapshots
 
     async def journal_entries(
         self, flow_uid: str | None = None, limit: int = 50
@@ -180,7 +204,8 @@ class FlowQueries:
         ]
 
 
-def snapshot_of(flow: CollectionFlow) -> ChildSnapshot:
+def snapshot_of(flow: CollectionFlow | Row[*tuple[Any, ...]]) -> ChildSnapshot:
+    """The snapshot in a child record, loaded as an entity or as a row of its columns."""
     return ChildSnapshot(
         current_phase=flow.current_phase,
         next_phase=flow.next_phase,
