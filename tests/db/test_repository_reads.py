@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from collectionflow.db import queries
 from collectionflow.db.errors import UnknownMasterFlow
-from collectionflow.db.models import MasterFlow
+from collectionflow.db.models import FailureJournal, MasterFlow, table_of
 from collectionflow.db.repository import FlowRepository
 from collectionflow.domain.records import (
     ChildSnapshot,
@@ -83,6 +83,15 @@ async def test_journal_stores_each_dedupe_key_once(repository: FlowRepository) -
     assert rows[0].created_at.tzinfo == UTC
     newest = await repository.journal_entries(limit=1)
     assert [row.entry for row in newest] == [other]
+
+
+def test_every_journal_column_but_its_key_and_time_is_an_entry_field() -> None:
+    entry = JournalEntry(source="s", operation="o", dedupe_key="k", flow_uid="u")
+
+    columns = queries.journal_columns(entry)
+
+    assert set(columns) | {"id", "created_at"} == set(table_of(FailureJournal).c.keys())
+    assert columns["k8s_uid"] == "u"
 
 
 async def test_mark_cancelled_cancels_the_flow_and_its_running_phases(

@@ -45,17 +45,10 @@ async def ensure_ids(ctx: Acting, view: FlowView) -> FlowIds:
     if status.master_flow_id and status.child_flow_id:
         return FlowIds(status.master_flow_id, status.child_flow_id)
     spec = view.spec
+    tags = (spec.master_flow_id, spec.client_account_id, spec.engagement_id)
     ctx.leadership.fence()
     return await ctx.repository.ensure_flow(
-        FlowRef(
-            flow_uid=view.uid,
-            namespace=view.namespace,
-            name=view.name,
-            flow_type=spec.flow_type,
-            master_flow_id=spec.master_flow_id,
-            client_account_id=spec.client_account_id,
-            engagement_id=spec.engagement_id,
-        )
+        FlowRef(view.uid, view.namespace, view.name, spec.flow_type, *tags)
     )
 
 

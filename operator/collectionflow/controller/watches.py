@@ -36,6 +36,8 @@ MANAGED = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
 FINISHED_PODS = "status.phase!=Pending,status.phase!=Running"
 PENDING_PODS = "status.phase=Pending"
 
+Take = Callable[[WatchEvent], None]
+
 
 def start_watches(
     ctx: Watching, reconcilers: ObjectTasks, namespaces: Iterable[str]
@@ -48,52 +50,31 @@ def start_watches(
         ctx.metrics.rejected_inputs.labels(kind=InputKind.WATCH_EVENT.value).inc()
 
     relist = ctx.settings.operator.relist_seconds
+    # Each resource's lister in one namespace and across all of them.
+    flows = (
+        functools.partial(kube.custom.list_namespaced_custom_object, GROUP, VERSION),
+        functools.partial(kube.custom.list_cluster_custom_object, GROUP, VERSION),
+    )
+    jobs = (kube.batch.list_namespaced_job, kube.batch.list_job_for_all_namespaces)
+    pods = (kube.core.list_namespaced_pod, kube.core.list_pod_for_all_namespaces)
+    leases = (
+        kube.coordination.list_namespaced_lease,
+        kube.coordination.list_lease_for_all_namespaces,
+    )
+    finished_pods = {"label_selector": MANAGED, "field_selector": FINISHED_PODS}
+    pending_pods = {"label_selector": MANAGED, "field_selector": PENDING_PODS}
     scopes: list[str | None] = list(namespaces) or [None]
     for namespace in scopes:
         scope = (namespace,) if namespace else ()
-        watches: list[tuple[str, Lister, dict[str, Any], Callable[[WatchEvent], None]]] = [
-            (
-                "flows",
-                functools.partial(kube.custom.list_namespaced_custom_object, GROUP, VERSION)
-                if namespace
-                else functools.partial(kube.custom.list_cluster_custom_object, GROUP, VERSION),
-                {"plural": PLURAL},
-                FlowWatch(ctx, reconcilers).take,
-            ),
-            (
-                "jobs",
-                kube.batch.list_namespaced_job
-                if namespace
-                else kube.batch.list_job_for_all_namespaces,
-                {"label_selector": MANAGED},
-                _JobWatch(ctx, namespace).take,
-            ),
-            (
-                "pods",
-                kube.core.list_namespaced_pod
-                if namespace
-                else kube.core.list_pod_for_all_namespaces,
-                {"label_selector": MANAGED, "field_selector": FINISHED_PODS},
-                lambda event: _take_pod(ctx.cache, event),
-            ),
-            (
-                "pending-pods",
-                kube.core.list_namespaced_pod
-                if namespace
-                else kube.core.list_pod_for_all_namespaces,
-                {"label_selector": MANAGED, "field_selector": PENDING_PODS},
-                lambda event: _take_pending_pod(ctx, event),
-            ),
-            (
-                "leases",
-                kube.coordination.list_namespaced_lease
-                if namespace
-                else kube.coordination.list_lease_for_all_namespaces,
-                {"label_selector": MANAGED},
-                lambda event: _take_lease(ctx.cache, event),
-            ),
+        watches: list[tuple[str, tuple[Lister, Lister], dict[str, Any], Take]] = [
+            ("flows", flows, {"plural": PLURAL}, FlowWatch(ctx, reconcilers).take),
+            ("jobs", jobs, {"label_selector": MANAGED}, _JobWatch(ctx, namespace).take),
+            ("pods", pods, finished_pods, lambda event: _take_pod(ctx.cache, event)),
+            ("pending-pods", pods, pending_pods, lambda event: _take_pending_pod(ctx, event)),
+            ("leases", leases, {"label_selector": MANAGED}, lambda e: _take_lease(ctx.cache, e)),
         ]
-        for resource, lister, selectors, take in watches:
+        for resource, (namespaced, cluster_wide), selectors, take in watches:
+            lister = namespaced if namespace else cluster_wide
             task = asyncio.create_task(
                 follow(lister, scope, selectors, take, skipped, relist, ctx.metrics.watch_event),
                 name=f"watch-{resource}-{namespace or 'all'}",

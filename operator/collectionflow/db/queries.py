@@ -3,6 +3,7 @@ the CLI and the tests. Each read opens a session of its own."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -144,23 +145,7 @@ class FlowQueries:
             async with self._sessions() as session:
                 rows: Sequence[FailureJournal] = (await session.scalars(query)).all()
         return [
-            JournalRow(
-                id=row.id,
-                created_at=as_utc(row.created_at),
-                entry=JournalEntry(
-                    source=row.source,
-                    operation=row.operation,
-                    dedupe_key=row.dedupe_key,
-                    flow_uid=row.k8s_uid,
-                    master_flow_id=row.master_flow_id,
-                    child_flow_id=row.child_flow_id,
-                    phase=row.phase,
-                    next_phase=row.next_phase,
-                    agent_decision=row.agent_decision,
-                    error_message=row.error_message,
-                    diagnostics=row.diagnostics,
-                ),
-            )
+            JournalRow(id=row.id, created_at=as_utc(row.created_at), entry=journal_entry_of(row))
             for row in rows
         ]
 
@@ -202,6 +187,22 @@ class FlowQueries:
             )
             for flow, master in pairs
         ]
+
+
+# The journal's columns are its entries' fields, named alike but for the flow's uid.
+_JOURNAL_COLUMNS = {
+    entry_field.name: "k8s_uid" if entry_field.name == "flow_uid" else entry_field.name
+    for entry_field in dataclasses.fields(JournalEntry)
+}
+
+
+def journal_columns(entry: JournalEntry) -> dict[str, Any]:
+    """The journal row's column values for `entry`."""
+    return {column: getattr(entry, name) for name, column in _JOURNAL_COLUMNS.items()}
+
+
+def journal_entry_of(row: FailureJournal) -> JournalEntry:
+    return JournalEntry(**{name: getattr(row, column) for name, column in _JOURNAL_COLUMNS.items()})
 
 
 def snapshot_of(flow: CollectionFlow | Row[*tuple[Any, ...]]) -> ChildSnapshot:

@@ -44,7 +44,7 @@ from collectionflow.db.models import (
     table_of,
     utc_now,
 )
-from collectionflow.db.queries import FlowQueries, as_utc
+from collectionflow.db.queries import FlowQueries, as_utc, journal_columns
 from collectionflow.domain.records import (
     ChildSnapshot,
     ChildStatus,
@@ -154,19 +154,7 @@ class FlowRepository(FlowQueries):
             async with self._writing() as session:
                 inserted = await session.execute(
                     _insert(_dialect(session), FailureJournal)
-                    .values(
-                        source=entry.source,
-                        operation=entry.operation,
-                        master_flow_id=entry.master_flow_id,
-                        child_flow_id=entry.child_flow_id,
-                        k8s_uid=entry.flow_uid,
-                        phase=entry.phase,
-                        next_phase=entry.next_phase,
-                        agent_decision=entry.agent_decision,
-                        error_message=entry.error_message,
-                        diagnostics=entry.diagnostics,
-                        dedupe_key=entry.dedupe_key,
-                    )
+                    .values(**journal_columns(entry))
                     .on_conflict_do_nothing(index_elements=[FailureJournal.dedupe_key])
                     .returning(FailureJournal.id)
                 )

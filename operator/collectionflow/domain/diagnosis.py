@@ -200,50 +200,47 @@ def _running(e: Evidence, recoveries: Recoveries) -> Diagnosis:
     latest = max((m for m in (e.heartbeat, e.last_progress_time) if m is not None), default=None)
     due = latest + e.stall_timeout if latest is not None else None
     next_action = _after_stall("NoProgress", due, e, recoveries) if due else None
-    silence = _silence(e, where)
-    if silence is not None:
-        summary, since, evidence = silence
-        assert e.heartbeat_interval is not None
-        every = e.heartbeat_interval.total_seconds()
-        return Diagnosis(
-            WaitsFor.HEARTBEAT,
-            f"{summary} (expected every {every:g}s)",
-            since=since,
-            next_action=next_action,
-            next_at=due,
-            evidence={**evidence, "heartbeat_every_seconds": every},
-        )
-    if e.heartbeat is None:
-        return Diagnosis(
-            WaitsFor.FIRST_HEARTBEAT,
-            f"{where}: its pod started; waiting for the worker's first heartbeat",
-            since=e.last_progress_time,
-            next_action=next_action,
-            next_at=due,
-        )
-    age = (e.now - e.heartbeat).total_seconds()
+    waits_for, summary, since, evidence = _worker(e, where)
     return Diagnosis(
-        WaitsFor.PHASE,
-        f"{where} is running; last heartbeat {age:.0f}s ago",
-        since=e.last_progress_time,
-        next_action=next_action,
-        next_at=due,
-        evidence={"heartbeat_age_seconds": round(age, 1)},
+        waits_for, summary, since=since, next_action=next_action, next_at=due, evidence=evidence
     )
 
 
-def _silence(e: Evidence, where: str) -> tuple[str, dt.datetime, dict[str, Any]] | None:
-    """A worker whose heartbeat is overdue (it never beat, or it stopped): what to say, since
-    when, and the evidence; None while its beats are on time."""
+# What a running phase's worker is found doing: what it waits for, what to say, since when,
+# and the evidence.
+_WorkerState = tuple[WaitsFor, str, dt.datetime | None, dict[str, Any]]
+
+
+def _worker(e: Evidence, where: str) -> _WorkerState:
+    """What a running phase's heartbeat says of its worker: overdue (it never beat, or it
+    stopped), not beaten yet, or beating."""
     silent_since = first_beat_overdue(e)
     if silent_since is not None:
         summary = f"{where}: the worker has not beaten since its pod started at "
-        return summary + clock(silent_since), silent_since, {"pod_started_at": _iso(silent_since)}
-    if e.heartbeat is None or not heartbeat_lapsed(e):
-        return None
-    age = round((e.now - e.heartbeat).total_seconds(), 1)
-    summary = f"{where}: the worker stopped heart-beating: last beat at {clock(e.heartbeat)}"
-    return summary, e.heartbeat, {"heartbeat_age_seconds": age}
+        return _overdue(e, summary + clock(silent_since), silent_since, _iso(silent_since))
+    if e.heartbeat is None:
+        summary = f"{where}: its pod started; waiting for the worker's first heartbeat"
+        return WaitsFor.FIRST_HEARTBEAT, summary, e.last_progress_time, {}
+    if heartbeat_lapsed(e):
+        summary = f"{where}: the worker stopped heart-beating: last beat at {clock(e.heartbeat)}"
+        return _overdue(e, summary, e.heartbeat)
+    age = (e.now - e.heartbeat).total_seconds()
+    summary = f"{where} is running; last heartbeat {age:.0f}s ago"
+    return WaitsFor.PHASE, summary, e.last_progress_time, {"heartbeat_age_seconds": round(age, 1)}
+
+
+def _overdue(
+    e: Evidence, summary: str, since: dt.datetime, pod_started_at: str | None = None
+) -> _WorkerState:
+    assert e.heartbeat_interval is not None
+    every = e.heartbeat_interval.total_seconds()
+    evidence: dict[str, Any] = {"heartbeat_every_seconds": every}
+    if pod_started_at is not None:
+        evidence["pod_started_at"] = pod_started_at
+    else:
+        assert e.heartbeat is not None
+        evidence["heartbeat_age_seconds"] = round((e.now - e.heartbeat).total_seconds(), 1)
+    return WaitsFor.HEARTBEAT, f"{summary} (expected every {every:g}s)", since, evidence
 
 
 def _pod_waits(e: Evidence, wait: PodWait, recoveries: Recoveries) -> Diagnosis:

@@ -7,7 +7,9 @@ Create Date: 2024-11-23
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -21,42 +23,63 @@ depends_on: str | Sequence[str] | None = None
 JSON_DOCUMENT = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 
+def _string(name: str, length: int, null: bool = False) -> sa.Column[str]:
+    return sa.Column(name, sa.String(length), nullable=null)
+
+
+def _text(name: str) -> sa.Column[str]:
+    return sa.Column(name, sa.Text(), nullable=True)
+
+
+def _time(name: str, null: bool = False) -> sa.Column[dt.datetime]:
+    return sa.Column(name, sa.DateTime(timezone=True), nullable=null)
+
+
+def _json(name: str, null: bool = False) -> sa.Column[Any]:
+    return sa.Column(name, JSON_DOCUMENT, nullable=null)
+
+
+def _serial() -> sa.Column[int]:
+    return sa.Column("id", sa.Integer(), autoincrement=True, nullable=False)
+
+
+def _owned_by(table: str, column: str, owner: str) -> sa.ForeignKeyConstraint:
+    """`column` of `table` holds an `owner` row's id; deleting that row deletes this one."""
+    name = op.f(f"fk_{table}_{column}_{owner}")
+    return sa.ForeignKeyConstraint([column], [f"{owner}.id"], name=name, ondelete="CASCADE")
+
+
 def upgrade() -> None:
     op.create_table(
         "master_flows",
-        sa.Column("id", sa.String(36), nullable=False),
-        sa.Column("flow_type", sa.String(63), nullable=False),
-        sa.Column("status", sa.String(63), nullable=False),
-        sa.Column("current_phase", sa.String(63), nullable=True),
+        _string("id", 36),
+        _string("flow_type", 63),
+        _string("status", 63),
+        _string("current_phase", 63, null=True),
         sa.Column("progress_percentage", sa.Float(), nullable=False),
-        sa.Column("client_account_id", sa.String(255), nullable=True),
-        sa.Column("engagement_id", sa.String(255), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        _string("client_account_id", 255, null=True),
+        _string("engagement_id", 255, null=True),
+        _time("created_at"),
+        _time("updated_at"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_master_flows")),
     )
     op.create_table(
         "collection_flows",
-        sa.Column("id", sa.String(36), nullable=False),
-        sa.Column("master_flow_id", sa.String(36), nullable=False),
-        sa.Column("k8s_namespace", sa.String(63), nullable=False),
-        sa.Column("k8s_name", sa.String(253), nullable=False),
-        sa.Column("k8s_uid", sa.String(36), nullable=False),
-        sa.Column("flow_type", sa.String(63), nullable=False),
-        sa.Column("current_phase", sa.String(63), nullable=True),
-        sa.Column("next_phase", sa.String(63), nullable=True),
-        sa.Column("status", sa.String(63), nullable=False),
+        _string("id", 36),
+        _string("master_flow_id", 36),
+        _string("k8s_namespace", 63),
+        _string("k8s_name", 253),
+        _string("k8s_uid", 36),
+        _string("flow_type", 63),
+        _string("current_phase", 63, null=True),
+        _string("next_phase", 63, null=True),
+        _string("status", 63),
         sa.Column("progress_percentage", sa.Float(), nullable=False),
-        sa.Column("phase_state", JSON_DOCUMENT, nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("cancelled_at", sa.DateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["master_flow_id"],
-            ["master_flows.id"],
-            name=op.f("fk_collection_flows_master_flow_id_master_flows"),
-            ondelete="CASCADE",
-        ),
+        _json("phase_state"),
+        _time("created_at"),
+        _time("updated_at"),
+        _time("cancelled_at", null=True),
+        _owned_by("collection_flows", "master_flow_id", "master_flows"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_collection_flows")),
         sa.UniqueConstraint("k8s_uid", name=op.f("uq_collection_flows_k8s_uid")),
     )
@@ -65,22 +88,17 @@ def upgrade() -> None:
     )
     op.create_table(
         "phase_runs",
-        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
-        sa.Column("flow_id", sa.String(36), nullable=False),
-        sa.Column("phase", sa.String(63), nullable=False),
+        _serial(),
+        _string("flow_id", 36),
+        _string("phase", 63),
         sa.Column("attempt", sa.Integer(), nullable=False),
-        sa.Column("job_name", sa.String(63), nullable=False),
-        sa.Column("state", sa.String(16), nullable=False),
-        sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("result", JSON_DOCUMENT, nullable=True),
-        sa.Column("error", sa.Text(), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["flow_id"],
-            ["collection_flows.id"],
-            name=op.f("fk_phase_runs_flow_id_collection_flows"),
-            ondelete="CASCADE",
-        ),
+        _string("job_name", 63),
+        _string("state", 16),
+        _time("started_at", null=True),
+        _time("finished_at", null=True),
+        _json("result", null=True),
+        _text("error"),
+        _owned_by("phase_runs", "flow_id", "collection_flows"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_phase_runs")),
         sa.UniqueConstraint(
             "flow_id", "phase", "attempt", name=op.f("uq_phase_runs_flow_id_phase_attempt")
@@ -88,19 +106,19 @@ def upgrade() -> None:
     )
     op.create_table(
         "failure_journal",
-        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
-        sa.Column("source", sa.String(63), nullable=False),
-        sa.Column("operation", sa.String(63), nullable=False),
-        sa.Column("master_flow_id", sa.String(36), nullable=True),
-        sa.Column("child_flow_id", sa.String(36), nullable=True),
-        sa.Column("k8s_uid", sa.String(36), nullable=True),
-        sa.Column("phase", sa.String(63), nullable=True),
-        sa.Column("next_phase", sa.String(63), nullable=True),
-        sa.Column("agent_decision", sa.Text(), nullable=True),
-        sa.Column("error_message", sa.Text(), nullable=True),
-        sa.Column("diagnostics", JSON_DOCUMENT, nullable=False),
-        sa.Column("dedupe_key", sa.String(255), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        _serial(),
+        _string("source", 63),
+        _string("operation", 63),
+        _string("master_flow_id", 36, null=True),
+        _string("child_flow_id", 36, null=True),
+        _string("k8s_uid", 36, null=True),
+        _string("phase", 63, null=True),
+        _string("next_phase", 63, null=True),
+        _text("agent_decision"),
+        _text("error_message"),
+        _json("diagnostics"),
+        _string("dedupe_key", 255),
+        _time("created_at"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_failure_journal")),
         sa.UniqueConstraint("dedupe_key", name=op.f("uq_failure_journal_dedupe_key")),
     )
