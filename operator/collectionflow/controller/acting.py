@@ -232,12 +232,6 @@ async def _start_phase(
     )
     built_in = request.phase.built_in and not view.spec.node_selector
     runner = await launch(ctx, view, build_phase_job(request), now, built_in)
-    record = PhaseRunRecord(
-        flow_uid=view.uid,
-        phase=start.phase,
-        attempt=start.attempt,
-        job_name=request.job_name,
-        state=RunRowState.RUNNING,
-        started_at=now,
-    )
+    running = RunRowState.RUNNING
+    record = PhaseRunRecord(view.uid, start.phase, start.attempt, request.job_name, running, now)
     return record, runner

@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, overload
+from typing import Any, NamedTuple, overload
 
 from sqlalchemy import Row, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -66,8 +66,9 @@ _DURATIONS = (
 )
 
 
-@dataclass(frozen=True)
-class JournalRow:
+class JournalRow(NamedTuple):
+    """A journal entry as stored: its row id and when it was written."""
+
     id: int
     created_at: datetime
     entry: JournalEntry
@@ -172,13 +173,13 @@ class FlowQueries:
         return [
             FlowRow(
                 ref=FlowRef(
-                    flow_uid=flow.k8s_uid,
-                    namespace=flow.k8s_namespace,
-                    name=flow.k8s_name,
-                    flow_type=flow.flow_type,
-                    master_flow_id=flow.master_flow_id,
-                    client_account_id=master.client_account_id,
-                    engagement_id=master.engagement_id,
+                    flow.k8s_uid,
+                    flow.k8s_namespace,
+                    flow.k8s_name,
+                    flow.flow_type,
+                    flow.master_flow_id,
+                    master.client_account_id,
+                    master.engagement_id,
                 ),
                 ids=FlowIds(master_flow_id=flow.master_flow_id, child_flow_id=flow.id),
                 snapshot=snapshot_of(flow),
