@@ -5,9 +5,10 @@ another: `git worktree` and PYTHONPATH give a profile of an older commit), attac
 each operator process (`-m collectionflow run`) as it appears, without pausing it, and records
 until it exits. Then it sums the samples: by area (the package of the innermost frame: JSON,
 the HTTP client, pydantic, the database, the event loop, the operator's own modules) and the
-operator's own functions, inclusive. py-spy samples only threads that run, so the shares are
-shares of CPU time. py-spy takes CPU of its own: a profiled run's timings are not the
-benchmark's figures. Writes bench/results/profile-NAME.txt (the raw stacks) and .json.
+operator's own functions, inclusive. py-spy samples only threads that run (less the waits in
+`WAITS`, which it counts on a busy machine), so the shares are shares of CPU time. py-spy
+takes CPU of its own: a profiled run's timings are not the benchmark's figures. Writes
+bench/results/profile-NAME.txt (the raw stacks) and .json.
 """
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ from bench.common import RESULTS
 
 PY_SPY = str(Path(sys.executable).with_name("py-spy"))
 OPERATOR = re.compile(rb"-m\x00collectionflow\x00run\x00")
+# Innermost frames that wait, not work: the event loop's epoll and the SQLite thread's queue.
+# On a busy machine a thread woken from a wait is runnable before it runs, and py-spy counts it.
+WAITS = re.compile(
+    r"^(EpollSelector\.select \(selectors\.py:468\)"
+    r"|_connection_worker_thread \(aiosqlite/core\.py:59\))$"
+)
 FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^:]*)(?::\d+)?\)$")
 AREAS = (  # the first that a frame's file path holds names its area
     ("json", "/json/"),
@@ -92,9 +99,12 @@ def summary(raw: Path, top: int = 25) -> dict[str, object]:
         if not stack or not count.isdigit():
             continue
         samples = int(count)
+        if WAITS.match(stack.rsplit(";", 1)[-1]):
+            continue
         total += samples
         frames = [FRAME.match(frame) for frame in stack.split(";")]
-        parsed = [(m["function"], m["file"]) for m in frames if m is not None]
+        # py-spy names a file from its package root: "/" makes "collectionflow/..." a path part
+        parsed = [(m["function"], "/" + m["file"]) for m in frames if m is not None]
         if parsed:
             by_area[area(parsed[-1][1])] += samples
         seen = {
