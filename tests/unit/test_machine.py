@@ -210,7 +210,10 @@ def test_entering_a_manual_phase_waits_for_input() -> None:
         "synthesis",
     )
     assert (status.current_job, status.input_requested_at) == (None, LATER)
-    assert reasons(decision) == ["PhaseSucceeded", "InputRequired"]
+    assert reasons(decision) == ["InputRequired"], "one transition, one Event"
+    assert decision.events[0].message.startswith(
+        "phase questionnaire_generation attempt 1 succeeded; "
+    )
     assert "flows.collectionflow.io/input-complete=true" in decision.events[-1].message
     assert condition_statuses(status)[ConditionType.RECONCILING] == "True"
     assert status.phase_history[-1].name == "questionnaire_generation"
@@ -274,7 +277,10 @@ def test_last_phase_succeeding_completes_the_flow() -> None:
         ConditionType.STALLED: "False",
         ConditionType.SUCCEEDED: "True",
     }
-    assert reasons(decision) == ["PhaseSucceeded", "FlowSucceeded"]
+    assert reasons(decision) == ["FlowSucceeded"], "one transition, one Event"
+    assert decision.events[0].message == (
+        "phase synthesis attempt 1 succeeded; all phases completed (7/7)"
+    )
     assert status.phase_history[-1].state is PhaseRunState.SUCCEEDED
 
 

@@ -216,7 +216,8 @@ def test_suspend_while_running_waits_for_the_job_then_suspends() -> None:
         None,
     )
     assert status.progress == "4/7"
-    assert reasons(decision) == ["PhaseSucceeded", "FlowSuspended"]
+    assert reasons(decision) == ["FlowSuspended"], "one transition, one Event"
+    assert decision.events[0].message.startswith("phase gap_analysis attempt 1 succeeded; ")
     assert status.phase_history[-1].state is PhaseRunState.SUCCEEDED
 
 

@@ -105,14 +105,17 @@ class FlowEvent:
 
 
 def one_event(first: FlowEvent, then: tuple[FlowEvent, ...]) -> tuple[FlowEvent, ...]:
-    """`first`, then `then`, as one Event where `then` starts the next attempt: a phase that
+    """`first`, then `then`, as one Event where one transition says both: a phase that
     succeeded (or a flow resumed, a retry asked for) and the phase that starts because of it
-    are one transition, one Event (`PhaseSucceeded: phase a attempt 1 succeeded; running
-    phase b (attempt 1)`), not two writes to the apiserver."""
-    if first.type != "Normal" or not then or then[0].reason is not EventReason.PHASE_STARTED:
+    (`PhaseSucceeded: phase a attempt 1 succeeded; running phase b (attempt 1)`), or what the
+    flow does next, which then names the Event (`FlowSucceeded`, `InputRequired`,
+    `FlowSuspended`: `phase a attempt 1 succeeded; ...`). A Warning stays an Event of its own.
+    One transition, one write to the apiserver."""
+    if first.type != "Normal" or not then or then[0].type != "Normal":
         return (first, *then)
-    started, *rest = then
-    return (FlowEvent("Normal", first.reason, f"{first.message}; {started.message}"), *rest)
+    following, *rest = then
+    reason = first.reason if following.reason is EventReason.PHASE_STARTED else following.reason
+    return (FlowEvent("Normal", reason, f"{first.message}; {following.message}"), *rest)
 
 
 @dataclass(frozen=True)

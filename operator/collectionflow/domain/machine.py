@@ -190,7 +190,9 @@ def _phase_succeeded(
         return Decision(
             status=new_status,
             finished=finished,
-            events=(succeeded_event, FlowEvent("Normal", EventReason.FLOW_SUCCEEDED, message)),
+            events=one_event(
+                succeeded_event, (FlowEvent("Normal", EventReason.FLOW_SUCCEEDED, message),)
+            ),
         )
 
     progress = progress_after(plan.definition, phase)
