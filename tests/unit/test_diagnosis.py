@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import replace
-from typing import Any
 
 import pytest
 
 from collectionflow.api.models import ConditionType, FlowState, RecoveryPolicy
 from collectionflow.api.reasons import ConditionReason
-from collectionflow.domain.cache import WatchCache
 from collectionflow.domain.diagnosis import (
     Recoveries,
     WaitsFor,
@@ -146,51 +144,6 @@ def test_a_reader_without_the_database_learns_of_its_outage_from_the_status() ->
     assert held_by_database(status)
     said = diagnose(evidence(), RETRY, database_held=True)
     assert (said.waits_for, said.since) == (WaitsFor.DATABASE, None)
-
-
-def test_the_pending_pod_watch_wakes_the_flow_only_when_what_holds_it_changes() -> None:
-    cache = WatchCache()
-
-    def pod(phase: str, reason: str | None = None) -> dict[str, Any]:
-        state = {"waiting": {"reason": reason, "message": "m"}} if reason else {}
-        return {
-            "metadata": {
-                "name": "p1",
-                "namespace": "ns",
-                "labels": {"job-name": "f-init-1", "flows.collectionflow.io/flow-uid": "u1"},
-            },
-            "status": {"phase": phase, "containerStatuses": [{"name": "c", "state": state}]},
-        }
-
-    assert cache.observe_pending_pod("ADDED", pod("Pending"), NOW) is None
-    assert cache.observe_pending_pod("MODIFIED", pod("Pending", "ErrImagePull"), NOW) == "u1"
-    assert cache.observe_pending_pod("MODIFIED", pod("Pending", "ErrImagePull"), NOW) is None
-    assert cache.observe_pending_pod("MODIFIED", pod("Pending", PULLING), NOW) == "u1"
-    # Left Pending: the watch sends its last Pending state, with no deletionTimestamp.
-    assert cache.observe_pending_pod("DELETED", pod("Pending", PULLING), LATER) == "u1"
-    known = cache.job_pods("ns", "f-init-1")
-    assert known is not None
-    assert known[0]["status"]["phase"] == "Running"
-    [state] = [c["state"] for c in known[0]["status"]["containerStatuses"]]
-    assert state == {"running": {"startedAt": f"{LATER:%Y-%m-%dT%H:%M:%S}Z"}}
-    cache.observe_pod("MODIFIED", pod("Succeeded"))  # the finished-pod watch came first
-    assert cache.observe_pending_pod("DELETED", pod("Pending", PULLING), LATER) is None
-    pods = cache.job_pods("ns", "f-init-1")
-    assert pods is not None
-    assert pods[0]["status"]["phase"] == "Succeeded"
-
-
-def test_a_pod_deleted_before_it_started_is_forgotten() -> None:
-    cache = WatchCache()
-    body: dict[str, Any] = {
-        "metadata": {"name": "p1", "namespace": "ns", "labels": {"job-name": "f-init-1"}},
-        "status": {"phase": "Pending", "containerStatuses": []},
-    }
-    cache.observe_pending_pod("ADDED", body, NOW)
-    body["metadata"]["deletionTimestamp"] = "2024-05-01T12:00:05Z"
-    cache.observe_pending_pod("MODIFIED", body, NOW)
-    cache.observe_pending_pod("DELETED", body, NOW)
-    assert cache.job_pods("ns", "f-init-1") is None
 
 
 def test_a_built_in_worker_silent_since_its_pod_started_is_said() -> None:

@@ -2,8 +2,9 @@
 work to plain functions.
 
 kopf runs the operator's life (login, startup, signals, cleanup); it watches no resource. The
-controller's list-then-watch loops of flows, phase Jobs, their pods and heartbeat Leases
-(`controller.watches` on `runtime.informer`) feed the watch cache. A change a flow decides on
+controller's list-then-watch loops of flows, phase Jobs, their finished pods and heartbeat
+Leases (`controller.watches` on `runtime.informer`) feed the watch cache; the pods of a Job
+not seen to start are read (`controller.pod_starts`). A change a flow decides on
 wakes its reconciler task (`controller.flow_loop`), which reconciles from the cache; the
 operator's own status writes wake nobody. A flow with work has a task; a flow at rest has
 none and costs nothing. Each task re-reads its flow, Job and pods from the API at a slow
@@ -26,6 +27,7 @@ from collectionflow.controller.diagnosis import sweep_rules
 from collectionflow.controller.flow_loop import flow_tasks
 from collectionflow.controller.leadership import elector, release, timings_of
 from collectionflow.controller.orphans import cancel_orphans_on_lead
+from collectionflow.controller.pod_starts import read_unstarted_forever
 from collectionflow.controller.stall import SweepMemory, sweep
 from collectionflow.controller.watches import start_watches
 from collectionflow.db.engine import make_engine, make_sessionmaker
@@ -68,6 +70,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     namespaces = getattr(memo, "namespaces", ())
     ctx.tasks.add(asyncio.create_task(_sweep_forever(ctx), name="stall-sweep"))
     ctx.tasks.add(asyncio.create_task(cancel_orphans_on_lead(ctx, namespaces), name="orphans"))
+    ctx.tasks.add(asyncio.create_task(read_unstarted_forever(ctx), name="pod-starts"))
     memo.reconcilers = flow_tasks(ctx)
     ctx.tasks.update(start_watches(ctx, memo.reconcilers, namespaces))
     memo.ctx = ctx

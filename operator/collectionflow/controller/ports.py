@@ -14,6 +14,7 @@ hand it only a context that has them. A test may hand a part any object with tho
     Sweeping = Reconciling + Holding                                   stall
     Looping = Reconciling + Holding + leadership, apiserver, bound     flow_loop
     Observing < Watching (+ Holding)                                   watches, flows
+    Observing < StartReading                                           pod_starts
     OrphanSweeping, Leading, Releasing                                 orphans, leadership
 """
 
@@ -258,6 +259,21 @@ class Watching(Holding, Observing, Protocol):
 
     @property
     def kube(self) -> KubeGateway: ...
+
+    @property
+    def leadership(self) -> Leadership: ...
+
+
+class PodReader(Protocol):
+    async def list_job_pods(self, namespace: str, job_name: str) -> list[dict[str, Any]]: ...
+
+
+class StartReading(Observing, Protocol):
+    """What reading the pods of Jobs not seen to start needs (`controller.pod_starts`): the
+    API to list them, the cache and wake-ups, and whether this replica leads."""
+
+    @property
+    def kube(self) -> PodReader: ...
 
     @property
     def leadership(self) -> Leadership: ...

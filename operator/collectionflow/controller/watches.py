@@ -5,9 +5,9 @@ They are `runtime.informer` loops, not kopf handlers (docs/design.md, "Why the r
 own").
 
 Filtered on the server: our managed-by label, and for pods, the ones that ended (their
-termination message is the phase's result; a worker's start shows as its heartbeat Lease) and,
-in a second watch, the ones still Pending (what holds them: an image, the scheduler, a missing
-Secret key). A pod that starts leaves that watch; a running pod is never watched.
+termination message is the phase's result; a worker's start shows as its heartbeat Lease). A
+pod that has not ended is never watched: the pods of a Job not seen to start are read
+(`controller.pod_starts`).
 A re-list replaces what the cache knew: a Job that disappeared while the watch was away is
 forgotten with its pods and Lease.
 """
@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 
 MANAGED = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
 FINISHED_PODS = "status.phase!=Pending,status.phase!=Running"
-PENDING_PODS = "status.phase=Pending"
 
 Take = Callable[[WatchEvent], None]
 
@@ -62,7 +61,6 @@ def start_watches(
         kube.coordination.list_lease_for_all_namespaces,
     )
     finished_pods = {"label_selector": MANAGED, "field_selector": FINISHED_PODS}
-    pending_pods = {"label_selector": MANAGED, "field_selector": PENDING_PODS}
     scopes: list[str | None] = list(namespaces) or [None]
     for namespace in scopes:
         scope = (namespace,) if namespace else ()
@@ -70,7 +68,6 @@ def start_watches(
             ("flows", flows, {"plural": PLURAL}, FlowWatch(ctx, reconcilers).take),
             ("jobs", jobs, {"label_selector": MANAGED}, _JobWatch(ctx, namespace).take),
             ("pods", pods, finished_pods, lambda event: _take_pod(ctx.cache, event)),
-            ("pending-pods", pods, pending_pods, lambda event: _take_pending_pod(ctx, event)),
             ("leases", leases, {"label_selector": MANAGED}, lambda e: _take_lease(ctx.cache, e)),
         ]
         for resource, (namespaced, cluster_wide), selectors, take in watches:
@@ -110,18 +107,6 @@ class _JobWatch:
 def _take_pod(cache: WatchCache, event: WatchEvent) -> None:
     if event.type != SYNCED:
         cache.observe_pod(None if event.type == LISTED else event.type, event.body)
-
-
-def _take_pending_pod(ctx: Observing, event: WatchEvent) -> None:
-    """A pod that has not started: what holds it (image, scheduling, config) wakes its flow,
-    whose status then says so."""
-    if event.type == SYNCED:
-        return
-    flow_uid = ctx.cache.observe_pending_pod(
-        None if event.type == LISTED else event.type, event.body, ctx.clock()
-    )
-    if flow_uid:
-        ctx.wakeups.wake(flow_uid)
 
 
 def _take_lease(cache: WatchCache, event: WatchEvent) -> None:

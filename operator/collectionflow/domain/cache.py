@@ -13,6 +13,11 @@ when something it decides on changed:
   condition wakes the flow; otherwise pods and Leases are the stall sweep's evidence (a Lease
   going stale, a Job with neither a heartbeat nor a started pod), judged by time.
 
+A Job not seen to start (no heartbeat Lease, no pod known to have left Pending) is kept in
+`unstarted` (`domain.pod_starts`) until it does; its pods are read then and again while it
+is so (`controller.pod_starts`), and `pods_read` says which flow to wake when what holds them
+changed.
+
 The operator's own status writes come back as watch events. `wrote_flow` records the
 resourceVersion the write returned; the event carrying it is recognised and wakes nobody, and
 older events still in flight are not allowed to overwrite the newer body.
@@ -21,13 +26,14 @@ older events still in flight are not allowed to overwrite the newer body.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from collectionflow.api.names import (
     LABEL_FLOW_UID,
 )
+from collectionflow.domain.pod_starts import Unstarted, started
 from collectionflow.domain.slim import (
     JOB_NAME_LABEL,
     finished,
@@ -41,7 +47,6 @@ from collectionflow.domain.slim import (
     slim_job,
     slim_lease,
     slim_pod,
-    started_pod,
 )
 from collectionflow.domain.view import has_work, waits_quietly
 
@@ -60,6 +65,7 @@ class WatchCache:
     _record: dict[str, dict[str, Any]] = field(default_factory=dict)
     _foreign: set[str] = field(default_factory=set)
     _finished_seen: dict[tuple[str, str], dt.datetime] = field(default_factory=dict)
+    unstarted: Unstarted = field(default_factory=Unstarted)
 
     # Flows
 
@@ -175,6 +181,7 @@ class WatchCache:
         changed = previous is None or job_fingerprint(previous) != job_fingerprint(job)
         if changed and finished(job):
             self._finished_seen.setdefault(key, now)
+        self._track_start(key, now)
         return changed
 
     def keep_jobs(self, listed: set[tuple[str, str]], namespace: str | None) -> None:
@@ -193,6 +200,7 @@ class WatchCache:
         self.pods.pop(key, None)
         self.leases.pop(key, None)
         self._finished_seen.pop(key, None)
+        self.unstarted.discard(key)
 
     def finished_seen_at(self, namespace: str, name: str) -> dt.datetime | None:
         """When a watch event or a re-listing first showed the Job finished (None: not so)."""
@@ -211,6 +219,8 @@ class WatchCache:
         if previous is not None and older_job(job, previous):
             return False
         self.jobs[(namespace, name)] = job
+        if finished(job):
+            self.unstarted.discard((namespace, name))
         return finished(job) and (previous is None or not finished(previous))
 
     def job(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -221,47 +231,50 @@ class WatchCache:
         job = (meta.get("labels") or {}).get(JOB_NAME_LABEL)
         if not job:
             return
-        pods = self.pods.setdefault((meta.get("namespace", ""), job), {})
+        key = (meta.get("namespace", ""), job)
+        self.unstarted.discard(key)  # it ended
+        pods = self.pods.setdefault(key, {})
         if event_type == DELETED:
             pods.pop(meta.get("name", ""), None)
         else:
             pod = slim_pod(body)
             pods[pod["metadata"]["name"]] = pod
 
-    def observe_pending_pod(
-        self, event_type: str | None, body: Body, now: dt.datetime
-    ) -> str | None:
-        """Take an event of the watch of pods that have not started; the uid of the flow to
-        wake when what holds the pod changed (a waiting reason, the scheduler's verdict).
-
-        A pod that leaves Pending leaves that watch as DELETED, carrying the last state that
-        matched the selector (Pending: the apiserver's watch cache sends the previous object).
-        Without a deletionTimestamp it was not deleted, so it started: it is kept as running
-        since `now`, as far as this operator knows (so the flow is known to wait for its
-        worker, not its pod), unless the finished-pod watch brought a newer copy. With one,
-        it was deleted before it started, and is forgotten."""
-        meta = body.get("metadata") or {}
-        job = (meta.get("labels") or {}).get(JOB_NAME_LABEL)
-        if not job:
-            return None
-        pods = self.pods.setdefault((meta.get("namespace", ""), job), {})
-        name = meta.get("name", "")
-        previous = pods.get(name)
-        if previous is not None and previous["status"].get("phase") != "Pending":
-            return None  # it started or ended already: the watch of finished pods has it
-        pod = slim_pod(body)
-        if event_type == DELETED and pod["status"].get("phase") == "Pending":
-            if meta.get("deletionTimestamp"):
-                pods.pop(name, None)  # deleted before it started
-                return None
-            pod = started_pod(pod, now)
-        pods[name] = pod
-        if holds(pod) == (holds(previous) if previous is not None else ()):
-            return None
-        return str((meta.get("labels") or {}).get(LABEL_FLOW_UID) or "") or None
-
     def put_pods(self, namespace: str, job: str, pods: list[dict[str, Any]]) -> None:
-        self.pods[(namespace, job)] = {p["metadata"]["name"]: slim_pod(p) for p in pods}
+        """A Job's pods as the operator read them (or runs them in process)."""
+        key = (namespace, job)
+        self.pods[key] = {p["metadata"]["name"]: slim_pod(p) for p in pods}
+        if started(self.pods[key].values()):
+            self.unstarted.discard(key)
+
+    def pods_read(
+        self, namespace: str, job: str, pods: list[dict[str, Any]], now: dt.datetime
+    ) -> str | None:
+        """The pods of a Job not seen to start, read at `now` (`domain.pod_starts`); the uid
+        of the flow to wake when what holds them changed (a waiting reason, the scheduler's
+        verdict, or they started)."""
+        key = (namespace, job)
+        before = _holding(self.pods.get(key, {}).values())
+        self.put_pods(namespace, job, pods)
+        if key in self.unstarted:
+            self.unstarted.read(key, now)
+        if _holding(self.pods[key].values()) == before:
+            return None
+        labels = (self.jobs.get(key) or {"metadata": {}})["metadata"].get("labels") or {}
+        return str(labels.get(LABEL_FLOW_UID) or "") or None
+
+    def _track_start(self, key: tuple[str, str], now: dt.datetime) -> None:
+        """Whether the Job is one not seen to start (`domain.pod_starts`)."""
+        job = self.jobs.get(key)
+        if (
+            job is None
+            or finished(job)
+            or key in self.leases
+            or started(self.pods.get(key, {}).values())
+        ):
+            self.unstarted.discard(key)
+        else:
+            self.unstarted.add(key, now)
 
     def job_pods(self, namespace: str, job: str) -> list[dict[str, Any]] | None:
         """The Job's pods as watched; None when none was ever seen."""
@@ -275,6 +288,15 @@ class WatchCache:
             self.leases.pop(key, None)
         else:
             self.leases[key] = slim_lease(body)
+            self.unstarted.discard(key)  # its worker beats
 
     def lease(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.leases.get((namespace, name))
+
+
+def _holding(pods: Iterable[Mapping[str, Any]]) -> tuple[tuple[Any, ...], ...]:
+    """What holds each of a Job's pods (`domain.slim.holds`), and whether it started."""
+    return tuple(
+        (pod["metadata"]["name"], started([pod]), holds(pod))
+        for pod in sorted(pods, key=lambda pod: str(pod["metadata"]["name"]))
+    )

@@ -1,0 +1,53 @@
+"""The reads of the pods of Jobs not seen to start (`domain.pod_starts`): what holds a pod
+(an image, the scheduler, a missing Secret key) wakes its flow, whose status then says so.
+
+This replaces a standing watch of Pending pods, which every pod passed through with three or
+four events; now only a pod that has not started a few seconds after its Job costs a read.
+Only the leader reads: a standby's flows are not acted on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from collectionflow.controller.ports import StartReading
+from collectionflow.k8s.gateway import ApiUnreachable, api_error_message
+
+log = logging.getLogger(__name__)
+
+TICK_SECONDS = 1.0
+# At most this many reads a tick, so an operator that starts among thousands of running Jobs
+# (their Leases not listed yet) spreads its reads.
+READS_PER_TICK = 20
+
+
+async def read_unstarted(ctx: StartReading) -> int:
+    """Read the pods of the Jobs due (`WatchCache.unstarted`), waking each flow whose pods
+    changed what holds them; returns how many Jobs were read."""
+    due = ctx.cache.unstarted.due(ctx.clock(), READS_PER_TICK)
+    for namespace, name in due:
+        try:
+            pods = await ctx.kube.list_job_pods(namespace, name)
+        except (ApiUnreachable, ApiException) as error:
+            message = api_error_message(error) if isinstance(error, ApiException) else error
+            log.warning("pods of Job %s/%s not read: %s", namespace, name, message)
+            ctx.cache.unstarted.read((namespace, name), ctx.clock())  # again later
+            continue
+        flow_uid = ctx.cache.pods_read(namespace, name, pods, ctx.clock())
+        if flow_uid:
+            ctx.wakeups.wake(flow_uid)
+    return len(due)
+
+
+async def read_unstarted_forever(ctx: StartReading) -> None:
+    while True:
+        await asyncio.sleep(TICK_SECONDS)
+        if not ctx.leadership.leading:
+            continue
+        try:
+            await read_unstarted(ctx)
+        except Exception:  # the reads must outlive any one bad tick
+            log.exception("reading the pods of unstarted Jobs failed; next tick in 1s")
