@@ -97,6 +97,15 @@ def test_a_job_seen_without_a_start_is_read_and_its_flow_woken_when_what_holds_i
     assert KEY not in cache.unstarted, "a pod known to run is not read again"
 
 
+def test_a_pod_read_running_or_starting_that_nothing_held_wakes_nobody() -> None:
+    cache = WatchCache()
+    cache.observe_job("ADDED", job(), NOW)
+    assert cache.pods_read(*KEY, [pod("Pending")], NOW + FIRST_READ) is None
+    assert KEY in cache.unstarted
+    assert cache.pods_read(*KEY, [pod("Running")], NOW + FIRST_READ) is None
+    assert KEY not in cache.unstarted
+
+
 @pytest.mark.parametrize("start", ["lease", "finished pod", "finished job", "deleted job"])
 def test_a_job_leaves_the_unstarted_once_anything_shows_it_started_or_it_went(start: str) -> None:
     cache = WatchCache()
@@ -131,7 +140,10 @@ class Reader:
     def __init__(self, pods: dict[str, list[dict[str, Any]]], failing: set[str]) -> None:
         self.pods, self.failing, self.asked = pods, failing, list[str]()
 
-    async def list_job_pods(self, namespace: str, job_name: str) -> list[dict[str, Any]]:
+    async def list_job_pods(
+        self, namespace: str, job_name: str, *, cached: bool = False
+    ) -> list[dict[str, Any]]:
+        assert cached, "a diagnosis read is served by the apiserver's watch cache"
         self.asked.append(job_name)
         if job_name in self.failing:
             raise ApiUnreachable("connection refused")

@@ -2,8 +2,9 @@
 (an image, the scheduler, a missing Secret key) wakes its flow, whose status then says so.
 
 This replaces a standing watch of Pending pods, which every pod passed through with three or
-four events; now only a pod that has not started a few seconds after its Job costs a read.
-Only the leader reads: a standby's flows are not acted on.
+four events; now only a pod that has not started a few seconds after its Job costs a read,
+served by the apiserver's watch cache (a read from etcd goes over every pod of the
+namespace). Only the leader reads: a standby's flows are not acted on.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ async def read_unstarted(ctx: StartReading) -> int:
     due = ctx.cache.unstarted.due(ctx.clock(), READS_PER_TICK)
     for namespace, name in due:
         try:
-            pods = await ctx.kube.list_job_pods(namespace, name)
+            pods = await ctx.kube.list_job_pods(namespace, name, cached=True)
         except (ApiUnreachable, ApiException) as error:
             message = api_error_message(error) if isinstance(error, ApiException) else error
             log.warning("pods of Job %s/%s not read: %s", namespace, name, message)

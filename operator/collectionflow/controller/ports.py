@@ -265,7 +265,9 @@ class Watching(Holding, Observing, Protocol):
 
 
 class PodReader(Protocol):
-    async def list_job_pods(self, namespace: str, job_name: str) -> list[dict[str, Any]]: ...
+    async def list_job_pods(
+        self, namespace: str, job_name: str, *, cached: bool = False
+    ) -> list[dict[str, Any]]: ...
 
 
 class StartReading(Observing, Protocol):

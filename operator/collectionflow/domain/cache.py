@@ -252,7 +252,7 @@ class WatchCache:
     ) -> str | None:
         """The pods of a Job not seen to start, read at `now` (`domain.pod_starts`); the uid
         of the flow to wake when what holds them changed (a waiting reason, the scheduler's
-        verdict, or they started)."""
+        verdict, or nothing any more). A pod read running that nothing held wakes nobody."""
         key = (namespace, job)
         before = _holding(self.pods.get(key, {}).values())
         self.put_pods(namespace, job, pods)
@@ -295,8 +295,6 @@ class WatchCache:
 
 
 def _holding(pods: Iterable[Mapping[str, Any]]) -> tuple[tuple[Any, ...], ...]:
-    """What holds each of a Job's pods (`domain.slim.holds`), and whether it started."""
-    return tuple(
-        (pod["metadata"]["name"], started([pod]), holds(pod))
-        for pod in sorted(pods, key=lambda pod: str(pod["metadata"]["name"]))
-    )
+    """What holds each of a Job's pods that something holds (`domain.slim.holds`)."""
+    held = ((pod["metadata"]["name"], holds(pod)) for pod in pods)
+    return tuple(sorted((name, what) for name, what in held if what))

@@ -266,9 +266,18 @@ class KubeGateway:
             raise
         return True
 
-    async def list_job_pods(self, namespace: str, job_name: str) -> list[dict[str, Any]]:
+    async def list_job_pods(
+        self, namespace: str, job_name: str, *, cached: bool = False
+    ) -> list[dict[str, Any]]:
+        """The Job's pods, read from etcd; `cached`: from the apiserver's watch cache
+        (resourceVersion 0: maybe a moment old, and without a read of every pod of the
+        namespace from etcd, which a label selector does not narrow)."""
+        extra = {"resource_version": "0"} if cached else {}
         pods = await self._call(
-            self.core.list_namespaced_pod, namespace, label_selector=f"job-name={job_name}"
+            self.core.list_namespaced_pod,
+            namespace,
+            label_selector=f"job-name={job_name}",
+            **extra,
         )
         items: list[dict[str, Any]] = pods.get("items") or []
         return items
