@@ -5,13 +5,24 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from collectionflow.controller.pod_starts import READS_PER_TICK, read_unstarted
+from collectionflow.controller.pod_starts import JOBS_PER_TICK, read_unstarted
 from collectionflow.domain.cache import WatchCache
-from collectionflow.domain.pod_starts import FIRST_READ, LONGEST_GAP, Unstarted, next_read
+from collectionflow.domain.pod_starts import (
+    FIRST_READ,
+    LABEL_VALUE,
+    LONGEST_GAP,
+    Unstarted,
+    batches,
+    next_read,
+    pods_by_job,
+)
 from collectionflow.k8s.gateway import ApiUnreachable
 from collectionflow.metrics import Metrics
 from collectionflow.runtime.leaderelection import Leadership
@@ -135,19 +146,18 @@ def test_a_job_listed_with_its_lease_or_run_in_process_is_never_unstarted() -> N
 
 
 class Reader:
-    """A stand-in for the API: each Job's pods, or an error for the Jobs named."""
+    """A stand-in for the API: each Job's pods, or an error for a read naming a Job listed."""
 
     def __init__(self, pods: dict[str, list[dict[str, Any]]], failing: set[str]) -> None:
-        self.pods, self.failing, self.asked = pods, failing, list[str]()
+        self.pods, self.failing, self.asked = pods, failing, list[list[str]]()
 
-    async def list_job_pods(
-        self, namespace: str, job_name: str, *, cached: bool = False
+    async def list_pods_of_jobs(
+        self, namespace: str, job_names: Sequence[str]
     ) -> list[dict[str, Any]]:
-        assert cached, "a diagnosis read is served by the apiserver's watch cache"
-        self.asked.append(job_name)
-        if job_name in self.failing:
+        self.asked.append(list(job_names))
+        if self.failing & set(job_names):
             raise ApiUnreachable("connection refused")
-        return self.pods.get(job_name, [])
+        return [pod for name in job_names for pod in self.pods.get(name, [])]
 
 
 class Ports:
@@ -159,24 +169,59 @@ class Ports:
         return self.at
 
 
-def test_a_read_that_fails_is_tried_later_and_keeps_no_other_job_from_being_read() -> None:
-    reader = Reader({"f-b-1": [pod("Pending", "ErrImagePull", "f-b-1")]}, failing={"f-a-1"})
+def test_the_jobs_due_are_read_together_and_each_flow_woken_for_its_own_pods() -> None:
+    held = pod("Pending", "ErrImagePull", "f-b-1")
+    reader = Reader({"f-a-1": [pod("Running", job_name="f-a-1")], "f-b-1": [held]}, set())
     ports = Ports(reader, NOW + FIRST_READ)
     woken = ports.wakeups.register(UID)
     for name in ("f-a-1", "f-b-1"):
         ports.cache.observe_job("ADDED", job(name), NOW)
     assert asyncio.run(read_unstarted(ports)) == 2
-    assert reader.asked == ["f-a-1", "f-b-1"]
+    assert reader.asked == [["f-a-1", "f-b-1"]], "one request for both"
     assert woken.is_set(), "f-b-1's pod cannot pull its image: its flow is woken"
-    assert ("ns", "f-a-1") in ports.cache.unstarted
-    assert asyncio.run(read_unstarted(ports)) == 0, "neither is due again at once"
+    assert ("ns", "f-a-1") not in ports.cache.unstarted, "it runs"
+    assert ("ns", "f-b-1") in ports.cache.unstarted
+
+
+def test_a_read_that_fails_is_tried_later() -> None:
+    reader = Reader({}, failing={"f-a-1"})
+    ports = Ports(reader, NOW + FIRST_READ)
+    ports.cache.observe_job("ADDED", job(), NOW)
+    assert asyncio.run(read_unstarted(ports)) == 1
+    assert KEY in ports.cache.unstarted
+    assert asyncio.run(read_unstarted(ports)) == 0, "not due again at once"
     ports.at += LONGEST_GAP
-    assert asyncio.run(read_unstarted(ports)) == 2
+    assert asyncio.run(read_unstarted(ports)) == 1
 
 
-def test_no_more_than_a_ticks_reads_at_once() -> None:
+def test_no_more_than_a_ticks_jobs_at_once() -> None:
     ports = Ports(Reader({}, set()), NOW + FIRST_READ)
-    for index in range(READS_PER_TICK + 5):
+    for index in range(JOBS_PER_TICK + 5):
         ports.cache.observe_job("ADDED", job(f"f-{index}-1"), NOW)
-    assert asyncio.run(read_unstarted(ports)) == READS_PER_TICK
+    assert asyncio.run(read_unstarted(ports)) == JOBS_PER_TICK
     assert asyncio.run(read_unstarted(ports)) == 5
+
+
+NAMES = st.from_regex(r"[a-z0-9]([-a-z0-9.]{0,20}[a-z0-9])?", fullmatch=True)
+ODD = st.text(min_size=1, max_size=80).filter(lambda name: not LABEL_VALUE.fullmatch(name))
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.one_of(NAMES, ODD)), max_size=120),
+    st.integers(min_value=1, max_value=10),
+)
+def test_batches_read_every_job_once_by_namespace_and_an_odd_name_alone(
+    keys: list[tuple[str, str]], size: int
+) -> None:
+    reads = batches(keys, size)
+    assert sorted((ns, name) for ns, names in reads for name in names) == sorted(keys)
+    for namespace, names in reads:
+        assert 1 <= len(names) <= size
+        if any(not LABEL_VALUE.fullmatch(name) for name in names):
+            assert len(names) == 1, f"{names} in {namespace}: an odd name is read alone"
+
+
+def test_pods_are_grouped_by_their_job_and_an_unlabelled_one_is_left_out() -> None:
+    unlabelled = {"metadata": {"name": "x", "labels": {"job-name": ["list"]}}}
+    grouped = pods_by_job([pod("Running"), pod("Pending", job_name="f-b-1"), unlabelled, {}])
+    assert {name: len(pods) for name, pods in grouped.items()} == {"f-init-1": 1, "f-b-1": 1}

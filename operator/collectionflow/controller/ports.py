@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -265,8 +265,8 @@ class Watching(Holding, Observing, Protocol):
 
 
 class PodReader(Protocol):
-    async def list_job_pods(
-        self, namespace: str, job_name: str, *, cached: bool = False
+    async def list_pods_of_jobs(
+        self, namespace: str, job_names: Sequence[str]
     ) -> list[dict[str, Any]]: ...
 
 

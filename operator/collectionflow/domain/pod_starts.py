@@ -6,18 +6,25 @@ heartbeat Lease, no pod known to have left Pending, not finished) within `FIRST_
 seen has its pods read then; while they are still Pending they are read again, ever less
 often (the time since the Job was seen, at least `FIRST_READ`, at most `LONGEST_GAP`), so a
 pod that an image, the scheduler or a missing Secret key holds is named in the flow's status
-within seconds, and one held for an hour costs a read a minute.
+within seconds, and one held for an hour costs a read a minute. The Jobs due together are read
+together, one request per namespace for up to `BATCH` of them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from collectionflow.domain.slim import JOB_NAME_LABEL
+
 FIRST_READ = dt.timedelta(seconds=5)
 LONGEST_GAP = dt.timedelta(seconds=60)
+BATCH = 50  # Jobs whose pods one request reads: its label selector names them all
+# A label value (the Job controller's `job-name` label is the Job's name).
+LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
 
 Key = tuple[str, str]
 
@@ -25,6 +32,34 @@ Key = tuple[str, str]
 def started(pods: Iterable[Mapping[str, Any]]) -> bool:
     """Whether any of a Job's pods left Pending (it runs, or it ended)."""
     return any(pod["status"].get("phase") not in (None, "Pending") for pod in pods)
+
+
+def pods_by_job(pods: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Pods by the name of their Job (the Job controller's `job-name` label)."""
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for pod in pods:
+        job = ((pod.get("metadata") or {}).get("labels") or {}).get(JOB_NAME_LABEL)
+        if isinstance(job, str):
+            grouped.setdefault(job, []).append(pod)
+    return grouped
+
+
+def batches(keys: Iterable[Key], size: int = BATCH) -> list[tuple[str, list[str]]]:
+    """The Jobs `keys` as reads: by namespace, up to `size` names each, in the order given.
+    A name that is no label value cannot stand in a selector with others (the apiserver would
+    refuse the whole read for it): it is read alone, and only its own read fails."""
+    reads: list[tuple[str, list[str]]] = []
+    open_reads: dict[str, list[str]] = {}
+    for namespace, name in keys:
+        if not LABEL_VALUE.fullmatch(name):
+            reads.append((namespace, [name]))
+            continue
+        names = open_reads.get(namespace)
+        if names is None or len(names) >= size:
+            names = open_reads[namespace] = []
+            reads.append((namespace, names))
+        names.append(name)
+    return reads
 
 
 def next_read(since: dt.datetime, now: dt.datetime) -> dt.datetime:
