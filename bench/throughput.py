@@ -15,7 +15,9 @@ seen Complete), the operator's CPU seconds per transition (/proc), apiserver req
 transition (the apiserver's `apiserver_request_total`, whole cluster, for both runs and by
 kind: the difference is what the operator adds) and the operator's own client requests
 (`collectionflow_api_requests`), and its peak RSS. The operator's log goes to bench/results/.
-Settings: BENCH_THROUGHPUT_SIZES (default "50,200,500").
+Settings: BENCH_THROUGHPUT_SIZES (default "50,200,500"); BENCH_OPERATOR_TREE, another commit's
+checkout (`git worktree add /tmp/old <commit>`): its operator and its CRD run under this bench
+and harness, so that two commits are compared on the same load.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from harness.operator_process import OperatorProcess
 from harness.waiting import wait_for
 
 SIZES = tuple(int(n) for n in os.environ.get("BENCH_THROUGHPUT_SIZES", "50,200,500").split(","))
+OTHER_TREE = os.environ.get("BENCH_OPERATOR_TREE")
 PHASES = [phase.name for phase in flow_definition("collection").phases]
 STEPS = len(PHASES)
 CHAIN_LABEL = "bench.collectionflow.io/chain"
@@ -247,6 +250,7 @@ def measure_operator(
             "COLLECTIONFLOW_OPERATOR__IMAGE": VENV_IMAGE,
             "COLLECTIONFLOW_OPERATOR__RESYNC_SECONDS": "60",
             "COLLECTIONFLOW_OPERATOR__HEARTBEAT_SECONDS": "10",
+            **({"PYTHONPATH": str(Path(OTHER_TREE) / "operator")} if OTHER_TREE else {}),
         },
     ).start()
     assert operator.popen is not None
@@ -306,7 +310,9 @@ def measure(workdir: Path) -> list[Run]:
     with cluster(workdir) as target:
         api = target.api_client()
         api.configuration.connection_pool_maxsize = 8
-        install_crd(api)
+        install_crd(
+            api, *([Path(OTHER_TREE) / "crds" / "collectionflow.yaml"] if OTHER_TREE else [])
+        )
         pids = target.local.control_plane.pids() if target.local is not None else {}
         for size in SIZES:
             chain = measure_chain(api, size, pids)

@@ -13,10 +13,10 @@ REPO = Path(__file__).resolve().parents[2]
 CRD_PATH = REPO / "crds" / "collectionflow.yaml"
 
 
-def install_crd(api_client: client.ApiClient) -> None:
-    """Install (or update) the CRD from crds/ and wait until it is served."""
+def install_crd(api_client: client.ApiClient, path: Path = CRD_PATH) -> None:
+    """Install (or update) the CRD from crds/ (or `path`) and wait until it is served."""
     ext = client.ApiextensionsV1Api(api_client)
-    manifest = yaml.safe_load(CRD_PATH.read_text())
+    manifest = yaml.safe_load(path.read_text())
     name = manifest["metadata"]["name"]
     try:
         ext.create_custom_resource_definition(manifest)
