@@ -117,6 +117,14 @@ def test_a_pod_read_running_or_starting_that_nothing_held_wakes_nobody() -> None
     assert KEY not in cache.unstarted
 
 
+def test_pods_read_for_a_job_deleted_meanwhile_are_not_kept() -> None:
+    cache = WatchCache()
+    cache.observe_job("ADDED", job(), NOW)
+    cache.observe_job("DELETED", job(), NOW)
+    assert cache.pods_read(*KEY, [pod("Pending", "ErrImagePull")], NOW + FIRST_READ) is None
+    assert cache.job_pods(*KEY) is None
+
+
 @pytest.mark.parametrize("start", ["lease", "finished pod", "finished job", "deleted job"])
 def test_a_job_leaves_the_unstarted_once_anything_shows_it_started_or_it_went(start: str) -> None:
     cache = WatchCache()

@@ -252,8 +252,11 @@ class WatchCache:
     ) -> str | None:
         """The pods of a Job not seen to start, read at `now` (`domain.pod_starts`); the uid
         of the flow to wake when what holds them changed (a waiting reason, the scheduler's
-        verdict, or nothing any more). A pod read running that nothing held wakes nobody."""
+        verdict, or nothing any more). A pod read running that nothing held wakes nobody; a
+        Job deleted while its pods were read is not brought back."""
         key = (namespace, job)
+        if key not in self.jobs:
+            return None
         before = _holding(self.pods.get(key, {}).values())
         self.put_pods(namespace, job, pods)
         if key in self.unstarted:
