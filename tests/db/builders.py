@@ -3,32 +3,26 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from collectionflow.db.models import PhaseRun
+from collectionflow.db.repository import FlowRepository
 from collectionflow.domain.records import (
     FlowRef,
     PhaseRunRecord,
     RunRowState,
+    Transition,
 )
 
 STARTED = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
-def new_ref(master_flow_id: str | None = None) -> FlowRef:
+def new_ref() -> FlowRef:
     uid = str(uuid.uuid4())
-    return FlowRef(
-        flow_uid=uid,
-        namespace="flows",
-        name=f"flow-{uid[:8]}",
-        flow_type="collection",
-        master_flow_id=master_flow_id,
-        client_account_id="account-1",
-        engagement_id="engagement-1",
-    )
+    return FlowRef(flow_uid=uid, namespace="flows", name=f"flow-{uid[:8]}", flow_type="collection")
 
 
 def run_of(
@@ -40,7 +34,7 @@ def run_of(
         "attempt": attempt,
         "job_name": f"{ref.name}-{phase[:10]}-{attempt}",
         "state": RunRowState.RUNNING,
-        "started_at": STARTED,
+        "at": STARTED,
     }
     fields.update(changes)
     return PhaseRunRecord(**fields)  # type: ignore[arg-type]
@@ -52,3 +46,14 @@ async def count_phase_runs(sessions: async_sessionmaker[AsyncSession], child_id:
             select(func.count()).select_from(PhaseRun).where(PhaseRun.flow_id == child_id)
         )
     return count or 0
+
+
+async def run_for(
+    repository: FlowRepository, ref: FlowRef, phase: str, attempt: int, seconds: float
+) -> None:
+    """Record an attempt that started at STARTED and succeeded `seconds` later."""
+    await repository.record_transition(Transition(started=run_of(ref, phase, attempt)))
+    done = run_of(
+        ref, phase, attempt, state=RunRowState.SUCCEEDED, at=STARTED + timedelta(seconds=seconds)
+    )
+    await repository.record_transition(Transition(finished=done))

@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from collectionflow.db.models import CollectionFlow, PhaseRun
 from collectionflow.db.queries import as_utc
-from collectionflow.domain.records import PhaseRunRecord, RunRowState
+from collectionflow.domain.records import JsonObject, RunRowState
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """One attempt's row: what its records wrote, its start and its end."""
+
+    job_name: str
+    state: RunRowState
+    started_at: datetime | None
+    finished_at: datetime | None
+    result: JsonObject | None = None
+    error: str | None = None
 
 
 async def phase_run(
     sessions: async_sessionmaker[AsyncSession], flow_uid: str, phase: str, attempt: int
-) -> PhaseRunRecord | None:
-    """One attempt's row, as a record; None if there is none."""
+) -> StoredRun | None:
+    """One attempt's row; None if there is none."""
     async with sessions() as session:
         run = await session.scalar(
             select(PhaseRun)
@@ -26,10 +41,7 @@ async def phase_run(
         )
     if run is None:
         return None
-    return PhaseRunRecord(
-        flow_uid=flow_uid,
-        phase=run.phase,
-        attempt=run.attempt,
+    return StoredRun(
         job_name=run.job_name,
         state=RunRowState(run.state),
         started_at=as_utc(run.started_at),

@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from datetime import timedelta
 
 import pytest
 
 from collectionflow.controller.eta import PARTIAL_REFRESH_SECONDS, REFRESH_SECONDS, Durations
 from collectionflow.db.repository import FlowRepository
-from collectionflow.domain.records import RunRowState, Transition
 from collectionflow.domain.registry import flow_definition
-from db.builders import STARTED, new_ref, run_of
+from db.builders import new_ref, run_for
 
 pytestmark = pytest.mark.db
 
@@ -31,9 +29,7 @@ async def test_durations_are_read_again_sooner_while_the_type_lacks_runs(
 
     async def finish(phase: str, seconds: float) -> None:
         attempts[phase] += 1
-        done = STARTED + timedelta(seconds=seconds)
-        run = run_of(ref, phase, attempts[phase], state=RunRowState.SUCCEEDED, finished_at=done)
-        await repository.record_transition(Transition(finished=run))
+        await run_for(repository, ref, phase, attempts[phase], seconds)
 
     now = [0.0]
     durations = Durations(clock=lambda: now[0])

@@ -15,13 +15,15 @@ from collectionflow.db.models import CollectionFlow, MasterFlow
 from collectionflow.db.repository import FlowRepository
 from collectionflow.domain.records import (
     ChildSnapshot,
+    ExistingMaster,
     MasterFlowUpdate,
+    NewMaster,
     RunRowState,
     Transition,
     master_update_for,
 )
 from db.builders import STARTED, count_phase_runs, new_ref, run_of
-from db.reads import phase_run
+from db.reads import StoredRun, phase_run
 
 pytestmark = pytest.mark.db
 
@@ -71,17 +73,21 @@ async def test_concurrent_first_calls_create_one_flow(
 
 
 async def test_ensure_flow_joins_a_given_master_and_rejects_an_unknown_one(
-    repository: FlowRepository,
+    repository: FlowRepository, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    owner = await repository.ensure_flow(new_ref())
+    owner = await repository.ensure_flow(new_ref(), NewMaster("account-1", "engagement-1"))
 
-    joined = await repository.ensure_flow(new_ref(master_flow_id=owner.master_flow_id))
+    joined = await repository.ensure_flow(new_ref(), ExistingMaster(owner.master_flow_id))
 
     assert joined.master_flow_id == owner.master_flow_id
     assert joined.child_flow_id != owner.child_flow_id
+    async with sessions() as session:
+        master = await session.get(MasterFlow, owner.master_flow_id)
+    assert master is not None
+    assert (master.client_account_id, master.engagement_id) == ("account-1", "engagement-1")
     missing = str(uuid.uuid4())
     with pytest.raises(UnknownMasterFlow, match=missing):
-        await repository.ensure_flow(new_ref(master_flow_id=missing))
+        await repository.ensure_flow(new_ref(), ExistingMaster(missing))
 
 
 async def test_master_update_hits_the_master_row_and_never_the_child_id(
@@ -137,7 +143,8 @@ async def test_phase_run_upsert_never_duplicates(
     )
 
     assert await count_phase_runs(sessions, ids.child_flow_id) == 1
-    assert await phase_run(sessions, ref.flow_uid, "initialization", 1) == run
+    stored = StoredRun(run.job_name, RunRowState.RUNNING, STARTED, None)
+    assert await phase_run(sessions, ref.flow_uid, "initialization", 1) == stored
 
 
 async def test_finishing_twice_is_a_quiet_no_op(
@@ -149,7 +156,7 @@ async def test_finishing_twice_is_a_quiet_no_op(
     finished = run_of(
         ref,
         state=RunRowState.SUCCEEDED,
-        finished_at=STARTED + timedelta(minutes=1),
+        at=STARTED + timedelta(minutes=1),
         result={"platforms": ["aws"]},
     )
 
@@ -163,7 +170,9 @@ async def test_finishing_twice_is_a_quiet_no_op(
 
     assert sorted(outcomes) == [False, False, False, False, True]
     assert late_failure is False
-    assert await phase_run(sessions, ref.flow_uid, "initialization", 1) == finished
+    assert await phase_run(sessions, ref.flow_uid, "initialization", 1) == StoredRun(
+        finished.job_name, RunRowState.SUCCEEDED, STARTED, finished.at, {"platforms": ["aws"]}
+    )
     assert await count_phase_runs(sessions, ids.child_flow_id) == 1
 
 
@@ -172,10 +181,12 @@ async def test_finish_without_a_recorded_start_inserts_the_run(
 ) -> None:
     ref = new_ref()
     await repository.ensure_flow(ref)
-    failed = run_of(ref, state=RunRowState.FAILED, started_at=None, error="pod never started")
+    failed = run_of(ref, state=RunRowState.FAILED, error="pod never started")
 
     assert await repository.record_transition(Transition(finished=failed))
-    assert await phase_run(sessions, ref.flow_uid, "initialization", 1) == failed
+    assert await phase_run(sessions, ref.flow_uid, "initialization", 1) == StoredRun(
+        failed.job_name, RunRowState.FAILED, None, STARTED, error="pod never started"
+    )
     with pytest.raises(ValueError, match="finished state"):
         await repository.record_transition(Transition(finished=run_of(ref, attempt=2)))
 
@@ -192,7 +203,7 @@ async def test_times_come_back_in_utc(
     await repository.ensure_flow(ref)
     local = datetime(2024, 5, 1, 14, 0, tzinfo=timezone(timedelta(hours=2)))
 
-    await repository.record_transition(Transition(started=run_of(ref, started_at=local)))
+    await repository.record_transition(Transition(started=run_of(ref, at=local)))
     stored = await phase_run(sessions, ref.flow_uid, "initialization", 1)
     assert stored is not None
     assert stored.started_at == STARTED

@@ -23,8 +23,8 @@ from collectionflow.domain.records import (
     Transition,
     master_update_for,
 )
-from db.builders import STARTED, count_phase_runs, new_ref, run_of
-from db.reads import phase_run
+from db.builders import STARTED, count_phase_runs, new_ref, run_for, run_of
+from db.reads import StoredRun, phase_run
 
 pytestmark = pytest.mark.db
 
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.db
 async def test_phase_outputs_take_the_latest_succeeded_attempt(repository: FlowRepository) -> None:
     ref = new_ref()
     await repository.ensure_flow(ref)
-    done = {"state": RunRowState.SUCCEEDED, "finished_at": STARTED}
+    done = {"state": RunRowState.SUCCEEDED}
     await repository.record_transition(
         Transition(finished=run_of(ref, "initialization", 1, result={"a": 1}, **done))
     )
@@ -63,8 +63,7 @@ async def test_journal_stores_each_dedupe_key_once(repository: FlowRepository) -
         operation="phase_failed",
         dedupe_key=f"{ref.flow_uid}/platform_detection/1/phase_failed",
         flow_uid=ref.flow_uid,
-        master_flow_id=ids.master_flow_id,
-        child_flow_id=ids.child_flow_id,
+        ids=ids,
         phase="platform_detection",
         next_phase="automated_collection",
         agent_decision="retry",
@@ -99,7 +98,7 @@ async def test_mark_cancelled_cancels_the_flow_and_its_running_phases(
 ) -> None:
     ref = new_ref()
     await repository.ensure_flow(ref)
-    succeeded = run_of(ref, state=RunRowState.SUCCEEDED, finished_at=STARTED, result={})
+    succeeded = run_of(ref, state=RunRowState.SUCCEEDED, result={})
     await repository.record_transition(Transition(finished=succeeded))
     await repository.record_transition(Transition(started=run_of(ref, "platform_detection")))
 
@@ -112,7 +111,9 @@ async def test_mark_cancelled_cancels_the_flow_and_its_running_phases(
     assert running is not None
     assert running.state is RunRowState.CANCELLED
     assert running.finished_at is not None
-    assert await phase_run(sessions, ref.flow_uid, "initialization", 1) == succeeded
+    assert await phase_run(sessions, ref.flow_uid, "initialization", 1) == StoredRun(
+        succeeded.job_name, RunRowState.SUCCEEDED, None, STARTED, {}
+    )
     assert first.snapshot.status == "cancelled"
     assert first.cancelled_at is not None
     assert second.cancelled_at == first.cancelled_at
@@ -145,9 +146,7 @@ async def test_list_flows_shows_refs_and_ids(repository: FlowRepository) -> None
 
     rows = {row.ref.flow_uid: row for row in await repository.list_flows()}
 
-    assert rows[ref.flow_uid].ref == ref.__class__(
-        **{**ref.__dict__, "master_flow_id": ids.master_flow_id}
-    )
+    assert rows[ref.flow_uid].ref == ref
     assert rows[ref.flow_uid].ids == ids
     assert rows[ref.flow_uid].snapshot == ChildSnapshot(None, None, "initialized", 0.0, {})
 
@@ -165,7 +164,7 @@ async def test_a_transition_is_written_whole_or_not_at_all(
         14,
         {"platform_detection": "running"},
     )
-    finished = run_of(ref, state=RunRowState.SUCCEEDED, finished_at=STARTED)
+    finished = run_of(ref, state=RunRowState.SUCCEEDED)
     started = run_of(ref, "platform_detection")
     broken = MasterFlowUpdate(str(uuid.uuid4()), "running", "platform_detection", 14)
 
@@ -206,23 +205,10 @@ async def test_phase_durations_are_the_flow_types_succeeded_runs(
         ref = dataclasses.replace(new_ref(), flow_type="eta-probe")
         await repository.ensure_flow(ref)
         finished = STARTED + timedelta(seconds=seconds)
-        done = {"state": RunRowState.SUCCEEDED, "finished_at": finished}
-        await repository.record_transition(
-            Transition(finished=run_of(ref, "initialization", attempt, **done))
-        )
+        await run_for(repository, ref, "initialization", attempt, seconds)
         if attempt == 1:
-            await repository.record_transition(
-                Transition(
-                    finished=run_of(
-                        ref,
-                        "platform_detection",
-                        1,
-                        state=RunRowState.SUCCEEDED,
-                        finished_at=STARTED + timedelta(seconds=60),
-                    )
-                )
-            )
-            failed = run_of(ref, "gap_analysis", 1, state=RunRowState.FAILED, finished_at=finished)
+            await run_for(repository, ref, "platform_detection", 1, 60)
+            failed = run_of(ref, "gap_analysis", 1, state=RunRowState.FAILED, at=finished)
             await repository.record_transition(Transition(finished=failed))
     found = await repository.phase_durations("eta-probe")
     assert {phase: sorted(values) for phase, values in found.items()} == durations

@@ -289,7 +289,7 @@ def test_invalid_manifests_are_rejected_or_failed_clearly(
     flows.wait_event("orphan", "FlowFailed")
     assert flows.jobs("orphan") == []
     [entry] = journal_rows(db_url, uid)
-    assert (entry.operation, entry.master_flow_id) == ("UnknownMasterFlow", None)
+    assert (entry.operation, entry.ids) == ("UnknownMasterFlow", None)
     assert missing in (entry.error_message or "")
 
 

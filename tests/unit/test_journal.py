@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 import pytest
 
@@ -25,14 +26,15 @@ IDS = FlowIds(master_flow_id="m-1", child_flow_id="c-1")
 
 
 def test_a_failure_is_keyed_by_phase_attempt_and_operation() -> None:
-    flow = at("gap_analysis")
-    entry = failure_entry(flow, Failure("run_phase", "gap_analysis", 2, "exit code 3"), IDS)
+    first = at("gap_analysis")
+    flow = replace(first, status=first.status.model_copy(update={"attempt": 2}))
+    failure = Failure("run_phase", "exit code 3", "finalization", "retry", {"exit_code": 3})
+    entry = failure_entry(flow, failure, IDS)
     assert entry.dedupe_key == f"{flow.uid}:gap_analysis:2:run_phase"
-    assert (entry.master_flow_id, entry.error_message) == ("m-1", "exit code 3")
-    assert (
-        failure_entry(flow, Failure("run_phase", "gap_analysis", 2, "x"), None).master_flow_id
-        is None
-    )
+    assert (entry.ids, entry.phase, entry.error_message) == (IDS, "gap_analysis", "exit code 3")
+    assert (entry.next_phase, entry.agent_decision) == ("finalization", "retry")
+    assert entry.diagnostics == {"exit_code": 3}
+    assert failure_entry(flow, failure, None).ids is None
 
 
 def test_a_stall_is_keyed_by_attempt_and_reason_and_a_resync_by_its_time() -> None:

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import pytest
 
+from collectionflow.api.models import CollectionFlowSpec, CollectionFlowStatus
 from collectionflow.domain.records import (
     ChildSnapshot,
+    ExistingMaster,
     FlowIds,
     MasterFlowUpdate,
+    NewMaster,
     RunRowState,
+    master_link,
     master_update_for,
+    recorded_ids,
 )
+
+MASTER = "6f1d1d0e-5f43-4a53-9d0e-8a7c1b9e2c11"
 
 pytestmark = pytest.mark.unit
 
@@ -47,3 +54,34 @@ def test_master_update_is_addressed_to_the_master_not_the_child() -> None:
 )
 def test_only_running_is_unfinished(state: RunRowState, finished: bool) -> None:
     assert state.finished is finished
+
+
+def test_a_named_master_is_joined_and_keeps_its_own_account_and_engagement() -> None:
+    spec = CollectionFlowSpec.model_validate(
+        {"masterFlowId": MASTER, "clientAccountId": "acct", "engagementId": "eng"}
+    )
+
+    assert master_link(spec) == ExistingMaster(MASTER)
+
+
+def test_without_a_named_master_a_new_one_carries_the_account_and_engagement() -> None:
+    spec = CollectionFlowSpec.model_validate({"clientAccountId": "acct", "engagementId": "eng"})
+
+    assert master_link(spec) == NewMaster("acct", "eng")
+    assert master_link(CollectionFlowSpec()) == NewMaster(None, None)
+
+
+@pytest.mark.parametrize(
+    ("status", "ids"),
+    [
+        (None, None),
+        (CollectionFlowStatus(), None),
+        (CollectionFlowStatus(master_flow_id="m"), None),
+        (CollectionFlowStatus(child_flow_id="c"), None),
+        (CollectionFlowStatus(master_flow_id="m", child_flow_id="c"), FlowIds("m", "c")),
+    ],
+)
+def test_a_status_records_the_ids_only_once_it_holds_both(
+    status: CollectionFlowStatus | None, ids: FlowIds | None
+) -> None:
+    assert recorded_ids(status) == ids

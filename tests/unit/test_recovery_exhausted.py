@@ -61,12 +61,7 @@ def assert_failed(
     )
     failure = p.decision.failure
     assert failure is not None
-    assert (failure.operation, failure.phase, failure.attempt, failure.error_message) == (
-        reason,
-        PHASE,
-        attempt,
-        p.summary,
-    )
+    assert (failure.operation, failure.error_message) == (reason, p.summary)
     assert failure.next_phase == "questionnaire_generation"
     assert failure.diagnostics == {
         "reason": reason,

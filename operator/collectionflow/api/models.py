@@ -129,10 +129,16 @@ class CollectionFlowSpec(ApiModel):
         "Warning Event MasterFlowKept.",
     )
     client_account_id: str | None = Field(
-        default=None, max_length=128, description="Client account, stored on the master flow."
+        default=None,
+        max_length=128,
+        description="Client account, stored on the master flow this flow creates "
+        "(a master named by masterFlowId keeps its own).",
     )
     engagement_id: str | None = Field(
-        default=None, max_length=128, description="Engagement, stored on the master flow."
+        default=None,
+        max_length=128,
+        description="Engagement, stored on the master flow this flow creates "
+        "(a master named by masterFlowId keeps its own).",
     )
     parameters: dict[str, Any] = Field(
         default_factory=dict,

@@ -30,7 +30,9 @@ from collectionflow.domain.records import (
     PhaseRunRecord,
     RunRowState,
     Transition,
+    master_link,
     master_update_for,
+    recorded_ids,
 )
 from collectionflow.domain.registry import UnknownFlowType, flow_definition
 from collectionflow.domain.snapshot import child_snapshot
@@ -41,14 +43,12 @@ from collectionflow.specs.patches import merge_patch
 
 
 async def ensure_ids(ctx: Acting, view: FlowView) -> FlowIds:
-    status = view.status
-    if status.master_flow_id and status.child_flow_id:
-        return FlowIds(status.master_flow_id, status.child_flow_id)
-    spec = view.spec
-    tags = (spec.master_flow_id, spec.client_account_id, spec.engagement_id)
+    recorded = recorded_ids(view.status)
+    if recorded is not None:
+        return recorded
     ctx.leadership.fence()
     return await ctx.repository.ensure_flow(
-        FlowRef(view.uid, view.namespace, view.name, spec.flow_type, *tags)
+        FlowRef(view.uid, view.namespace, view.name, view.spec.flow_type), master_link(view.spec)
     )
 
 
@@ -169,7 +169,7 @@ def _finished_run(
         attempt=finished.attempt,
         job_name=finished.job_name,
         state=RunRowState.SUCCEEDED if finished.succeeded else RunRowState.FAILED,
-        finished_at=now,
+        at=now,
         result=result.model_dump(mode="json") if result is not None else None,
         error=finished.error,
     )

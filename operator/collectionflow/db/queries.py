@@ -16,7 +16,6 @@ from collectionflow.db.errors import unavailable_on_connection_failure
 from collectionflow.db.models import (
     CollectionFlow,
     FailureJournal,
-    MasterFlow,
     PhaseRun,
     table_of,
 )
@@ -163,47 +162,49 @@ class FlowQueries:
         """The most recently created `limit` flows, newest first."""
         with unavailable_on_connection_failure():
             async with self._sessions() as session:
-                rows = await session.execute(
-                    select(CollectionFlow, MasterFlow)
-                    .join(MasterFlow, CollectionFlow.master_flow_id == MasterFlow.id)
-                    .order_by(CollectionFlow.created_at.desc(), CollectionFlow.id)
-                    .limit(limit)
-                )
-                pairs = rows.all()
+                flows = (
+                    await session.scalars(
+                        select(CollectionFlow)
+                        .order_by(CollectionFlow.created_at.desc(), CollectionFlow.id)
+                        .limit(limit)
+                    )
+                ).all()
         return [
             FlowRow(
-                ref=FlowRef(
-                    flow.k8s_uid,
-                    flow.k8s_namespace,
-                    flow.k8s_name,
-                    flow.flow_type,
-                    flow.master_flow_id,
-                    master.client_account_id,
-                    master.engagement_id,
-                ),
+                ref=FlowRef(flow.k8s_uid, flow.k8s_namespace, flow.k8s_name, flow.flow_type),
                 ids=FlowIds(master_flow_id=flow.master_flow_id, child_flow_id=flow.id),
                 snapshot=snapshot_of(flow),
                 updated_at=as_utc(flow.updated_at),
                 cancelled_at=as_utc(flow.cancelled_at),
             )
-            for flow, master in pairs
+            for flow in flows
         ]
 
 
-# The journal's columns are its entries' fields, named alike but for the flow's uid.
+# The journal's columns are its entries' fields, named alike but for the flow's uid and ids.
 _JOURNAL_COLUMNS = {
     entry_field.name: "k8s_uid" if entry_field.name == "flow_uid" else entry_field.name
     for entry_field in dataclasses.fields(JournalEntry)
+    if entry_field.name != "ids"
 }
 
 
 def journal_columns(entry: JournalEntry) -> dict[str, Any]:
     """The journal row's column values for `entry`."""
-    return {column: getattr(entry, name) for name, column in _JOURNAL_COLUMNS.items()}
+    ids = entry.ids
+    return {
+        **{column: getattr(entry, name) for name, column in _JOURNAL_COLUMNS.items()},
+        "master_flow_id": ids.master_flow_id if ids else None,
+        "child_flow_id": ids.child_flow_id if ids else None,
+    }
 
 
 def journal_entry_of(row: FailureJournal) -> JournalEntry:
-    return JournalEntry(**{name: getattr(row, column) for name, column in _JOURNAL_COLUMNS.items()})
+    ids = None
+    if row.master_flow_id is not None and row.child_flow_id is not None:
+        ids = FlowIds(row.master_flow_id, row.child_flow_id)
+    fields = {name: getattr(row, column) for name, column in _JOURNAL_COLUMNS.items()}
+    return JournalEntry(**fields, ids=ids)
 
 
 def snapshot_of(flow: CollectionFlow | Row[*tuple[Any, ...]]) -> ChildSnapshot:

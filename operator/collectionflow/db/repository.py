@@ -48,10 +48,13 @@ from collectionflow.db.queries import FlowQueries, as_utc, journal_columns
 from collectionflow.domain.records import (
     ChildSnapshot,
     ChildStatus,
+    ExistingMaster,
     FlowIds,
     FlowRef,
     JournalEntry,
     MasterFlowUpdate,
+    MasterLink,
+    NewMaster,
     PhaseRunRecord,
     RunRowState,
     Transition,
@@ -60,6 +63,7 @@ from collectionflow.domain.records import (
 _FINISHED_STATES = [state.value for state in RunRowState if state.finished]
 _MASTER_IDS = uuid.UUID("6f1d1d0e-5f43-4a53-9d0e-8a7c1b9e2c11")
 _CHILD_IDS = uuid.UUID("0b7e1c55-2f0a-4d8e-b1a4-3c9f6d2e7a90")
+_OWN_MASTER = NewMaster()
 
 
 class FlowRepository(FlowQueries):
@@ -83,32 +87,35 @@ class FlowRepository(FlowQueries):
             await stack.enter_async_context(session.begin())
             yield session
 
-    async def ensure_flow(self, ref: FlowRef) -> FlowIds:
+    async def ensure_flow(self, ref: FlowRef, master: MasterLink = _OWN_MASTER) -> FlowIds:
         """The ids of the flow's master and child records, creating them on first call.
 
-        Without `ref.master_flow_id` a master of its own is created. Ids derive from the uid,
-        so concurrent first calls insert the same rows and all get the same answer.
+        The flow joins the `ExistingMaster`, or gets a master of its own (`NewMaster`). Ids
+        derive from the uid, so concurrent first calls insert the same rows and all get the
+        same answer.
         """
         with unavailable_on_connection_failure():
             async with self._writing() as session:
                 existing = await _flow_ids(session, ref.flow_uid)
                 if existing is not None:
                     return existing
-                master_id = ref.master_flow_id or str(uuid.uuid5(_MASTER_IDS, ref.flow_uid))
-                if ref.master_flow_id is None:
+                if isinstance(master, ExistingMaster):
+                    master_id = master.master_flow_id
+                    if await session.get(MasterFlow, master_id) is None:
+                        raise UnknownMasterFlow(master_id)
+                else:
+                    master_id = str(uuid.uuid5(_MASTER_IDS, ref.flow_uid))
                     await session.execute(
                         _insert(_dialect(session), MasterFlow)
                         .values(
                             id=master_id,
                             flow_type=ref.flow_type,
                             status=ChildStatus.INITIALIZED.value,
-                            client_account_id=ref.client_account_id,
-                            engagement_id=ref.engagement_id,
+                            client_account_id=master.client_account_id,
+                            engagement_id=master.engagement_id,
                         )
                         .on_conflict_do_nothing(index_elements=[MasterFlow.id])
                     )
-                elif await session.get(MasterFlow, master_id) is None:
-                    raise UnknownMasterFlow(master_id)
                 await session.execute(
                     _insert(_dialect(session), CollectionFlow)
                     .values(
@@ -298,14 +305,16 @@ async def _update_master(session: AsyncSession, update: MasterFlowUpdate) -> Non
 
 
 def _phase_run_values(flow_id: str, run: PhaseRunRecord) -> dict[str, object]:
+    """The row's values; a finished run's start, if the row has none, stays unknown."""
+    finished = run.state.finished
     return {
         "flow_id": flow_id,
         "phase": run.phase,
         "attempt": run.attempt,
         "job_name": run.job_name,
         "state": run.state.value,
-        "started_at": as_utc(run.started_at),
-        "finished_at": as_utc(run.finished_at),
+        "started_at": None if finished else as_utc(run.at),
+        "finished_at": as_utc(run.at) if finished else None,
         "result": run.result,
         "error": run.error,
     }

@@ -86,11 +86,10 @@ class PhaseFinished:
 
 @dataclass(frozen=True)
 class Failure:
-    """A failure for the journal: what failed, and everything needed to diagnose it."""
+    """A failure of the flow's current attempt, for the journal: what failed, and everything
+    needed to diagnose it (`domain.journal.failure_entry` adds the flow, phase and attempt)."""
 
     operation: str
-    phase: str | None
-    attempt: int
     error_message: str
     next_phase: str | None = None
     agent_decision: str | None = None

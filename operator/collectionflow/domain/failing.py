@@ -68,8 +68,6 @@ def fail(
         diagnostics["result"] = result.model_dump(mode="json")
     failure = Failure(
         operation=operation,
-        phase=status.phase,
-        attempt=status.attempt,
         error_message=message,
         next_phase=_known_phase(flow, result.next_phase if result else None) or status.next_phase,
         agent_decision=result.agent_decision if result else None,

@@ -4,12 +4,13 @@ says, and the key that makes writing it twice harmless (`JournalEntry.dedupe_key
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from typing import Any
 
 from collectionflow.api.models import CollectionFlowStatus
 from collectionflow.domain.decision import Failure, FlowView
 from collectionflow.domain.diagnosis import clock
-from collectionflow.domain.records import FlowIds, JournalEntry
+from collectionflow.domain.records import FlowIds, JournalEntry, recorded_ids
 from collectionflow.domain.recovery import RecoveryAction, RecoveryPlan
 from collectionflow.domain.stall import Finding
 
@@ -21,19 +22,21 @@ def _key(uid: str, *parts: object) -> str:
 
 
 def failure_entry(view: FlowView, failure: Failure, ids: FlowIds | None) -> JournalEntry:
-    """A decision's failure: a phase that failed, a spec or input refused, ..."""
-    return JournalEntry(
-        source="operator",
-        operation=failure.operation,
-        dedupe_key=_key(view.uid, failure.phase, failure.attempt, failure.operation),
-        flow_uid=view.uid,
-        master_flow_id=ids.master_flow_id if ids else None,
-        child_flow_id=ids.child_flow_id if ids else None,
-        phase=failure.phase,
-        next_phase=failure.next_phase,
-        agent_decision=failure.agent_decision,
-        error_message=failure.error_message,
-        diagnostics=failure.diagnostics,
+    """A decision's failure: a phase that failed, a spec or input refused, ... `ids`: the flow's
+    database rows, which the controller may have created since `view` was read."""
+    status = view.status
+    key = _key(view.uid, status.phase, status.attempt, failure.operation)
+    entry = _flow_entry(
+        view.uid,
+        status,
+        "operator",
+        failure.operation,
+        key,
+        failure.error_message,
+        failure.diagnostics,
+    )
+    return replace(
+        entry, ids=ids, next_phase=failure.next_phase, agent_decision=failure.agent_decision
     )
 
 
@@ -116,8 +119,7 @@ def _flow_entry(
         operation=operation,
         dedupe_key=key,
         flow_uid=uid,
-        master_flow_id=status.master_flow_id if status else None,
-        child_flow_id=status.child_flow_id if status else None,
+        ids=recorded_ids(status),
         phase=status.phase if status else None,
         next_phase=status.next_phase if status else None,
         error_message=message,

@@ -13,6 +13,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from collectionflow.api.models import CollectionFlowSpec, CollectionFlowStatus
+
 JsonObject = dict[str, Any]
 
 
@@ -45,21 +47,53 @@ class RunRowState(StrEnum):
 
 @dataclass(frozen=True)
 class FlowRef:
-    """A CollectionFlow object as the database needs to know it."""
+    """A CollectionFlow object as the database knows it."""
 
     flow_uid: str
     namespace: str
     name: str
     flow_type: str
-    master_flow_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ExistingMaster:
+    """The flow joins this master-flow record (`spec.masterFlowId`)."""
+
+    master_flow_id: str
+
+
+@dataclass(frozen=True)
+class NewMaster:
+    """The flow gets a master-flow record of its own, carrying these."""
+
     client_account_id: str | None = None
     engagement_id: str | None = None
 
 
+MasterLink = ExistingMaster | NewMaster
+
+
+def master_link(spec: CollectionFlowSpec) -> MasterLink:
+    """The master record a flow's spec asks for: the one it names, else a new one. The account
+    and engagement describe a master the flow creates; one it joins keeps its own."""
+    if spec.master_flow_id is not None:
+        return ExistingMaster(spec.master_flow_id)
+    return NewMaster(spec.client_account_id, spec.engagement_id)
+
+
 @dataclass(frozen=True)
 class FlowIds:
+    """The ids of a flow's master and child records."""
+
     master_flow_id: str
     child_flow_id: str
+
+
+def recorded_ids(status: CollectionFlowStatus | None) -> FlowIds | None:
+    """The ids a flow's status has recorded, once the operator has written both."""
+    if status is None or not (status.master_flow_id and status.child_flow_id):
+        return None
+    return FlowIds(status.master_flow_id, status.child_flow_id)
 
 
 @dataclass(frozen=True)
@@ -75,15 +109,16 @@ class ChildSnapshot:
 
 @dataclass(frozen=True)
 class PhaseRunRecord:
-    """One attempt of one phase; `result` holds the phase's outputs once it succeeded."""
+    """One attempt of one phase entering `state` at `at`: a running attempt's record says
+    when it started, a finished one's when it finished. `result` holds the phase's outputs
+    once it succeeded."""
 
     flow_uid: str
     phase: str
     attempt: int
     job_name: str
     state: RunRowState
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
+    at: datetime
     result: JsonObject | None = None
     error: str | None = None
 
@@ -96,8 +131,7 @@ class JournalEntry:
     operation: str
     dedupe_key: str
     flow_uid: str | None = None
-    master_flow_id: str | None = None
-    child_flow_id: str | None = None
+    ids: FlowIds | None = None
     phase: str | None = None
     next_phase: str | None = None
     agent_decision: str | None = None
