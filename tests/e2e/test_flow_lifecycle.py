@@ -171,6 +171,18 @@ def test_sample_flow_runs_seven_phases_as_seven_jobs(
     assert "MESSAGE" in wide.splitlines()[0]
     assert "all phases completed" in wide
 
+    # A flow joining acme's master flow with an account of its own is told it is not stored.
+    joining = {**sample_spec(), "masterFlowId": status["masterFlowId"], "clientAccountId": "other"}
+    joined_uid = flows.create("acme-joined", joining)["metadata"]["uid"]
+    flows.wait_event("acme-joined", "MasterFieldsUnused")
+    [warning] = [e for e in flows.events("acme-joined") if e.reason == "MasterFieldsUnused"]
+    assert warning.type == "Warning"
+    assert "spec.clientAccountId and spec.engagementId not stored" in str(warning.message)
+    joined_rows = db_rows(db_url, joined_uid)
+    assert joined_rows["master"].id == status["masterFlowId"]
+    assert joined_rows["master"].client_account_id == "acme", "the joined master keeps its own"
+    flows.delete("acme-joined")
+
 
 def test_operator_killed_mid_phase_resumes_without_duplicate_jobs(
     flows: Flows, start_operator: Callable[..., OperatorProcess], tmp_path: Path

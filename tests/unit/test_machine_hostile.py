@@ -187,3 +187,40 @@ def test_a_changed_master_flow_id_is_refused_once_with_a_warning_and_the_flow_go
     assert decide(said, None, NOW).events == (), "said once per change of the spec"
     same = replace(joined, spec=spec(masterFlowId=MASTER.upper()), generation=9)
     assert decide(same, None, NOW).events == ()
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"clientAccountId": "acct"}, "spec.clientAccountId not stored"),
+        ({"engagementId": "eng"}, "spec.engagementId not stored"),
+        (
+            {"clientAccountId": "acct", "engagementId": "eng"},
+            "spec.clientAccountId and spec.engagementId not stored",
+        ),
+    ],
+)
+def test_an_account_or_engagement_beside_a_master_flow_id_is_warned_of_once_at_the_start(
+    fields: dict[str, str], named: str
+) -> None:
+    flow = pending(spec=spec(masterFlowId=MASTER, **fields))
+    decision = decide(flow, None, NOW)
+    warning, started = decision.events
+    assert (warning.type, warning.reason) == ("Warning", EventReason.MASTER_FIELDS_UNUSED)
+    assert warning.message.startswith(named)
+    assert MASTER in warning.message
+    assert started.reason is EventReason.PHASE_STARTED
+    running = then(flow, decision)
+    assert EventReason.MASTER_FIELDS_UNUSED not in {
+        e.reason for e in decide(running, job(running, result=result()), NOW).events
+    }
+
+
+@pytest.mark.parametrize(
+    "fields", [{"masterFlowId": MASTER}, {"clientAccountId": "acct", "engagementId": "eng"}]
+)
+def test_a_master_flow_id_alone_or_a_new_masters_fields_start_without_a_warning(
+    fields: dict[str, str],
+) -> None:
+    events = decide(pending(spec=spec(**fields)), None, NOW).events
+    assert [e.reason for e in events] == [EventReason.PHASE_STARTED]

@@ -132,13 +132,13 @@ class CollectionFlowSpec(ApiModel):
         default=None,
         max_length=128,
         description="Client account, stored on the master flow this flow creates "
-        "(a master named by masterFlowId keeps its own).",
+        "(a master named by masterFlowId keeps its own: Warning Event MasterFieldsUnused).",
     )
     engagement_id: str | None = Field(
         default=None,
         max_length=128,
         description="Engagement, stored on the master flow this flow creates "
-        "(a master named by masterFlowId keeps its own).",
+        "(a master named by masterFlowId keeps its own: Warning Event MasterFieldsUnused).",
     )
     parameters: dict[str, Any] = Field(
         default_factory=dict,

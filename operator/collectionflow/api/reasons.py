@@ -33,6 +33,8 @@ class EventReason(StrEnum):
     INVALID_RESULT = "InvalidResult"
     STATUS_OVERWRITTEN = "StatusOverwritten"
     MASTER_FLOW_KEPT = "MasterFlowKept"  # spec.masterFlowId changed after the flow joined one
+    # spec.clientAccountId or engagementId beside a masterFlowId: the joined master keeps its own.
+    MASTER_FIELDS_UNUSED = "MasterFieldsUnused"
     # On the leader Lease, not a flow: this replica took, or lost, the lead.
     LEADER_ELECTED = "LeaderElected"
     LEADER_LOST = "LeaderLost"

@@ -67,7 +67,10 @@ def decide(flow: FlowView, job: JobObservation | None, now: dt.datetime) -> Deci
 
     match status.state:
         case FlowState.PENDING:
-            return enter_phase(flow, plan, plan.definition.first_phase, 1, now, _started(flow, now))
+            first = plan.definition.first_phase
+            started = enter_phase(flow, plan, first, 1, now, _started(flow, now))
+            unused = _master_fields_unused(flow)
+            return started if unused is None else replace(started, events=(unused, *started.events))
         case FlowState.SUSPENDED:
             if flow.spec.suspend or status.phase is None:
                 return NOTHING
@@ -112,6 +115,28 @@ def _master_flow_kept(flow: FlowView) -> Decision | None:
         status=status.model_copy(update={"observed_generation": flow.generation}),
         events=(FlowEvent("Warning", EventReason.MASTER_FLOW_KEPT, message),),
     )
+
+
+def _master_fields_unused(flow: FlowView) -> FlowEvent | None:
+    """The Warning for an account or engagement given beside `masterFlowId`: they describe a
+    master the flow would create, and the one it joins keeps its own."""
+    spec = flow.spec
+    given = [
+        name
+        for name, value in (
+            ("clientAccountId", spec.client_account_id),
+            ("engagementId", spec.engagement_id),
+        )
+        if value is not None
+    ]
+    if spec.master_flow_id is None or not given:
+        return None
+    message = (
+        f"spec.{' and spec.'.join(given)} not stored: the flow joins master flow "
+        f"{spec.master_flow_id}, which keeps its own (leave masterFlowId out to create a master "
+        "flow with them)"
+    )
+    return FlowEvent("Warning", EventReason.MASTER_FIELDS_UNUSED, message)
 
 
 def _running(
