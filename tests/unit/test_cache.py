@@ -294,6 +294,27 @@ def test_a_status_someone_else_wrote_is_noticed_even_at_rest_and_the_record_kept
     assert cache.status_record("u1") is None
 
 
+def test_a_status_forged_before_a_conflicting_write_is_still_put_back_after_the_reread() -> None:
+    cache = WatchCache()
+    cache.wrote_flow(flow("11", {"state": "Running", "phase": "automated_collection"}))
+    cache.stale_flow("u1")  # the operator's next write met a 409: someone wrote in between
+    assert cache.flow("u1") is None, "the next read goes to the API"
+    assert not cache.active_flows()
+    cache.refresh_flow(flow("12", {"state": "Succeeded", "message": "trust me"}))
+    assert cache.status_record("u1") == {"state": "Running", "phase": "automated_collection"}
+    assert cache.needs_work("u1")
+
+
+def test_a_flow_gone_is_forgotten_with_its_status_record() -> None:
+    cache = WatchCache()
+    cache.wrote_flow(flow("11", {"state": "Running"}))
+    cache.observe_flow("MODIFIED", flow("12", {"state": "Failed"}))
+    assert cache.status_record("u1") is not None
+    cache.forget_flow("u1")  # its read found it deleted
+    assert cache.status_record("u1") is None
+    assert not cache.needs_work("u1")
+
+
 def test_an_annotation_write_does_not_make_a_foreign_status_the_record() -> None:
     cache = WatchCache()
     cache.wrote_flow(flow("11", {"state": "Running"}))

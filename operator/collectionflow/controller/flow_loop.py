@@ -67,7 +67,7 @@ async def run_flow(ctx: Looping, uid: str, namespace: str, name: str, stop: asyn
                 if not ctx.cache.needs_work(uid):
                     break  # at rest (or gone): the watch starts a task again if that changes
             except Conflict:
-                ctx.cache.forget_flow(uid)
+                ctx.cache.stale_flow(uid)
                 delay = 0.0
                 trigger = "conflict"
             except DatabaseUnavailable as error:

@@ -156,8 +156,16 @@ class WatchCache:
         return self.flows.get(uid)
 
     def forget_flow(self, uid: str) -> None:
-        """Drop what is known of the flow (after a conflict): the next read goes to the API."""
+        """The flow is gone: drop all that is known of it."""
         self._drop(uid)
+
+    def stale_flow(self, uid: str) -> None:
+        """The flow changed since it was read (a write of the operator's met a conflict): the
+        next read goes to the API. The record of its status is kept, so that a status someone
+        else wrote in between is still put back rather than taken as the record."""
+        self.flows.pop(uid, None)
+        self._written.pop(uid, None)
+        self._active.discard(uid)
 
     def active_flows(self) -> list[dict[str, Any]]:
         """The flows with work to do (`has_work`): what the stall sweep goes over, so its cost
