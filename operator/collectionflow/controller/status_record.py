@@ -27,12 +27,12 @@ async def restore_status(
     meta = body["metadata"]
     observed = body.get("status") or {}
     changed = sorted(key for key in {*observed, *record} if observed.get(key) != record.get(key))
-    ctx.cache.status_restored(meta["uid"])
     if not changed:
+        ctx.cache.status_restored(meta["uid"])
         return body
     ctx.leadership.fence()
     written = await ctx.kube.patch_flow_status(body, merge_patch(observed, record))
-    ctx.cache.wrote_flow(written)
+    ctx.cache.wrote_flow(written)  # the record again, and no longer someone else's
     ctx.metrics.status_overwritten.inc()
     message = (
         f"status fields {', '.join(changed)} were written by someone other than the operator; "
